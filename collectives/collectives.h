@@ -1,0 +1,134 @@
+/* ringtrain collectives: gradient allreduce for data-parallel training.
+ *
+ * A communicator wraps an MPI communicator (CPU buffers). After
+ * coll_comm_create() every MPI call of the process is made by the
+ * communicator's single progress thread (the process must be initialised
+ * with MPI_Init_thread(..., MPI_THREAD_SERIALIZED or higher)); compute
+ * threads only queue work and wait. Collectives run in the order they were
+ * started, which must be the same on every rank.
+ *
+ * Buffers are persistent: the first call of a given size may allocate,
+ * later calls do not. Algorithms (ring, rd, shm, copy, mpi, ...) are chosen
+ * per call by bytes, ranks and topology, or forced by name through
+ * coll_config_t.algorithm or the RINGTRAIN_ALLREDUCE environment variable.
+ */
+#ifndef RINGTRAIN_COLLECTIVES_H
+#define RINGTRAIN_COLLECTIVES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mpi.h>
+
+typedef enum {
+    COLL_F32 = 0,  /* float */
+    COLL_F16 = 1,  /* IEEE binary16, accumulated in fp32 */
+    COLL_BF16 = 2, /* bfloat16, accumulated in fp32 */
+    COLL_DTYPE_COUNT
+} coll_dtype_t;
+
+typedef enum {
+    COLL_SUM = 0,
+    COLL_AVG = 1, /* sum, then one scale by 1/ranks */
+    COLL_OP_COUNT
+} coll_op_t;
+
+/* Pass as sendbuf for an in-place allreduce (recvbuf holds the input). Passing
+ * sendbuf == recvbuf is in-place as well. */
+#define COLL_IN_PLACE ((const void *)1)
+
+typedef struct coll_comm coll_comm_t;
+
+typedef struct {
+    /* Algorithm name to force for every allreduce ("auto" or NULL: choose per
+     * call; the RINGTRAIN_ALLREDUCE environment variable overrides NULL). */
+    const char *algorithm;
+    /* Ring pipeline segment in bytes (0: default). */
+    size_t segment_bytes;
+    /* Seconds a collective may wait for a peer before the communicator
+     * reports which ranks are missing and fails with RT_ETIMEDOUT
+     * (0: wait forever). */
+    double stall_timeout;
+} coll_config_t;
+
+/* Fills cfg with defaults. */
+void coll_config_init(coll_config_t *cfg);
+
+/* Creates a communicator over mpi_comm (duplicated internally; the caller
+ * keeps ownership of mpi_comm). Collective over mpi_comm. cfg may be NULL.
+ * Returns 0 or RT_E...; RT_EINVAL names the unknown algorithm on stderr. */
+int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
+                     const coll_config_t *cfg);
+/* Stops the progress thread and frees everything. Accepts NULL. Must not be
+ * called with collectives in flight. Collective (frees shared segments). */
+void coll_comm_destroy(coll_comm_t *comm);
+
+int coll_comm_rank(const coll_comm_t *comm);
+int coll_comm_size(const coll_comm_t *comm);
+/* Ranks on this host, this rank's index among them, number of hosts. */
+int coll_comm_local_rank(const coll_comm_t *comm);
+int coll_comm_local_size(const coll_comm_t *comm);
+int coll_comm_host_count(const coll_comm_t *comm);
+
+/* Size in bytes of one element of dtype (0 for an unknown dtype). */
+size_t coll_dtype_size(coll_dtype_t dtype);
+const char *coll_dtype_name(coll_dtype_t dtype);
+const char *coll_op_name(coll_op_t op);
+
+/* Names of every algorithm, NULL-terminated ("auto" not included). */
+const char *const *coll_algorithm_names(void);
+/* The algorithm that would run for this call (for logs and timelines). */
+const char *coll_algorithm_for(const coll_comm_t *comm, size_t count,
+                               coll_dtype_t dtype);
+
+/* An asynchronous operation. Caller-owned; must stay valid (not moved or
+ * reused) until coll_wait() returned or coll_test() reported done. */
+typedef struct coll_request {
+    /* Internal: managed by the communicator. */
+    struct coll_comm *comm;
+    const void *sendbuf;
+    void *recvbuf;
+    size_t count;
+    int dtype;
+    int op;
+    int algorithm;
+    int kind;
+    int root;
+    volatile int done;   /* written by the progress thread */
+    volatile int status; /* 0 or RT_E..., valid when done */
+    struct coll_request *next;
+    uint64_t seq;
+} coll_request_t;
+
+/* Allreduce: recvbuf[i] = op over ranks of sendbuf[i], i < count. count may be
+ * 0 (buffers may then be NULL). Blocking. */
+int coll_allreduce(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                   size_t count, coll_dtype_t dtype, coll_op_t op);
+
+/* Asynchronous allreduce: queues the operation for the progress thread and
+ * returns at once. The buffers must not be touched until it completes. */
+int coll_allreduce_start(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                         size_t count, coll_dtype_t dtype, coll_op_t op,
+                         coll_request_t *req);
+/* *done = 1 when the request finished; returns its status then, else 0. */
+int coll_test(coll_request_t *req, int *done);
+/* Blocks until the request finished; returns its status. */
+int coll_wait(coll_request_t *req);
+
+/* Small helpers for programs (all blocking, all through the progress
+ * thread, so programs need no MPI calls after init). */
+int coll_barrier(coll_comm_t *comm);
+/* Broadcast bytes from root to every rank (any size). */
+int coll_broadcast(coll_comm_t *comm, void *buf, size_t bytes, int root);
+/* values[count] of doubles: elementwise max / min / sum over ranks, in place. */
+int coll_allreduce_f64_max(coll_comm_t *comm, double *values, size_t count);
+int coll_allreduce_f64_min(coll_comm_t *comm, double *values, size_t count);
+int coll_allreduce_f64_sum(coll_comm_t *comm, double *values, size_t count);
+/* all[size] receives every rank's value (rank order). */
+int coll_allgather_u64(coll_comm_t *comm, uint64_t value, uint64_t *all);
+
+/* Fatal-error path for programs: aborts every rank of the job (MPI_Abort on
+ * the communicator's MPI communicator). Safe to call from any thread. */
+void coll_abort(coll_comm_t *comm, int exit_code);
+
+#endif

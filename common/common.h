@@ -1,0 +1,76 @@
+/* ringtrain common: error codes, logging, clocks and small utilities shared
+ * by every module. Library code returns 0 or a negative RT_E... code and never
+ * exits; programs turn codes into messages with rt_strerror(). */
+#ifndef RINGTRAIN_COMMON_H
+#define RINGTRAIN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One list generates the enum and rt_strerror(). Codes are negative. */
+#define RT_ERRNO_MAP(X)                                                        \
+    X(INVAL, -1, "invalid argument")                                           \
+    X(NOMEM, -2, "out of memory")                                              \
+    X(IO, -3, "input/output error")                                            \
+    X(FORMAT, -4, "malformed input")                                           \
+    X(RANGE, -5, "value out of range")                                         \
+    X(NOTSUP, -6, "not supported")                                             \
+    X(MPI, -7, "MPI error")                                                    \
+    X(CUDA, -8, "CUDA error")                                                  \
+    X(NCCL, -9, "NCCL error")                                                  \
+    X(TIMEDOUT, -10, "timed out")                                              \
+    X(MISMATCH, -11, "ranks disagree")                                         \
+    X(NONFINITE, -12, "non-finite value")                                      \
+    X(BUSY, -13, "resource busy")                                              \
+    X(NOENT, -14, "no such file or entry")                                     \
+    X(SYS, -15, "system call failed")                                          \
+    X(ABORTED, -16, "operation aborted")                                       \
+    X(CORRUPT, -17, "data corrupt (checksum mismatch)")
+
+enum {
+#define RT__ERR_ENUM(name, value, text) RT_E##name = (value),
+    RT_ERRNO_MAP(RT__ERR_ENUM)
+#undef RT__ERR_ENUM
+};
+
+/* Text for an RT_E... code (or "success" for 0). Never NULL. */
+const char *rt_strerror(int code);
+
+/* Logging. Every line is prefixed "[host:rank] " once rt_log_set_rank() was
+ * called, so multi-rank output can be told apart. */
+void rt_log_set_rank(int rank);
+void rt_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void rt_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void rt_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Fills buf with "host:rank" (or "host" before the rank is known). */
+void rt_log_prefix(char *buf, size_t bytes);
+
+/* Monotonic clock in seconds. */
+double rt_now(void);
+
+/* Aligned allocation (alignment a power of two >= sizeof(void *)); free with
+ * rt_free_aligned(), which accepts NULL. Memory is zeroed. */
+void *rt_alloc_aligned(size_t bytes, size_t alignment);
+void rt_free_aligned(void *ptr);
+
+/* Round up to a multiple of align (a power of two). */
+static inline size_t rt_align_up(size_t value, size_t align)
+{
+    return (value + align - 1) & ~(align - 1);
+}
+
+/* CRC-32C (Castagnoli), as used by checkpoints. crc starts at 0. */
+uint32_t rt_crc32c(uint32_t crc, const void *data, size_t bytes);
+
+/* FNV-1a 64-bit, for hashing shapes and settings. h starts at RT_FNV_OFFSET. */
+#define RT_FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+uint64_t rt_fnv1a(uint64_t h, const void *data, size_t bytes);
+
+/* Parse a whole decimal string into [min, max]; returns RT_EINVAL on junk,
+ * RT_ERANGE when out of bounds. Accepts a K/M/G suffix (powers of 1024) when
+ * allow_suffix is set. */
+int rt_parse_u64(const char *text, uint64_t min, uint64_t max, int allow_suffix,
+                 uint64_t *out);
+int rt_parse_double(const char *text, double min, double max, double *out);
+
+#endif
