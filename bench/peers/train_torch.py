@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""PyTorch peer of ringtrain-worker: the same models, batch, threads, optimizer
+and data, printing the same lines (step table, `total images/sec`,
+`Accuracy @ 1`), so both can run side by side.
+
+Uses Debian's python3-torch / python3-torchvision. One process trains alone;
+under mpirun (--ddp) every rank joins a DistributedDataParallel (gloo) job,
+the peer of ringtrain's multi-rank runs.
+
+  python3 bench/peers/train_torch.py --model=lenet --batch_size=64 --num_intra_threads=1
+  mpirun -np 2 python3 bench/peers/train_torch.py --ddp --model=lenet ...
+"""
+import argparse
+import gzip
+import math
+import os
+import resource
+import statistics
+import struct
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def mlp(classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.ReLU(),
+                         nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, classes))
+
+
+def lenet(classes):
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(7 * 7 * 64, 512), nn.ReLU(), nn.Linear(512, classes))
+
+
+def trivial(classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(227 * 227 * 3, 1), nn.ReLU(),
+                         nn.Linear(1, 4096), nn.ReLU(), nn.Linear(4096, classes))
+
+
+class BasicBlock(nn.Module):
+    """CIFAR ResNet block with a 1x1 conv + BN projection when the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (self.shortcut(x) if self.shortcut is not None else x))
+
+
+def resnet20(classes):
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for stage, width in enumerate((16, 32, 64)):
+        for block in range(3):
+            layers.append(BasicBlock(cin, width, 2 if stage > 0 and block == 0 else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
+    return nn.Sequential(*layers)
+
+
+def resnet50(classes):
+    import torchvision
+    return torchvision.models.resnet50(num_classes=classes)
+
+
+def resnet101(classes):
+    import torchvision
+    return torchvision.models.resnet101(num_classes=classes)
+
+
+MODELS = {  # name: (builder, input shape, classes)
+    "trivial": (trivial, (3, 227, 227), 1000),
+    "mlp": (mlp, (1, 28, 28), 10),
+    "lenet": (lenet, (1, 28, 28), 10),
+    "resnet20": (resnet20, (3, 32, 32), 10),
+    "resnet50": (resnet50, (3, 224, 224), 1000),
+    "resnet101": (resnet101, (3, 224, 224), 1000),
+}
+
+
+def read_idx(path, magic):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if struct.unpack(">I", data[:4])[0] != magic:
+        sys.exit(f"train_torch.py: error: {path}: bad IDX magic")
+    if magic == 0x803:
+        n, h, w = struct.unpack(">III", data[4:16])
+        return torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).view(n, 1, h, w)
+    n = struct.unpack(">I", data[4:8])[0]
+    return torch.frombuffer(bytearray(data[8:]), dtype=torch.uint8).long()
+
+
+def find(d, name):
+    p = os.path.join(d, name)
+    return p if os.path.exists(p) else p + ".gz"
+
+
+def fashion_mnist(d, split):
+    images = read_idx(find(d, f"{split}-images-idx3-ubyte"), 0x803)
+    labels = read_idx(find(d, f"{split}-labels-idx1-ubyte"), 0x801)
+    return (images.float() / 255.0 - 0.2860) / 0.3530, labels
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="lenet", choices=sorted(MODELS))
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--num_batches", type=int, default=100)
+    p.add_argument("--num_epochs", type=float, default=0)
+    p.add_argument("--num_warmup_batches", type=int, default=10)
+    p.add_argument("--display_every", type=int, default=10)
+    p.add_argument("--num_intra_threads", type=int, default=1)
+    p.add_argument("--data_name", default="synthetic", choices=["synthetic", "fashion_mnist"])
+    p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--learning_rate", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight_decay", type=float, default=0.00004)
+    p.add_argument("--eval", action="store_true")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--ddp", action="store_true", help="join a gloo DDP job (run under mpirun)")
+    a = p.parse_args()
+
+    torch.set_num_threads(a.num_intra_threads)
+    torch.manual_seed(a.seed)
+    rank, size = 0, 1
+    if a.ddp:
+        import torch.distributed as dist
+        rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", 0)))
+        size = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1)))
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29511")
+        dist.init_process_group("gloo", rank=rank, world_size=size)
+
+    build, shape, classes = MODELS[a.model]
+    model = build(classes)
+    nparams = sum(t.numel() for t in model.parameters())
+    if a.ddp:
+        model = nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.SGD(model.parameters(), lr=a.learning_rate, momentum=a.momentum,
+                          weight_decay=a.weight_decay)
+
+    if a.data_name == "fashion_mnist":
+        train_x, train_y = fashion_mnist(a.data_dir, "train")
+    else:
+        g = torch.Generator().manual_seed(a.seed + rank)
+        train_x = torch.randn((a.batch_size,) + shape, generator=g)
+        train_y = torch.randint(0, classes, (a.batch_size,), generator=g)
+    global_batch = a.batch_size * size
+    steps_per_epoch = max(1, len(train_x) // global_batch)
+    warmup, timed = a.num_warmup_batches, a.num_batches
+    if a.num_epochs > 0:
+        total = max(1, math.ceil(a.num_epochs * steps_per_epoch))
+        warmup = min(warmup, total - 1)
+        timed = total - warmup
+
+    if rank == 0:
+        print(f"Model:       {a.model} (PyTorch {torch.__version__})")
+        print(f"Dataset:     {a.data_name}")
+        print(f"Batch size:  {global_batch} global\n             {a.batch_size} per rank")
+        print(f"Num batches: {timed}")
+        print(f"Ranks:       {size}")
+        print(f"Threads:     {a.num_intra_threads} per rank")
+        print(f"Parameters:  {nparams:,}")
+        print("==========\nRunning warm up", flush=True)
+
+    perm, epoch = None, -1
+    times = []
+    model.train()
+    t_start = time.perf_counter()
+    for step in range(warmup + timed):
+        if step == warmup:
+            if rank == 0:
+                print("Done warm up\nStep\tImg/sec\ttotal_loss", flush=True)
+            t_start = time.perf_counter()
+        t0 = time.perf_counter()
+        if a.data_name == "fashion_mnist":
+            e = step // steps_per_epoch
+            if e != epoch:
+                perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(a.seed + e))
+                epoch = e
+            first = (step % steps_per_epoch) * global_batch + rank * a.batch_size
+            idx = perm[first:first + a.batch_size]
+            x, y = train_x[idx], train_y[idx]
+        else:
+            x, y = train_x, train_y
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if step < warmup:
+            continue
+        times.append(dt)
+        k = len(times)
+        if rank == 0 and (k == 1 or k % a.display_every == 0 or k == timed):
+            speeds = [global_batch / t for t in times]
+            mean = global_batch / statistics.fmean(times)
+            unc = statistics.pstdev(speeds) / math.sqrt(len(speeds))
+            med = statistics.median(speeds)
+            jitter = 1.4826 * statistics.median([abs(s - med) for s in speeds])
+            print(f"{k}\timages/sec: {mean:.1f} +/- {unc:.1f} (jitter = {jitter:.1f})\t{loss.item():.3f}",
+                  flush=True)
+    elapsed = time.perf_counter() - t_start
+    if a.ddp:
+        import torch.distributed as dist
+        t = torch.tensor([elapsed], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        elapsed = t.item()
+    if rank == 0:
+        print("-" * 64)
+        print(f"total images/sec: {global_batch * timed / elapsed:.2f}")
+        print("-" * 64)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(f"peak RSS (rank 0): {rss:.0f} MiB", flush=True)
+    if a.eval:
+        model.eval()
+        if a.data_name == "fashion_mnist":
+            test_x, test_y = fashion_mnist(a.data_dir, "t10k")
+        else:
+            test_x, test_y = train_x, train_y
+        first, last = len(test_x) * rank // size, len(test_x) * (rank + 1) // size
+        correct = 0
+        with torch.no_grad():
+            for i in range(first, last, a.batch_size):
+                out = model(test_x[i:min(last, i + a.batch_size)])
+                correct += (out.argmax(1) == test_y[i:min(last, i + a.batch_size)]).sum().item()
+        if a.ddp:
+            import torch.distributed as dist
+            t = torch.tensor([correct], dtype=torch.float64)
+            dist.all_reduce(t)
+            correct = t.item()
+        if rank == 0:
+            print(f"Accuracy @ 1 = {correct / len(test_x):.4f} [{len(test_x)} examples]", flush=True)
+    if a.ddp:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

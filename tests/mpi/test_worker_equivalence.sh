@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Data-parallel equivalence: 2 ranks x batch 16 == 1 rank x batch 32 after 5
+# steps (mlp and lenet: no batch norm), same initial parameters and data.
+# Also checks the comparison can fail: 4 steps vs 5 steps must differ.
+set -euo pipefail
+worker=$1
+compare="$(dirname "$0")/../tools/compare_params.py"
+tmp=$(mktemp -d /tmp/ringtrain-equiv.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+run() { # np batch steps out
+    mpirun -np "$1" --oversubscribe "$worker" --model="$model" --batch_size="$2" \
+        --num_batches="$3" --num_warmup_batches=0 --display_every=1 \
+        --learning_rate=0.05 --weight_decay=0.0001 --num_intra_threads=1 \
+        --bind=none --dump_params="$4" >"$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
+}
+for model in mlp lenet; do
+    run 1 32 5 "$tmp/one.bin"
+    run 2 16 5 "$tmp/two.bin"
+    run 1 32 4 "$tmp/four.bin"
+    echo "$model: 2x16 vs 1x32 after 5 steps"
+    python3 "$compare" "$tmp/two.bin" "$tmp/one.bin" --max-rel 1e-4
+    echo "$model: 4 steps vs 5 steps (must differ)"
+    python3 "$compare" "$tmp/four.bin" "$tmp/one.bin" --min-rel 1e-3
+done

@@ -1,0 +1,70 @@
+/* ringtrain worker: training data.
+ *
+ * Synthetic (tf_cnn_benchmarks behaviour): one fixed set of random images and
+ * random labels, made once and reused every step. Sample i of the global
+ * batch is a function of (seed, i) only, so rank r of n at batch b sees the
+ * same samples as slice r of one rank at batch n*b.
+ *
+ * Fashion-MNIST: IDX files (plain or .gz). Each epoch is shuffled by a
+ * permutation that depends on (seed, epoch) only; every rank computes the
+ * same permutation and takes its own disjoint slice of each global batch.
+ */
+#ifndef RINGTRAIN_WORKER_DATA_H
+#define RINGTRAIN_WORKER_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int c, h, w, classes;
+    size_t count;
+    uint8_t *pixels;   /* IDX images (count, c*h*w), or NULL */
+    float *floats;     /* synthetic images (count, c*h*w), or NULL */
+    int32_t *labels;   /* (count) */
+} dataset_t;
+
+void dataset_free(dataset_t *d);
+
+/* Makes `count` synthetic samples of shape (c, h, w) with labels in
+ * [0, classes). Returns 0 or RT_ENOMEM. */
+int dataset_synthetic(dataset_t *d, int c, int h, int w, int classes,
+                      size_t count, uint64_t seed);
+
+/* Reads an IDX image file and its label file (each plain or gzip). On bad
+ * input returns RT_EFORMAT / RT_ENOENT / RT_EIO with a message naming the
+ * file and the problem in err. Labels must be < classes. */
+int dataset_load_idx(dataset_t *d, const char *images_path,
+                     const char *labels_path, int classes, char *err,
+                     size_t err_bytes);
+
+/* Fashion-MNIST from dir: train-* into train, t10k-* into test (test may be
+ * NULL). Finds "<name>" or "<name>.gz". */
+int dataset_load_fashion_mnist(dataset_t *train, dataset_t *test,
+                               const char *dir, char *err, size_t err_bytes);
+
+/* Hands out each rank's slice of each global batch. */
+typedef struct {
+    const dataset_t *ds;
+    int rank, ranks, batch;   /* batch per rank */
+    int shuffle;              /* permute per epoch (real data) */
+    uint64_t seed;
+    size_t steps_per_epoch;   /* global batches per epoch (remainder dropped) */
+    long epoch;               /* epoch the permutation is for, -1 = none */
+    uint32_t *perm;           /* (ds->count) */
+    float *images;            /* (batch, c*h*w) staging for real data */
+    int32_t *labels;          /* (batch) */
+} sampler_t;
+
+int sampler_init(sampler_t *s, const dataset_t *ds, int rank, int ranks,
+                 int batch, int shuffle, uint64_t seed);
+void sampler_free(sampler_t *s);
+/* Batch of global step `step` (0-based): points *images / *labels at this
+ * rank's samples (normalised floats). No allocation. */
+void sampler_batch(sampler_t *s, uint64_t step, const float **images,
+                   const int32_t **labels);
+/* Fills images/labels with samples [first, first+count) of the dataset in
+ * order (for evaluation). */
+void dataset_copy_range(const dataset_t *d, size_t first, size_t count,
+                        float *images, int32_t *labels);
+
+#endif

@@ -1,0 +1,152 @@
+/* ringtrain worker: a model is a list of nodes (conv, batch norm, relu,
+ * pooling, linear, residual add) over three arenas:
+ *
+ *   params   all learned parameters, one contiguous block carved by a size
+ *            table in REVERSE node order (the last node's parameters first),
+ *            so backward makes gradients ready as a growing prefix;
+ *   grads    mirrors params exactly (one buffer for the allreduce);
+ *   momentum mirrors params (optimizer state).
+ *
+ * Activations live in a fourth arena sized for the batch at build time;
+ * in-place relu and residual add reuse their input's storage when nothing
+ * else needs it. Activation gradients share a small pool assigned by liveness
+ * (a gradient lives from its last consumer's backward to its producer's),
+ * so backward needs a few activation-sized buffers, not one per layer.
+ * Nothing here allocates after model_build().
+ */
+#ifndef RINGTRAIN_WORKER_MODEL_H
+#define RINGTRAIN_WORKER_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    NODE_CONV,
+    NODE_BN,
+    NODE_RELU,
+    NODE_MAXPOOL,
+    NODE_AVGPOOL,
+    NODE_GAP,
+    NODE_LINEAR,
+    NODE_ADD,
+} node_kind_t;
+
+typedef enum {
+    INIT_TORCH_DEFAULT, /* U(+-1/sqrt(fan_in)) for weights and biases */
+    INIT_KAIMING_FAN_OUT, /* N(0, sqrt(2/fan_out)), torchvision's ResNet convs */
+} init_kind_t;
+
+typedef struct {
+    int c, h, w;          /* per-sample shape (h = w = 1 for vectors) */
+    int producer;         /* node index, -1 for the model input */
+    int consumers;        /* number of nodes reading it */
+    int last_consumer;    /* highest consumer node index */
+    int storage;          /* tensor whose activation storage this one uses */
+    int grad_storage;     /* tensor whose gradient buffer this one uses */
+    size_t act_offset;    /* floats, into the activation arena (if own storage) */
+    size_t grad_offset;   /* floats, into the gradient pool (if own buffer) */
+    float *act;           /* resolved pointers, valid after model_build */
+    float *grad;
+} tensor_t;
+
+typedef struct {
+    node_kind_t kind;
+    int in0, in1;         /* tensor ids (in1 only for add) */
+    int out;
+    /* conv / pool / linear geometry */
+    int oc, k, stride, pad;
+    int has_bias;
+    init_kind_t init;
+    /* parameters: offsets in floats into params/grads/momentum */
+    size_t w_off, w_count, b_off, b_count;
+    /* batch norm: running stats (state arena) and saved stats (act arena) */
+    size_t run_off, save_off;
+    /* max pooling argmax (act arena, int32 reinterpreted) */
+    size_t argmax_off;
+    int32_t *argmax;
+    float *save_mean, *save_rstd, *run_mean, *run_var;
+} node_t;
+
+#define MODEL_MAX_NODES 512
+#define MODEL_MAX_TENSORS (MODEL_MAX_NODES + 1)
+
+typedef struct {
+    char name[32];
+    int batch;            /* batch size the activation arena is sized for */
+    int in_c, in_h, in_w; /* input image shape */
+    int classes;
+    int node_count, tensor_count;
+    node_t nodes[MODEL_MAX_NODES];
+    tensor_t tensors[MODEL_MAX_TENSORS];
+    int input, logits;    /* tensor ids */
+
+    size_t param_count;   /* floats (without alignment padding) */
+    size_t arena_floats;  /* floats in params/grads/momentum, with padding */
+    /* ready_prefix[i]: floats of the grads arena complete once nodes i..end
+     * finished backward (monotone non-increasing in i). */
+    size_t ready_prefix[MODEL_MAX_NODES];
+    float *params, *grads, *momentum;
+    size_t state_floats;
+    float *state;         /* batch-norm running statistics */
+
+    size_t act_floats;
+    float *act;           /* activations, argmax, saved statistics */
+    size_t gradpool_floats;
+    float *gradpool;      /* activation gradients + one accumulation buffer */
+    float *grad_scratch;  /* where a second contribution is formed before add */
+    size_t workspace_floats;
+    float *workspace;     /* conv im2col scratch */
+    float *probs;         /* (batch, classes) softmax output */
+    unsigned char *grad_written; /* per tensor, reset each backward */
+    int bn_eval;          /* forward uses running statistics */
+} model_t;
+
+/* Builder: add nodes, then model_build() sizes and allocates everything.
+ * Each call returns the id of the output tensor, or -1 on a shape error. */
+void model_begin(model_t *m, const char *name, int in_c, int in_h, int in_w,
+                 int classes);
+int model_conv(model_t *m, int in, int oc, int k, int stride, int pad,
+               int has_bias, init_kind_t init);
+int model_bn(model_t *m, int in);
+int model_relu(model_t *m, int in);
+int model_maxpool(model_t *m, int in, int k, int stride, int pad);
+int model_avgpool(model_t *m, int in, int k, int stride, int pad);
+int model_gap(model_t *m, int in);
+int model_linear(model_t *m, int in, int out_features, int has_bias);
+int model_add(model_t *m, int a, int b);
+
+/* Sizes arenas for `batch` and allocates them (the only allocation). The
+ * last tensor added is the logits. Returns 0 or RT_E... */
+int model_build(model_t *m, int batch);
+void model_free(model_t *m);
+
+/* Creates one of the known models ("trivial", "mlp", "lenet", "resnet20",
+ * "resnet50", "resnet101") with `classes` outputs (0: the model's default)
+ * and builds it for `batch`. RT_ENOENT for an unknown name. */
+int model_create(model_t *m, const char *name, int classes, int batch);
+/* NULL-terminated list of model names. */
+const char *const *model_names(void);
+/* Default input shape and classes of a named model; RT_ENOENT if unknown. */
+int model_default_shape(const char *name, int *c, int *h, int *w, int *classes);
+
+/* Initialises parameters (deterministic in seed) and batch-norm state. */
+void model_init_params(model_t *m, uint64_t seed);
+
+/* Hash of the architecture: node kinds, shapes, parameter layout. */
+uint64_t model_shape_hash(const model_t *m);
+
+/* Forward on input (B, C, H, W) with B <= batch; returns mean loss and fills
+ * probs. labels may be NULL (then no loss: returns 0). */
+float model_forward(model_t *m, const float *input, const int32_t *labels,
+                    int B);
+/* Callback after each node's backward: the first `ready_floats` of the grads
+ * arena are final. */
+typedef void (*model_ready_fn)(void *ctx, size_t ready_floats);
+/* Backward from the loss of the last forward (training mode). */
+void model_backward(model_t *m, const float *input, const int32_t *labels,
+                    int B, model_ready_fn ready, void *ctx);
+
+/* Memory the model holds, in bytes (arenas). */
+size_t model_memory_bytes(const model_t *m);
+
+#endif

@@ -1,0 +1,287 @@
+/* ringtrain worker: command line, tf_cnn_benchmarks style. One table lists
+ * every flag with its type and bounds; the parser and the help text both
+ * read it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "model.h"
+#include "worker.h"
+
+typedef enum { OPT_INT, OPT_LONG, OPT_DOUBLE, OPT_BOOL, OPT_STRING, OPT_CHOICE } opt_type_t;
+
+typedef struct {
+    const char *name;
+    opt_type_t type;
+    size_t offset;
+    double min, max;       /* numbers */
+    size_t size;           /* strings */
+    const char *choices;   /* OPT_CHOICE: "a|b|c", stored as the index */
+    const char *help;
+} opt_t;
+
+#define OFF(field) offsetof(worker_options_t, field)
+#define SZ(field) sizeof(((worker_options_t *)0)->field)
+/* Accepted for compatibility, not stored. */
+#define NOSTORE ((size_t)-1)
+
+static const opt_t opts[] = {
+    {"model", OPT_STRING, OFF(model), 0, 0, SZ(model), NULL,
+     "trivial | mlp | lenet | resnet20 | resnet50 | resnet101 (default lenet)"},
+    {"batch_size", OPT_INT, OFF(batch_size), 1, 65536, 0, NULL,
+     "images per rank per step (default 64)"},
+    {"num_batches", OPT_LONG, OFF(num_batches), 1, 1e12, 0, NULL,
+     "timed steps (default 100; exclusive with --num_epochs)"},
+    {"num_epochs", OPT_DOUBLE, OFF(num_epochs), 1e-9, 1e6, 0, NULL,
+     "epochs over the training set instead of --num_batches"},
+    {"num_warmup_batches", OPT_INT, OFF(num_warmup_batches), 0, 1e9, 0, NULL,
+     "untimed steps before timing starts (default 10)"},
+    {"display_every", OPT_INT, OFF(display_every), 1, 1e9, 0, NULL,
+     "print a step line every N steps (default 10)"},
+    {"data_name", OPT_CHOICE, OFF(data), 0, 0, 0, "synthetic|fashion_mnist",
+     "synthetic (default) or fashion_mnist"},
+    {"data_dir", OPT_STRING, OFF(data_dir), 0, 0, SZ(data_dir), NULL,
+     "directory of the IDX files (default /usr/share/datasets/fashion-mnist)"},
+    {"learning_rate", OPT_DOUBLE, OFF(learning_rate), 0, 1e6, 0, NULL,
+     "SGD learning rate (default 0.01)"},
+    {"momentum", OPT_DOUBLE, OFF(momentum), 0, 1, 0, NULL,
+     "SGD momentum (default 0.9)"},
+    {"weight_decay", OPT_DOUBLE, OFF(weight_decay), 0, 1, 0, NULL,
+     "L2 weight decay (default 0.00004)"},
+    {"num_intra_threads", OPT_INT, OFF(num_intra_threads), 0, 1024, 0, NULL,
+     "compute threads per rank (default 0: the cores of this rank's slot)"},
+    {"eval", OPT_BOOL, OFF(eval), 0, 0, 0, NULL,
+     "after training, print \"Accuracy @ 1\" on the test set"},
+    {"device", OPT_CHOICE, OFF(device), 0, 0, 0, "cpu|cuda",
+     "cpu (default) or cuda"},
+    {"seed", OPT_LONG, OFF(seed), 0, 9.2e18, 0, NULL,
+     "seed for initial parameters and data order (default 1234)"},
+    {"tf_random_seed", OPT_LONG, OFF(seed), 0, 9.2e18, 0, NULL,
+     "alias of --seed"},
+    {"bucket_mb", OPT_DOUBLE, OFF(bucket_mb), 0.001, 4096, 0, NULL,
+     "gradient bucket size in MiB (default 25)"},
+    {"overlap", OPT_BOOL, OFF(overlap), 0, 0, 0, NULL,
+     "allreduce buckets while backward runs (default true; --nooverlap to compare)"},
+    {"bind", OPT_CHOICE, OFF(bind), 0, 0, 0, "none|core",
+     "core (default): bind each rank to its share of the host's cores; none"},
+    {"allreduce", OPT_STRING, OFF(allreduce), 0, 0, SZ(allreduce), NULL,
+     "force an allreduce algorithm (default auto; see RINGTRAIN_ALLREDUCE)"},
+    {"variable_update", OPT_CHOICE, NOSTORE, 0, 0, 0, "allreduce|horovod",
+     "allreduce (default; horovod is accepted as its alias)"},
+    {"optimizer", OPT_CHOICE, NOSTORE, 0, 0, 0, "momentum|sgd",
+     "momentum or sgd: both are SGD with --momentum"},
+    {"data_format", OPT_CHOICE, NOSTORE, 0, 0, 0, "NCHW",
+     "NCHW (the only layout)"},
+    {"dump_params", OPT_STRING, OFF(dump_params), 0, 0, SZ(dump_params), NULL,
+     "rank 0 writes the final parameters (raw float32) to this file"},
+    {"help", OPT_BOOL, OFF(help), 0, 0, 0, NULL, "print this help"},
+};
+#define OPT_COUNT (sizeof opts / sizeof opts[0])
+
+void worker_options_init(worker_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->model, sizeof o->model, "lenet");
+    o->batch_size = 64;
+    o->num_batches = 0;
+    o->num_warmup_batches = 10;
+    o->display_every = 10;
+    o->data = WORKER_DATA_SYNTHETIC;
+    snprintf(o->data_dir, sizeof o->data_dir, "/usr/share/datasets/fashion-mnist");
+    o->learning_rate = 0.01;
+    o->momentum = 0.9;
+    o->weight_decay = 0.00004;
+    o->device = WORKER_DEVICE_CPU;
+    o->seed = 1234;
+    o->bucket_mb = 25;
+    o->overlap = 1;
+    o->bind = 1;
+}
+
+const char *worker_usage(void)
+{
+    static char text[8192];
+    if (text[0])
+        return text;
+    size_t used = (size_t)snprintf(text, sizeof text,
+        "usage: ringtrain-worker [--flag=value ...]   (run under mpirun; rank 0 prints)\n"
+        "Trains a model data-parallel, tf_cnn_benchmarks style; prints images/sec.\n\n");
+    for (size_t i = 0; i < OPT_COUNT && used < sizeof text; i++) {
+        const char *arg = opts[i].type == OPT_BOOL ? "" :
+                          opts[i].type == OPT_STRING || opts[i].type == OPT_CHOICE ? "=S" : "=N";
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s%s", opts[i].name, arg);
+        used += (size_t)snprintf(text + used, sizeof text - used, "  %-24s %s\n", flag,
+                                 opts[i].help);
+    }
+    return text;
+}
+
+static int choice_index(const char *choices, const char *value)
+{
+    int index = 0;
+    const char *p = choices;
+    size_t len = strlen(value);
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0)
+            return index;
+        index++;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static int set_value(worker_options_t *o, const opt_t *opt, const char *value,
+                     char *err, size_t err_bytes)
+{
+    char *base = (char *)o;
+    switch (opt->type) {
+    case OPT_BOOL: {
+        int v;
+        if (!value || strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
+            strcmp(value, "True") == 0)
+            v = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                 strcmp(value, "False") == 0)
+            v = 0;
+        else {
+            snprintf(err, err_bytes, "--%s=%s: expected true or false", opt->name, value);
+            return RT_EINVAL;
+        }
+        *(int *)(void *)(base + opt->offset) = v;
+        return 0;
+    }
+    case OPT_STRING:
+        if (strlen(value) >= opt->size) {
+            snprintf(err, err_bytes, "--%s: value longer than %zu characters", opt->name,
+                     opt->size - 1);
+            return RT_EINVAL;
+        }
+        memcpy(base + opt->offset, value, strlen(value) + 1);
+        return 0;
+    case OPT_CHOICE: {
+        int index = choice_index(opt->choices, value);
+        if (index < 0) {
+            snprintf(err, err_bytes, "--%s=%s: unknown value; choose one of %s", opt->name,
+                     value, opt->choices);
+            return RT_EINVAL;
+        }
+        /* Choices are stored as their index (--bind: none|core, so 0|1). */
+        if (opt->offset != NOSTORE)
+            *(int *)(void *)(base + opt->offset) = index;
+        return 0;
+    }
+    case OPT_DOUBLE: {
+        double v;
+        int rc = rt_parse_double(value, opt->min, opt->max, &v);
+        if (rc) {
+            snprintf(err, err_bytes, "--%s=%s: %s; expected a number in [%g, %g]", opt->name,
+                     value, rc == RT_ERANGE ? "out of range" : "not a number", opt->min,
+                     opt->max);
+            return RT_EINVAL;
+        }
+        *(double *)(void *)(base + opt->offset) = v;
+        return 0;
+    }
+    case OPT_INT:
+    case OPT_LONG: {
+        uint64_t v;
+        int rc = rt_parse_u64(value, (uint64_t)opt->min, (uint64_t)opt->max, 0, &v);
+        if (rc) {
+            snprintf(err, err_bytes, "--%s=%s: %s; expected a whole number in [%.0f, %.0f]",
+                     opt->name, value, rc == RT_ERANGE ? "out of range" : "not a whole number",
+                     opt->min, opt->max);
+            return RT_EINVAL;
+        }
+        if (opt->type == OPT_INT)
+            *(int *)(void *)(base + opt->offset) = (int)v;
+        else if (opt->offset == OFF(seed))
+            *(uint64_t *)(void *)(base + opt->offset) = v;
+        else
+            *(long *)(void *)(base + opt->offset) = (long)v;
+        return 0;
+    }
+    }
+    return RT_EINVAL;
+}
+
+int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
+                         size_t err_bytes)
+{
+    int saw_batches = 0, saw_epochs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            snprintf(err, err_bytes, "unexpected argument '%s'; flags look like --name=value (see --help)", arg);
+            return RT_EINVAL;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const opt_t *opt = NULL;
+        int negated = 0;
+        for (size_t k = 0; k < OPT_COUNT; k++)
+            if (strlen(opts[k].name) == name_len && strncmp(opts[k].name, name, name_len) == 0)
+                opt = &opts[k];
+        if (!opt && name_len > 2 && strncmp(name, "no", 2) == 0 && !eq) {
+            for (size_t k = 0; k < OPT_COUNT; k++)
+                if (opts[k].type == OPT_BOOL && strcmp(opts[k].name, name + 2) == 0)
+                    opt = &opts[k];
+            negated = opt != NULL;
+        }
+        if (!opt) {
+            snprintf(err, err_bytes, "unknown flag '--%.*s' (see --help for the list)",
+                     (int)name_len, name);
+            return RT_EINVAL;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (opt->type == OPT_BOOL) {
+            if (negated)
+                value = "false";
+        } else if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(err, err_bytes, "--%s needs a value", opt->name);
+                return RT_EINVAL;
+            }
+            value = argv[++i];
+        }
+        int rc = set_value(o, opt, value, err, err_bytes);
+        if (rc)
+            return rc;
+        if (strcmp(opt->name, "num_batches") == 0)
+            saw_batches = 1;
+        if (strcmp(opt->name, "num_epochs") == 0)
+            saw_epochs = 1;
+    }
+    if (o->help)
+        return 0;
+    if (saw_batches && saw_epochs) {
+        snprintf(err, err_bytes, "--num_batches and --num_epochs are exclusive; give one");
+        return RT_EINVAL;
+    }
+    if (!saw_batches && !saw_epochs)
+        o->num_batches = 100;
+    int c, h, w, classes;
+    if (model_default_shape(o->model, &c, &h, &w, &classes) != 0) {
+        char names[256] = "";
+        for (const char *const *n = model_names(); *n; n++) {
+            strncat(names, *n, sizeof names - strlen(names) - 1);
+            if (n[1])
+                strncat(names, ", ", sizeof names - strlen(names) - 1);
+        }
+        snprintf(err, err_bytes, "--model=%s: unknown model; choose one of %s", o->model, names);
+        return RT_EINVAL;
+    }
+    if (o->data == WORKER_DATA_FASHION_MNIST && (c != 1 || h != 28 || w != 28)) {
+        snprintf(err, err_bytes,
+                 "--model=%s takes %dx%dx%d images but fashion_mnist is 1x28x28; use mlp or lenet, or --data_name=synthetic",
+                 o->model, c, h, w);
+        return RT_EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,476 @@
+/* ringtrain worker: the data-parallel training loop.
+ *
+ * Every rank: agree on the model and settings (hash), take rank 0's initial
+ * parameters, then per step: its slice of the batch -> forward -> backward,
+ * handing each gradient bucket to the collectives' progress thread as soon
+ * as backward has finished its layers -> wait for all buckets (averaged) ->
+ * SGD on the whole parameter arena. Rank 0 prints tf_cnn_benchmarks' lines.
+ * Nothing in the step loop allocates.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "data.h"
+#include "kernels/kernels.h"
+#include "model.h"
+#include "topo.h"
+#include "worker.h"
+
+#define MAX_BUCKETS 1024
+/* PyTorch DDP's first bucket is small so communication starts early. */
+#define FIRST_BUCKET_BYTES (1u << 20)
+
+typedef struct {
+    coll_comm_t *comm;
+    float *grads;
+    int count;                       /* buckets */
+    size_t start[MAX_BUCKETS], end[MAX_BUCKETS];
+    int next;                        /* next bucket to start */
+    int started;                     /* buckets handed to the progress thread */
+    int overlap;
+    int status;
+    coll_request_t req[MAX_BUCKETS];
+} grad_sync_t;
+
+/* Buckets close at node boundaries (only whole layers are ever ready), the
+ * first at ~1 MiB, the rest at ~bucket_mb. */
+static void buckets_plan(grad_sync_t *g, const model_t *m, double bucket_mb)
+{
+    size_t cap = (size_t)(bucket_mb * 1048576.0 / sizeof(float));
+    if (cap < 1)
+        cap = 1;
+    /* Never more buckets than the request table holds. */
+    size_t min_cap = m->arena_floats / (MAX_BUCKETS - 1) + 1;
+    if (cap < min_cap)
+        cap = min_cap;
+    size_t first_cap = FIRST_BUCKET_BYTES / sizeof(float);
+    if (first_cap > cap)
+        first_cap = cap;
+    g->count = 0;
+    size_t start = 0;
+    for (int i = m->node_count - 1; i >= 0; i--) {
+        size_t ready = m->ready_prefix[i];
+        size_t limit = g->count == 0 ? first_cap : cap;
+        if (ready - start >= limit || (i == 0 && ready > start)) {
+            g->start[g->count] = start;
+            g->end[g->count] = ready;
+            g->count++;
+            start = ready;
+        }
+    }
+}
+
+static void bucket_start(grad_sync_t *g, int k)
+{
+    if (g->status)
+        return;
+    float *p = g->grads + g->start[k];
+    int rc = coll_allreduce_start(g->comm, COLL_IN_PLACE, p, g->end[k] - g->start[k],
+                                  COLL_F32, COLL_AVG, &g->req[k]);
+    if (rc)
+        g->status = rc;
+    else
+        g->started = k + 1;
+}
+
+static void on_ready(void *ctx, size_t ready_floats)
+{
+    grad_sync_t *g = ctx;
+    if (!g->overlap)
+        return;
+    while (g->next < g->count && g->end[g->next] <= ready_floats)
+        bucket_start(g, g->next++);
+}
+
+static int buckets_finish(grad_sync_t *g)
+{
+    while (g->next < g->count)
+        bucket_start(g, g->next++);
+    int status = g->status;
+    for (int k = 0; k < g->started; k++) {
+        int rc = coll_wait(&g->req[k]);
+        if (rc && !status)
+            status = rc;
+    }
+    g->next = 0;
+    g->started = 0;
+    g->status = 0;
+    return status;
+}
+
+/* Every rank learns whether any rank failed (the failing rank has printed
+ * why); returns the most negative code. */
+static int agree_status(coll_comm_t *comm, int rc)
+{
+    double worst = -(double)rc;
+    if (coll_allreduce_f64_max(comm, &worst, 1) != 0)
+        return RT_EMPI;
+    return -(int)worst;
+}
+
+static uint64_t settings_hash(const worker_options_t *o, const model_t *m)
+{
+    uint64_t h = model_shape_hash(m);
+    double nums[8] = {(double)o->batch_size, o->learning_rate, o->momentum,
+                      o->weight_decay, (double)o->num_batches, o->num_epochs,
+                      o->bucket_mb, (double)o->num_warmup_batches};
+    int flags[4] = {(int)o->data, o->overlap, (int)o->device, o->eval};
+    h = rt_fnv1a(h, nums, sizeof nums);
+    h = rt_fnv1a(h, flags, sizeof flags);
+    h = rt_fnv1a(h, &o->seed, sizeof o->seed);
+    return rt_fnv1a(h, o->allreduce, strlen(o->allreduce));
+}
+
+static int check_agreement(coll_comm_t *comm, uint64_t mine)
+{
+    int size = coll_comm_size(comm), rank = coll_comm_rank(comm);
+    uint64_t *all = calloc((size_t)size, sizeof *all);
+    if (!all)
+        return RT_ENOMEM;
+    int rc = coll_allgather_u64(comm, mine, all);
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    int differ = 0;
+    char list[256] = "";
+    for (int r = 0; r < size; r++) {
+        if (all[r] == all[0])
+            continue;
+        differ++;
+        size_t used = strlen(list);
+        if (used < sizeof list - 16)
+            snprintf(list + used, sizeof list - used, "%s%d", used ? ", " : "", r);
+    }
+    free(all);
+    if (!differ)
+        return 0;
+    fprintf(stderr,
+            "ringtrain-worker: error: rank %d: ranks disagree on the model or training flags "
+            "(rank(s) %s differ from rank 0); start every rank with the same command line\n",
+            rank, list);
+    return RT_EMISMATCH;
+}
+
+static void print_thousands(char *buf, size_t bytes, size_t value)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%zu", value);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 2 < bytes; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+/* tf_cnn_benchmarks' statistics over per-step speeds: mean speed from the
+ * mean time, uncertainty = std / sqrt(n), jitter = 1.4826 * MAD. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void speed_stats(const double *times, size_t count, double images,
+                        double *sorted, double *mean, double *uncertainty,
+                        double *jitter)
+{
+    double tsum = 0, ssum = 0, ssq = 0;
+    for (size_t i = 0; i < count; i++) {
+        double s = images / times[i];
+        tsum += times[i];
+        ssum += s;
+        ssq += s * s;
+        sorted[i] = s;
+    }
+    *mean = images / (tsum / (double)count);
+    double smean = ssum / (double)count;
+    double var = ssq / (double)count - smean * smean;
+    *uncertainty = var > 0 ? sqrt(var) / sqrt((double)count) : 0.0;
+    qsort(sorted, count, sizeof(double), cmp_double);
+    double median = count % 2 ? sorted[count / 2]
+                              : 0.5 * (sorted[count / 2 - 1] + sorted[count / 2]);
+    for (size_t i = 0; i < count; i++)
+        sorted[i] = fabs(sorted[i] - median);
+    qsort(sorted, count, sizeof(double), cmp_double);
+    double mad = count % 2 ? sorted[count / 2]
+                           : 0.5 * (sorted[count / 2 - 1] + sorted[count / 2]);
+    *jitter = 1.4826 * mad;
+}
+
+static int write_params(const char *path, const model_t *m)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return RT_EIO;
+    size_t n = fwrite(m->params, sizeof(float), m->arena_floats, f);
+    int bad = n != m->arena_floats;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return RT_EIO;
+    }
+    return 0;
+}
+
+static int evaluate(coll_comm_t *comm, model_t *m, const dataset_t *ds,
+                    float *images, int32_t *labels, double *accuracy)
+{
+    int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
+    size_t first = ds->count * (size_t)rank / (size_t)size;
+    size_t last = ds->count * (size_t)(rank + 1) / (size_t)size;
+    double counts[2] = {0, (double)(last - first)};
+    m->bn_eval = 1;
+    for (size_t i = first; i < last; i += (size_t)m->batch) {
+        int B = (int)((last - i) < (size_t)m->batch ? last - i : (size_t)m->batch);
+        dataset_copy_range(ds, i, (size_t)B, images, labels);
+        model_forward(m, images, NULL, B);
+        counts[0] += accuracy_count_cpu(m->tensors[m->logits].act, labels, B, m->classes);
+    }
+    m->bn_eval = 0;
+    int rc = coll_allreduce_f64_sum(comm, counts, 2);
+    *accuracy = counts[1] > 0 ? counts[0] / counts[1] : 0.0;
+    return rc;
+}
+
+int worker_run(const worker_options_t *o, coll_comm_t *comm)
+{
+    int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
+    int local_rank = coll_comm_local_rank(comm), local_size = coll_comm_local_size(comm);
+    int rc = 0;
+    model_t *m = NULL;
+    dataset_t train = {0}, test = {0};
+    sampler_t sampler = {0};
+    double *times = NULL, *scratch = NULL;
+    float *eval_images = NULL;
+    int32_t *eval_labels = NULL;
+    grad_sync_t *sync = NULL;
+    char err[1536] = "";
+
+    if (o->device == WORKER_DEVICE_CUDA) {
+        if (rank == 0)
+            fprintf(stderr, "ringtrain-worker: error: --device=cuda: this build has no CUDA "
+                            "support; rebuild with -Dcuda=enabled on a machine with nvcc, or use --device=cpu\n");
+        return RT_EINVAL;
+    }
+
+    topo_info_t topo;
+    int prc = topo_place(&topo, local_rank, local_size, o->bind);
+    if (prc && rank == 0)
+        rt_log_warn("could not bind to cores (%s); running unbound", rt_strerror(prc));
+    int threads = o->num_intra_threads > 0 ? o->num_intra_threads : topo.share;
+    kernels_set_num_threads(threads);
+
+    m = calloc(1, sizeof *m);
+    if (!m)
+        return RT_ENOMEM;
+    int c, h, w, classes;
+    model_default_shape(o->model, &c, &h, &w, &classes);
+    rc = model_create(m, o->model, classes, o->batch_size);
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: cannot build model %s at batch %d: %s\n",
+                rank, o->model, o->batch_size, rt_strerror(rc));
+    }
+    rc = agree_status(comm, rc);
+    if (rc)
+        goto out;
+    rc = agree_status(comm, check_agreement(comm, settings_hash(o, m)));
+    if (rc)
+        goto out;
+
+    /* Data. */
+    if (o->data == WORKER_DATA_FASHION_MNIST) {
+        rc = dataset_load_fashion_mnist(&train, o->eval ? &test : NULL, o->data_dir, err,
+                                        sizeof err);
+        if (rc)
+            fprintf(stderr, "ringtrain-worker: error: %s (--data_dir=%s; Debian package dataset-fashion-mnist)\n",
+                    err, o->data_dir);
+    } else {
+        rc = dataset_synthetic(&train, c, h, w, m->classes,
+                               (size_t)o->batch_size * (size_t)size, o->seed);
+    }
+    if (!rc) {
+        rc = sampler_init(&sampler, &train, rank, size, o->batch_size,
+                          o->data != WORKER_DATA_SYNTHETIC, o->seed);
+        if (rc == RT_EINVAL)
+            fprintf(stderr, "ringtrain-worker: error: --batch_size=%d x %d ranks is larger than "
+                            "the %zu training samples; use a smaller batch\n",
+                    o->batch_size, size, train.count);
+    }
+    rc = agree_status(comm, rc);
+    if (rc)
+        goto out;
+
+    long warmup = o->num_warmup_batches;
+    long timed = o->num_batches;
+    if (o->num_epochs > 0) {
+        long total = (long)ceil(o->num_epochs * (double)sampler.steps_per_epoch);
+        if (total < 1)
+            total = 1;
+        if (warmup >= total)
+            warmup = total - 1;
+        timed = total - warmup;
+    }
+
+    /* Parameters: rank 0's initial values everywhere. */
+    model_init_params(m, o->seed);
+    rc = coll_broadcast(comm, m->params, m->arena_floats * sizeof(float), 0);
+    if (!rc)
+        rc = coll_broadcast(comm, m->state, m->state_floats * sizeof(float), 0);
+    if (rc)
+        goto out;
+
+    sync = calloc(1, sizeof *sync);
+    size_t keep = (size_t)(timed < (1L << 20) ? timed : (1L << 20));
+    times = calloc(keep, sizeof *times);
+    scratch = calloc(keep, sizeof *scratch);
+    if (!sync || !times || !scratch) {
+        rc = RT_ENOMEM;
+        goto out;
+    }
+    sync->comm = comm;
+    sync->grads = m->grads;
+    sync->overlap = o->overlap;
+    buckets_plan(sync, m, o->bucket_mb);
+
+    double global_batch = (double)o->batch_size * size;
+    if (rank == 0) {
+        char params[32];
+        print_thousands(params, sizeof params, m->param_count);
+        printf("ringtrain:   %s\n", "0.1.0");
+        printf("Model:       %s\n", o->model);
+        if (o->data == WORKER_DATA_SYNTHETIC)
+            printf("Dataset:     synthetic (%dx%dx%d, %d classes)\n", c, h, w, m->classes);
+        else
+            printf("Dataset:     fashion_mnist (%s, %zu training images)\n", o->data_dir, train.count);
+        printf("Mode:        training\n");
+        printf("Batch size:  %.0f global\n", global_batch);
+        printf("             %d per rank\n", o->batch_size);
+        printf("Num batches: %ld\n", timed);
+        printf("Num epochs:  %.2f\n", (double)(warmup + timed) * global_batch / (double)train.count);
+        printf("Ranks:       %d on %d host(s)\n", size, coll_comm_host_count(comm));
+        printf("Device:      cpu, %d thread(s) per rank\n", threads);
+        printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
+               topo.cores, topo.numa_nodes, topo.gpus, topo.bound);
+        printf("Parameters:  %s\n", params);
+        printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
+               o->learning_rate, o->momentum, o->weight_decay);
+        printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s, %s)\n", sync->count,
+               o->bucket_mb, o->overlap ? "on" : "off",
+               coll_algorithm_for(comm, sync->end[sync->count - 1] - sync->start[sync->count - 1], COLL_F32));
+        printf("==========\n");
+        printf("Running warm up\n");
+        fflush(stdout);
+    }
+
+    double t_start = 0;
+    long total_steps = warmup + timed;
+    for (long step = 0; step < total_steps; step++) {
+        if (step == warmup) {
+            if (rank == 0) {
+                if (warmup > 0)
+                    printf("Done warm up\n");
+                printf("Step\tImg/sec\ttotal_loss\n");
+                fflush(stdout);
+            }
+            t_start = rt_now();
+        }
+        double t0 = rt_now();
+        const float *images;
+        const int32_t *labels;
+        sampler_batch(&sampler, (uint64_t)step, &images, &labels);
+        float loss = model_forward(m, images, labels, o->batch_size);
+        if (!isfinite(loss)) {
+            fprintf(stderr, "ringtrain-worker: error: rank %d: non-finite loss (%g) at step %ld; "
+                            "lower --learning_rate or check the data\n",
+                    rank, (double)loss, step + 1);
+            coll_abort(comm, 1);
+            rc = RT_ENONFINITE;
+            goto out;
+        }
+        model_backward(m, images, labels, o->batch_size, on_ready, sync);
+        rc = buckets_finish(sync);
+        if (rc) {
+            fprintf(stderr, "ringtrain-worker: error: rank %d: gradient allreduce failed at step %ld: %s\n",
+                    rank, step + 1, rt_strerror(rc));
+            coll_abort(comm, 1);
+            goto out;
+        }
+        sgd_update_cpu(m->params, m->momentum, m->grads, m->arena_floats,
+                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
+        double dt = rt_now() - t0;
+        if (step < warmup)
+            continue;
+        long k = step - warmup;
+        times[(size_t)k % keep] = dt;
+        long shown = k + 1;
+        if (rank == 0 && (shown == 1 || shown % o->display_every == 0 || shown == timed)) {
+            size_t n = (size_t)(shown < (long)keep ? shown : (long)keep);
+            double mean, unc, jit;
+            speed_stats(times, n, global_batch, scratch, &mean, &unc, &jit);
+            printf("%ld\timages/sec: %.1f +/- %.1f (jitter = %.1f)\t%.3f\n", shown, mean, unc,
+                   jit, (double)loss);
+            fflush(stdout);
+        }
+    }
+    double elapsed = rt_now() - t_start;
+    rc = coll_allreduce_f64_max(comm, &elapsed, 1);
+    if (rc)
+        goto out;
+    if (rank == 0) {
+        printf("----------------------------------------------------------------\n");
+        printf("total images/sec: %.2f\n", global_batch * (double)timed / elapsed);
+        printf("----------------------------------------------------------------\n");
+        fflush(stdout);
+    }
+
+    if (o->eval) {
+        const dataset_t *eval_set = o->data == WORKER_DATA_FASHION_MNIST ? &test : &train;
+        size_t per = (size_t)c * (size_t)h * (size_t)w;
+        eval_images = rt_alloc_aligned((size_t)o->batch_size * per * sizeof(float), 64);
+        eval_labels = calloc((size_t)o->batch_size, sizeof(int32_t));
+        if (!eval_images || !eval_labels) {
+            rc = RT_ENOMEM;
+            goto out;
+        }
+        double accuracy = 0;
+        rc = evaluate(comm, m, eval_set, eval_images, eval_labels, &accuracy);
+        if (rc)
+            goto out;
+        if (rank == 0) {
+            printf("Accuracy @ 1 = %.4f [%zu examples]\n", accuracy, eval_set->count);
+            fflush(stdout);
+        }
+    }
+    if (o->dump_params[0] && rank == 0) {
+        rc = write_params(o->dump_params, m);
+        if (rc)
+            fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
+                    o->dump_params);
+    }
+    rc = agree_status(comm, rc);
+
+out:
+    rt_free_aligned(eval_images);
+    free(eval_labels);
+    free(times);
+    free(scratch);
+    free(sync);
+    sampler_free(&sampler);
+    dataset_free(&train);
+    dataset_free(&test);
+    if (m)
+        model_free(m);
+    free(m);
+    return rc;
+}

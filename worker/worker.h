@@ -1,0 +1,54 @@
+/* ringtrain worker: data-parallel training with tf_cnn_benchmarks' flags and
+ * output. worker_options_parse() reads the command line; worker_run() trains
+ * on a collectives communicator (every rank calls it with the same options).
+ */
+#ifndef RINGTRAIN_WORKER_H
+#define RINGTRAIN_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collectives/collectives.h"
+
+typedef enum { WORKER_DATA_SYNTHETIC, WORKER_DATA_FASHION_MNIST } worker_data_t;
+typedef enum { WORKER_DEVICE_CPU, WORKER_DEVICE_CUDA } worker_device_t;
+
+typedef struct {
+    char model[32];
+    int batch_size;            /* per rank */
+    long num_batches;          /* timed steps; 0: from num_epochs */
+    double num_epochs;         /* 0: use num_batches */
+    int num_warmup_batches;
+    int display_every;
+    worker_data_t data;
+    char data_dir[1024];
+    double learning_rate;
+    double momentum;
+    double weight_decay;
+    int num_intra_threads;     /* 0: the cores of this rank's slot */
+    int eval;
+    worker_device_t device;
+    uint64_t seed;
+    double bucket_mb;
+    int overlap;               /* start bucket allreduces during backward */
+    int bind;                  /* bind compute threads to the slot's cores */
+    char allreduce[32];        /* forced algorithm, "" = auto */
+    char dump_params[1024];    /* rank 0 writes final parameters here */
+    int help;
+} worker_options_t;
+
+void worker_options_init(worker_options_t *o);
+/* Parses argv (tf_cnn_benchmarks style: --flag=value or --flag value;
+ * booleans as --flag, --flag=true|false, --noflag). On error returns RT_EINVAL
+ * and writes a one-line message (naming the flag and what to do) into err. */
+int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
+                         size_t err_bytes);
+/* Help text for every flag. */
+const char *worker_usage(void);
+
+/* Trains as the options say. Returns 0, or RT_EINVAL/RT_EFORMAT/RT_ENOENT
+ * for bad input (the message is already printed; the program exits 2) or
+ * another RT_E... for a failure (exit 1). Collective over comm. */
+int worker_run(const worker_options_t *o, coll_comm_t *comm);
+
+#endif
