@@ -1,0 +1,35 @@
+/* ringtrain kernels, CPU internals shared by the files in kernels/cpu/ (not public).
+ *
+ * kern__sgemm is the one GEMM entry point: row-major C = alpha*op(A)*op(B) +
+ * beta*C. Every op that multiplies matrices goes through it, so the GEMM
+ * backend (OpenBLAS, or an own kernel) is chosen in one place.
+ *
+ * Threading: GEMMs are threaded by the backend; our own loops use OpenMP with
+ * kern__threads() threads, only when the loop is big enough to pay for the
+ * fork/join (KERN__PAR_MIN_FLOATS), and never around a GEMM call. */
+#ifndef RINGTRAIN_KERNELS_CPU_INTERNAL_H
+#define RINGTRAIN_KERNELS_CPU_INTERNAL_H
+
+#include <stddef.h>
+
+/* Elements a loop must touch before it is split across threads: below this
+ * the ~2-5 us fork/join costs more than the loop. */
+#define KERN__PAR_MIN_FLOATS ((size_t)1 << 15)
+
+/* Threads for our own loops (>= 1). */
+int kern__threads(void);
+
+/* Threads to use for a loop touching `count` elements: 1 when it is small. */
+static inline int kern__threads_for(size_t count)
+{
+    return count >= KERN__PAR_MIN_FLOATS ? kern__threads() : 1;
+}
+
+/* Row-major GEMM: C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C.
+ * trans_a: A is stored (K, M) with leading dimension lda; likewise trans_b.
+ * K == 0 leaves beta * C, as BLAS does. */
+void kern__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc);
+
+#endif
