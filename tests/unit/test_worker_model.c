@@ -122,7 +122,8 @@ static void test_whole_graph_gradient(void **state)
     float *dir = calloc(model.arena_floats, sizeof(float));
     float *base = malloc(model.arena_floats * sizeof(float));
     memcpy(base, model.params, model.arena_floats * sizeof(float));
-    const double eps = 1e-3;
+    /* Small enough that few units cross a relu kink, large enough for float. */
+    const double eps = 3e-4;
     int checks = 0;
     for (int trial = -1; trial < model.node_count; trial++) {
         const node_t *n = trial >= 0 ? &model.nodes[trial] : NULL;
