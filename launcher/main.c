@@ -606,8 +606,13 @@ int main(int argc, char **argv)
         goto done;
     }
     if (exit_code != 0)
-        fprintf(stderr, PROG ": mpirun exited with status %d%s\n", exit_code,
-                exit_code > 128 ? " (stopped by a signal)" : "");
+    {
+        if (exit_code > 128)
+            fprintf(stderr, PROG ": job ended by signal %d; exit status %d\n", exit_code - 128,
+                    exit_code);
+        else
+            fprintf(stderr, PROG ": mpirun exited with status %d\n", exit_code);
+    }
     code = exit_code;
 
 done:

@@ -258,15 +258,13 @@ static int get_int(ctx_t *c, const launch__yaml_node_t *map, const char *key, co
     int rc = map_get(c, map, key, field, &node);
     if (rc != 0 || node == NULL)
         return rc;
-    char shown[120];
+    char shown[120] = "";
     if (node->kind == LAUNCH__YAML_SCALAR)
         launch__quote(node->text, node->bytes, shown, sizeof shown);
-    else
-        snprintf(shown, sizeof shown, "(%s)", kind_text(node));
     if (node->kind != LAUNCH__YAML_SCALAR || scalar_class(node) != SC_INT) {
-        launch__error_set(c->err, "%s: expected an integer, got %s %s (line %d); write a whole "
-                          "number without quotes, e.g. %s: %lld",
-                          field, kind_text(node), shown, node->line, key, (long long)min);
+        launch__error_set(c->err, "%s: expected an integer, got %s%s%s (line %d); write a whole "
+                          "number without quotes, e.g. %s: %lld", field, kind_text(node),
+                          shown[0] ? " " : "", shown, node->line, key, (long long)min);
         return RT_EFORMAT;
     }
     const char *s = node->text;
@@ -319,9 +317,9 @@ static int get_bool(ctx_t *c, const launch__yaml_node_t *map, const char *key, c
     char shown[120] = "";
     if (node->kind == LAUNCH__YAML_SCALAR)
         launch__quote(node->text, node->bytes, shown, sizeof shown);
-    launch__error_set(c->err, "%s: expected true or false, got %s %s (line %d); write "
-                      "%s: true or %s: false", field, kind_text(node), shown, node->line, key,
-                      key);
+    launch__error_set(c->err, "%s: expected true or false, got %s%s%s (line %d); write "
+                      "%s: true or %s: false", field, kind_text(node), shown[0] ? " " : "",
+                      shown, node->line, key, key);
     return RT_EFORMAT;
 }
 

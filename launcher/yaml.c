@@ -260,7 +260,7 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
                     } else if (node->kind != LAUNCH__YAML_SCALAR) {
                         if (depth == LAUNCH__YAML_MAX_DEPTH) {
                             launch__error_set(err, "%s:%d:%d: nested deeper than %d levels; an "
-                                              "MPIJob is not, give the right file", source, line,
+                                              "MPIJob never is, give the right file", source, line,
                                               column, LAUNCH__YAML_MAX_DEPTH);
                             rc = RT_ERANGE;
                         } else {
