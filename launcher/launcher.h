@@ -203,7 +203,9 @@ int launch_argv_format(char *const *argv, char **line);
  * first forwarded signal waits kill_grace_s before SIGKILLing the group.
  * *exit_code: the child's exit status, 128+signal if it was killed, or
  * 128+signal of the first forwarded signal (the job was stopped by it).
- * Returns RT_ESYS (errno kept) when the spawn fails. */
-int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code);
+ * *forwarded (may be NULL): that signal, or 0. Returns RT_ESYS (errno kept)
+ * when the spawn fails. */
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
+               int *forwarded);
 
 #endif

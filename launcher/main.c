@@ -599,20 +599,20 @@ int main(int argc, char **argv)
     fprintf(stderr, PROG ": running: %s\n", line);
     fflush(stdout);
     fflush(stderr);
-    int exit_code = 0;
-    if (launch_run(mpirun_argv, env.vars, c.kill_grace_s, &exit_code) != 0) {
+    int exit_code = 0, forwarded = 0;
+    if (launch_run(mpirun_argv, env.vars, c.kill_grace_s, &exit_code, &forwarded) != 0) {
         code = fail(1, "mpirun: cannot start \"%s\": %s; install Open MPI (Debian: openmpi-bin) "
                     "or give its path with --mpirun", mpirun_argv[0], strerror(errno));
         goto done;
     }
-    if (exit_code != 0)
-    {
-        if (exit_code > 128)
-            fprintf(stderr, PROG ": job ended by signal %d; exit status %d\n", exit_code - 128,
-                    exit_code);
-        else
-            fprintf(stderr, PROG ": mpirun exited with status %d\n", exit_code);
-    }
+    if (forwarded)
+        fprintf(stderr, PROG ": stopped by signal %d (forwarded to mpirun); exit status %d\n",
+                forwarded, exit_code);
+    else if (exit_code > 128)
+        fprintf(stderr, PROG ": mpirun exited with status %d (128 + signal %d)\n", exit_code,
+                exit_code - 128);
+    else if (exit_code != 0)
+        fprintf(stderr, PROG ": mpirun exited with status %d\n", exit_code);
     code = exit_code;
 
 done:

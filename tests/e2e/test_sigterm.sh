@@ -43,6 +43,6 @@ echo "--- exit $rc after $(ms $t0 $t1) ms; all ranks gone after ${gone:+$(ms $t0
 [ -n "$gone" ] || e2e_fail "ranks still running 10 s after SIGTERM: $(pgrep -af -- "--tag $tag")"
 [ $rc = 143 ] || e2e_fail "launcher exited $rc, not 143"
 # 143 from bash also means "killed by SIGTERM": the launcher must have handled it.
-grep -q "job ended by signal 15; exit status 143" "$POD_DIR/stderr" ||
+grep -q "stopped by signal 15 (forwarded to mpirun); exit status 143" "$POD_DIR/stderr" ||
     e2e_fail "the launcher did not handle the SIGTERM itself"
 echo "PASS"

@@ -518,6 +518,10 @@ static void signal_case(int sig, int want_code)
     finish(pid, "sig", t0, &r);
     print_message("signal %d: exit %d after %.2f s: %s", sig, r.code, r.seconds, r.err);
     assert_int_equal(r.code, want_code);
+    char said[80];
+    snprintf(said, sizeof said, "stopped by signal %d (forwarded to mpirun); exit status %d", sig,
+             want_code);
+    assert_non_null(strstr(r.err, said));
     assert_true(process_gone(fake));
     if (sig == SIGTERM)
         assert_true(wait_for_file(term, 2)); /* mpirun got the SIGTERM itself */

@@ -183,16 +183,18 @@ static void test_run_exit_status(void **state)
     extern char **environ;
     int code = -1;
     char *ok[] = {FAKE, "fake-job", "exit", "0", NULL};
-    assert_int_equal(launch_run(ok, environ, 1.0, &code), 0);
+    assert_int_equal(launch_run(ok, environ, 1.0, &code, NULL), 0);
     assert_int_equal(code, 0);
     char *three[] = {FAKE, "fake-job", "exit", "3", NULL};
-    assert_int_equal(launch_run(three, environ, 1.0, &code), 0);
+    int forwarded = -1;
+    assert_int_equal(launch_run(three, environ, 1.0, &code, &forwarded), 0);
     assert_int_equal(code, 3);
+    assert_int_equal(forwarded, 0);
     char *killed[] = {FAKE, "fake-job", "kill", "KILL", NULL};
-    assert_int_equal(launch_run(killed, environ, 1.0, &code), 0);
+    assert_int_equal(launch_run(killed, environ, 1.0, &code, NULL), 0);
     assert_int_equal(code, 128 + 9);
     char *segv[] = {FAKE, "fake-job", "kill", "SEGV", NULL};
-    assert_int_equal(launch_run(segv, environ, 1.0, &code), 0);
+    assert_int_equal(launch_run(segv, environ, 1.0, &code, NULL), 0);
     assert_int_equal(code, 128 + 11);
 }
 
@@ -206,7 +208,7 @@ static void test_run_env_and_no_shell(void **state)
     char *envp[] = {"PATH=/usr/bin:/bin", "K_MPI_JOB_ROLE=launcher", "ODD=$(echo no)", NULL};
     char *argv[] = {FAKE, "fake-job", "env", path, NULL};
     int code = -1;
-    assert_int_equal(launch_run(argv, envp, 1.0, &code), 0);
+    assert_int_equal(launch_run(argv, envp, 1.0, &code, NULL), 0);
     assert_int_equal(code, 0);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
@@ -227,10 +229,10 @@ static void test_run_missing_program(void **state)
     char *argv[] = {"/nonexistent/mpirun", "x", NULL};
     int code = -1;
     errno = 0;
-    assert_int_equal(launch_run(argv, environ, 1.0, &code), RT_ESYS);
+    assert_int_equal(launch_run(argv, environ, 1.0, &code, NULL), RT_ESYS);
     assert_int_equal(errno, ENOENT);
     char *bare[] = {"ringtrain-no-such-mpirun", NULL};
-    assert_int_equal(launch_run(bare, environ, 1.0, &code), RT_ESYS);
+    assert_int_equal(launch_run(bare, environ, 1.0, &code, NULL), RT_ESYS);
 }
 
 int main(void)
