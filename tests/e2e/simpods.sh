@@ -195,9 +195,10 @@ pods_launcher() {
         "$LAUNCHER" "$@"
 }
 
-# A v2beta1 MPIJob for the pods above.
+# A v2beta1 MPIJob for the pods above; a 5th argument "true" sets
+# runLauncherAsWorker.
 pods_mpijob() {
-    local job=$1 ns=$2 workers=$3 slots=$4
+    local job=$1 ns=$2 workers=$3 slots=$4 as_worker=${5:-false}
     cat <<EOF
 apiVersion: kubeflow.org/v2beta1
 kind: MPIJob
@@ -206,6 +207,7 @@ metadata:
   namespace: $ns
 spec:
   slotsPerWorker: $slots
+  runLauncherAsWorker: $as_worker
   runPolicy:
     cleanPodPolicy: Running
   mpiReplicaSpecs:
