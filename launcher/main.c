@@ -533,6 +533,12 @@ int main(int argc, char **argv)
             printf("# hostfile %s%s\n", hostfile_path, have_job ? "" : " (used as it is)");
             fwrite(hostfile_text, 1, hostfile_bytes, stdout);
         }
+        size_t remote = hosts.count - (hosts.first_is_local && hosts.count > 0 ? 1 : 0);
+        if (remote > 0 && c.no_wait)
+            printf("# readiness: not waited for (--no-wait)\n");
+        else if (remote > 0)
+            printf("# readiness: wait up to %g s for %zu host%s to accept TCP on port %u\n",
+                   c.wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c.ssh_port);
         if (have_job) {
             printf("# %s (once the workers are up)\n", discover_path);
             fwrite(discover_text, 1, discover_bytes, stdout);

@@ -199,6 +199,7 @@ static void test_dry_run_2x8(void **state)
              "# hostfile /tmp/rt-job/hostfile\n"
              "tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc slots=8\n"
              "tensorflow-benchmarks-worker-1.tensorflow-benchmarks.default.svc slots=8\n"
+             "# readiness: wait up to 300 s for 2 hosts to accept TCP on port 22\n"
              "# /tmp/rt-job/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc\n"
