@@ -127,8 +127,8 @@ static bool host_is_local(const char *host)
     if (gethostname(self, sizeof self) != 0)
         return false;
     self[sizeof self - 1] = '\0';
-    size_t n = strlen(self);
-    return n > 0 && strncmp(host, self, n) == 0 && (host[n] == '\0' || host[n] == '.');
+    size_t self_bytes = strlen(self);
+    return self_bytes > 0 && strncmp(host, self, self_bytes) == 0 && (host[self_bytes] == '\0' || host[self_bytes] == '.');
 }
 
 static int parse_count(const char *text, size_t bytes, uint32_t *value)
@@ -325,16 +325,16 @@ static int buf_printf(buf_t *b, const char *fmt, ...)
         va_list ap;
         va_start(ap, fmt);
         size_t room = b->capacity - b->bytes;
-        int n = vsnprintf(b->data ? b->data + b->bytes : NULL, b->data ? room : 0, fmt, ap);
+        int wanted = vsnprintf(b->data ? b->data + b->bytes : NULL, b->data ? room : 0, fmt, ap);
         va_end(ap);
-        if (n < 0)
+        if (wanted < 0)
             return RT_EINVAL;
-        if (b->data != NULL && (size_t)n < room) {
-            b->bytes += (size_t)n;
+        if (b->data != NULL && (size_t)wanted < room) {
+            b->bytes += (size_t)wanted;
             return 0;
         }
         size_t capacity = b->capacity ? b->capacity : 4096;
-        while (capacity - b->bytes <= (size_t)n)
+        while (capacity - b->bytes <= (size_t)wanted)
             capacity *= 2;
         char *data = realloc(b->data, capacity);
         if (data == NULL)
@@ -369,14 +369,14 @@ static int host_cmp(const void *a, const void *b)
 {
     const char *x = *(const char *const *)a;
     const char *y = *(const char *const *)b;
-    size_t xn = strcspn(x, ".");
-    size_t yn = strcspn(y, ".");
-    size_t n = xn < yn ? xn : yn;
-    int c = memcmp(x, y, n);
+    size_t x_pod = strcspn(x, ".");
+    size_t y_pod = strcspn(y, ".");
+    size_t common = x_pod < y_pod ? x_pod : y_pod;
+    int c = memcmp(x, y, common);
     if (c != 0)
         return c;
-    if (xn != yn)
-        return xn < yn ? -1 : 1;
+    if (x_pod != y_pod)
+        return x_pod < y_pod ? -1 : 1;
     return strcmp(x, y);
 }
 
@@ -387,16 +387,16 @@ int launch_discover_hosts_render(const launch_hostlist_t *list, const unsigned c
     if (sorted == NULL)
         return RT_ENOMEM;
     size_t first = list->first_is_local && list->count > 0 ? 1 : 0;
-    size_t n = 0;
+    size_t count = 0;
     for (size_t i = first; i < list->count; i++)
         if (up == NULL || up[i])
-            sorted[n++] = list->hosts[i];
-    qsort(sorted, n, sizeof *sorted, host_cmp);
+            sorted[count++] = list->hosts[i];
+    qsort(sorted, count, sizeof *sorted, host_cmp);
     buf_t b = {0};
     int rc = buf_printf(&b, "#!/bin/sh\n");
     if (rc == 0 && first)
         rc = buf_printf(&b, "echo %s\n", list->hosts[0]);
-    for (size_t i = 0; rc == 0 && i < n; i++)
+    for (size_t i = 0; rc == 0 && i < count; i++)
         rc = buf_printf(&b, "echo %s\n", sorted[i]);
     free(sorted);
     if (rc != 0) {

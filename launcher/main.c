@@ -134,10 +134,10 @@ static int fail(int code, const char *fmt, ...)
 
 static bool valid_env_name(const char *s)
 {
-    size_t n = strcspn(s, "=");
-    if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+    size_t name_bytes = strcspn(s, "=");
+    if (name_bytes == 0 || (s[0] >= '0' && s[0] <= '9'))
         return false;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < name_bytes; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_'))
@@ -150,13 +150,13 @@ static bool valid_env_name(const char *s)
  * option does not match. *i is advanced past a separate value. */
 static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
 {
-    size_t n = strlen(name);
+    size_t name_bytes = strlen(name);
     const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0)
+    if (strncmp(a, name, name_bytes) != 0)
         return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n] != '\0')
+    if (a[name_bytes] == '=')
+        return a + name_bytes + 1;
+    if (a[name_bytes] != '\0')
         return NULL;
     if (*i + 1 >= argc) {
         *missing = 1;

@@ -88,11 +88,11 @@ typedef struct {
 
 typedef enum { SC_NULL, SC_BOOL, SC_INT, SC_FLOAT, SC_STRING } scalar_class_t;
 
-static bool all_digits(const char *s, size_t n)
+static bool all_digits(const char *s, size_t bytes)
 {
-    if (n == 0)
+    if (bytes == 0)
         return false;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < bytes; i++)
         if (s[i] < '0' || s[i] > '9')
             return false;
     return true;
@@ -117,19 +117,19 @@ static scalar_class_t scalar_class(const launch__yaml_node_t *node)
     if (!node->plain)
         return SC_STRING;
     const char *s = node->text;
-    size_t n = node->bytes;
+    size_t bytes = node->bytes;
     if (text_in(s, nulls))
         return SC_NULL;
     if (text_in(s, bools))
         return SC_BOOL;
     size_t sign = (s[0] == '-' || s[0] == '+') ? 1 : 0;
-    if (all_digits(s + sign, n - sign))
+    if (all_digits(s + sign, bytes - sign))
         return SC_INT;
-    if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
+    if (bytes > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
         return SC_INT;
     /* Anything strtod takes whole (1.5, 1e3, .inf, .nan) is a float. */
     bool has_digit = false;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < bytes; i++)
         if (s[i] >= '0' && s[i] <= '9')
             has_digit = true;
     static const char *const specials[] = {".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF",
@@ -141,7 +141,7 @@ static scalar_class_t scalar_class(const launch__yaml_node_t *node)
         char *end = NULL;
         errno = 0;
         (void)strtod(s, &end);
-        if (end == s + n)
+        if (end == s + bytes)
             return SC_FLOAT;
     }
     return SC_STRING;
@@ -352,9 +352,9 @@ static int quantity_units(const launch__yaml_node_t *node, int64_t *units)
     if (node->kind != LAUNCH__YAML_SCALAR)
         return RT_EFORMAT;
     const char *s = node->text;
-    size_t n = node->bytes;
-    bool milli = n > 1 && s[n - 1] == 'm';
-    size_t digits = milli ? n - 1 : n;
+    size_t bytes = node->bytes;
+    bool milli = bytes > 1 && s[bytes - 1] == 'm';
+    size_t digits = milli ? bytes - 1 : bytes;
     if (!all_digits(s, digits) || digits > 15)
         return RT_EFORMAT;
     int64_t v = 0;

@@ -61,10 +61,10 @@ static int env_push(launch_env_t *env, size_t *capacity, const char *name, const
 /* Value of name in a NULL-terminated environ, or NULL. */
 static const char *env_find(const char *const *env, const char *name)
 {
-    size_t n = strlen(name);
+    size_t name_bytes = strlen(name);
     for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-        if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
-            return env[i] + n + 1;
+        if (strncmp(env[i], name, name_bytes) == 0 && env[i][name_bytes] == '=')
+            return env[i] + name_bytes + 1;
     return NULL;
 }
 
@@ -79,27 +79,27 @@ int launch_env_additions(const char *const *base, launch_mpi_t mpi, const char *
         const char *name;
         const char *value;
     } want[8];
-    size_t n = 0;
-    want[n++] = (struct env_pair){"K_MPI_JOB_ROLE", "launcher"};
+    size_t count = 0;
+    want[count++] = (struct env_pair){"K_MPI_JOB_ROLE", "launcher"};
     switch (mpi) {
     case LAUNCH_MPI_OPENMPI:
-        want[n++] = (struct env_pair){"OMPI_MCA_orte_keep_fqdn_hostnames", "true"};
-        want[n++] = (struct env_pair){"OMPI_MCA_orte_default_hostfile", hostfile_path};
-        want[n++] = (struct env_pair){"OMPI_MCA_plm_rsh_args", ssh_args};
-        want[n++] = (struct env_pair){"OMPI_MCA_orte_set_default_slots", slots_text};
+        want[count++] = (struct env_pair){"OMPI_MCA_orte_keep_fqdn_hostnames", "true"};
+        want[count++] = (struct env_pair){"OMPI_MCA_orte_default_hostfile", hostfile_path};
+        want[count++] = (struct env_pair){"OMPI_MCA_plm_rsh_args", ssh_args};
+        want[count++] = (struct env_pair){"OMPI_MCA_orte_set_default_slots", slots_text};
         break;
     case LAUNCH_MPI_INTEL:
-        want[n++] = (struct env_pair){"I_MPI_HYDRA_HOST_FILE", hostfile_path};
-        want[n++] = (struct env_pair){"I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS", ssh_args};
-        want[n++] = (struct env_pair){"I_MPI_PERHOST", slots_text};
+        want[count++] = (struct env_pair){"I_MPI_HYDRA_HOST_FILE", hostfile_path};
+        want[count++] = (struct env_pair){"I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS", ssh_args};
+        want[count++] = (struct env_pair){"I_MPI_PERHOST", slots_text};
         break;
     case LAUNCH_MPI_MPICH:
-        want[n++] = (struct env_pair){"HYDRA_HOST_FILE", hostfile_path};
-        want[n++] = (struct env_pair){"HYDRA_LAUNCH_EXTRA_ARGS", ssh_args};
+        want[count++] = (struct env_pair){"HYDRA_HOST_FILE", hostfile_path};
+        want[count++] = (struct env_pair){"HYDRA_LAUNCH_EXTRA_ARGS", ssh_args};
         break;
     }
     size_t capacity = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < count; i++) {
         if (want[i].value == NULL || env_find(base, want[i].name) != NULL)
             continue;
         int rc = env_push(out, &capacity, want[i].name, want[i].value);
@@ -139,10 +139,10 @@ static int name_cmp(const void *a, const void *b)
 
 static bool export_listed(const launch_env_t *out, const char *entry)
 {
-    size_t n = strcspn(entry, "=");
+    size_t name_bytes = strcspn(entry, "=");
     for (size_t i = 0; i < out->count; i++) {
-        size_t m = strcspn(out->vars[i], "=");
-        if (m == n && strncmp(out->vars[i], entry, n) == 0)
+        size_t listed_bytes = strcspn(out->vars[i], "=");
+        if (listed_bytes == name_bytes && strncmp(out->vars[i], entry, name_bytes) == 0)
             return true;
     }
     return false;
@@ -170,11 +170,11 @@ int launch_exports_collect(const char *const *env, const char *const *user, size
         if (!match)
             continue;
         char name[256];
-        size_t n = (size_t)(eq - env[i]);
-        if (n >= sizeof name)
+        size_t name_bytes = (size_t)(eq - env[i]);
+        if (name_bytes >= sizeof name)
             continue;
-        memcpy(name, env[i], n);
-        name[n] = '\0';
+        memcpy(name, env[i], name_bytes);
+        name[name_bytes] = '\0';
         if (!export_listed(out, name))
             rc = env_push(out, &capacity, name, NULL);
     }
@@ -292,9 +292,9 @@ int launch_argv_format(char *const *argv, char **line_out)
         if (i > 0)
             line[o++] = ' ';
         if (shell_safe(argv[i])) {
-            size_t n = strlen(argv[i]);
-            memcpy(line + o, argv[i], n);
-            o += n;
+            size_t word_bytes = strlen(argv[i]);
+            memcpy(line + o, argv[i], word_bytes);
+            o += word_bytes;
             continue;
         }
         line[o++] = '\'';

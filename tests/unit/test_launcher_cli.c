@@ -74,11 +74,11 @@ static pid_t start(const char *const *args, char *const *envp, const char *tag)
     snprintf(out, sizeof out, "%s/%s.out", scratch, tag);
     snprintf(err, sizeof err, "%s/%s.err", scratch, tag);
     const char *argv[64];
-    size_t n = 0;
-    argv[n++] = LAUNCHER_EXE;
-    for (size_t i = 0; args[i] != NULL && n < 63; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
+    size_t count = 0;
+    argv[count++] = LAUNCHER_EXE;
+    for (size_t i = 0; args[i] != NULL && count < 63; i++)
+        argv[count++] = args[i];
+    argv[count] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -296,16 +296,16 @@ static void test_bad_input_exits_2(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *args[16];
-        size_t n = 0;
+        size_t count = 0;
         /* A NULL right after --output-dir stands for outdir; the next ends the list. */
         for (size_t k = 0; k < 12; k++) {
             bool is_dir = k > 0 && cases[i].args[k - 1] != NULL &&
                           strcmp(cases[i].args[k - 1], "--output-dir") == 0;
             if (cases[i].args[k] == NULL && !is_dir)
                 break;
-            args[n++] = cases[i].args[k] ? cases[i].args[k] : outdir;
+            args[count++] = cases[i].args[k] ? cases[i].args[k] : outdir;
         }
-        args[n] = NULL;
+        args[count] = NULL;
         result_t *r = run(args, NULL);
         print_message("case %zu: exit %d: %s", i, r->code, r->err);
         assert_int_equal(r->code, 2);
