@@ -12,7 +12,9 @@
 #
 # Cleanup (on any exit): every process in one of the run's network
 # namespaces is killed, which also destroys the namespaces, veths and
-# bridge; then the temporary directory is removed.
+# bridge; then the temporary directory is removed. Should the test itself be
+# SIGKILLed, the namespace holders and sshd still end on their own after
+# E2E_MAX_SECONDS.
 #
 #   pods_require                      exit 77 (skip) when this cannot run here
 #   pods_up JOB NS WORKERS [NOSSHD]   create launcher + WORKERS pods; NOSSHD: a
@@ -25,6 +27,7 @@
 
 E2E_SUBNET=10.99.0
 E2E_PORT=2222
+E2E_MAX_SECONDS=900
 
 e2e_skip() { echo "SKIP: $*"; exit 77; }
 e2e_fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -52,7 +55,10 @@ declare -A SSHD_PID=()
 pods_cleanup() {
     local rc=$?
     set +e
-    trap - EXIT INT TERM
+    # Run to the end even if another INT/TERM comes while cleaning up.
+    trap - EXIT
+    trap '' INT TERM
+    disown -a 2>/dev/null # no "Killed" job notices for what is ended below
     local nets=() p n x
     for p in $SWITCH_PID "${POD_PID[@]}"; do
         n=$(readlink "/proc/$p/ns/net" 2>/dev/null) && nets+=("$n")
@@ -67,7 +73,6 @@ pods_cleanup() {
         done
     fi
     for p in $SWITCH_PID "${POD_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
     [ -n "$POD_DIR" ] && [ -d "$POD_DIR" ] && rm -rf "$POD_DIR"
     POD_DIR=
     return $rc
@@ -140,7 +145,7 @@ pods_up() {
     trap 'exit 143' TERM
     pods_write_configs "$job" "$ns" "$workers"
 
-    unshare --net sleep 1000000 &
+    unshare --net sleep $E2E_MAX_SECONDS &
     SWITCH_PID=$!
     ns_wait $SWITCH_PID
     nsenter -t $SWITCH_PID -n ip link add br0 type bridge ||
@@ -151,7 +156,7 @@ pods_up() {
     for ((i = 0; i < workers; i++)); do POD_NAMES+=("$job-worker-$i"); done
     for ((i = 0; i < ${#POD_NAMES[@]}; i++)); do
         name=${POD_NAMES[$i]}
-        unshare --net --uts --mount sleep 1000000 &
+        unshare --net --uts --mount sleep $E2E_MAX_SECONDS &
         pid=$!
         POD_PID[$name]=$pid
         ns_wait "$pid"
@@ -175,8 +180,8 @@ pods_up() {
 
 pods_start_sshd() {
     local name=${POD_NAMES[$((1 + $1))]}
-    nsenter -t "${POD_PID[$name]}" -n -u -m /usr/sbin/sshd -D -e -f "$POD_DIR/sshd_config" \
-        >>"$POD_DIR/sshd-$name.log" 2>&1 &
+    nsenter -t "${POD_PID[$name]}" -n -u -m timeout $E2E_MAX_SECONDS \
+        /usr/sbin/sshd -D -e -f "$POD_DIR/sshd_config" >>"$POD_DIR/sshd-$name.log" 2>&1 &
     SSHD_PID[$name]=$!
 }
 
