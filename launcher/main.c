@@ -498,6 +498,18 @@ int main(int argc, char **argv)
         code = fail(1, "out of memory building the environment");
         goto done;
     }
+    /* Remote orteds look a relative program up from their own directory
+     * before moving to mpirun's, so "build/x" would not be found on a worker:
+     * make a relative path with a '/' absolute (same image, same layout). */
+    char program_abs[8192];
+    if (!c.local && c.program_count > 0 && c.program[0][0] != '/' &&
+        strchr(c.program[0], '/') != NULL) {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) != NULL &&
+            (size_t)snprintf(program_abs, sizeof program_abs, "%s/%s",
+                             strcmp(cwd, "/") == 0 ? "" : cwd, c.program[0]) < sizeof program_abs)
+            c.program[0] = program_abs;
+    }
     static const char *const placeholder[] = {"PROGRAM", "[ARGS...]"};
     launch_argv_opts_t ao = {
         .mpirun = c.mpirun ? c.mpirun : "mpirun",

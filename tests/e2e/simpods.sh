@@ -190,7 +190,7 @@ pods_start_sshd() {
 # execs, so call it in a subshell: ( pods_launcher ... ) [&]; with & the
 # pid in $! is then the launcher's own.
 pods_launcher() {
-    exec nsenter -t "${POD_PID[${POD_NAMES[0]}]}" -n -u -m env \
+    exec nsenter -t "${POD_PID[${POD_NAMES[0]}]}" -n -u -m --wd="$PWD" env \
         OMPI_MCA_plm_rsh_agent=ssh \
         OMPI_MCA_plm_rsh_args="-F $POD_DIR/ssh_config -o ConnectionAttempts=10" \
         OMPI_MCA_plm_rsh_no_tree_spawn=1 \

@@ -218,6 +218,29 @@ static void test_dry_run_2x8(void **state)
     assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
 }
 
+static void test_relative_program_made_absolute(void **state)
+{
+    (void)state;
+    /* Workers resolve a relative program from their own directory, so the
+     * launcher passes it as an absolute path; names from PATH and --local
+     * runs are left as given. */
+    char cwd[4096], want[4200];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    const char *rel[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", "--", "bin/worker",
+                         "sub/arg", NULL};
+    result_t *r = run(rel, NULL);
+    assert_int_equal(r->code, 0);
+    snprintf(want, sizeof want, " %s/bin/worker sub/arg\n", cwd);
+    assert_non_null(strstr(r->out, want));
+    const char *bare[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", "--", "python3",
+                          "train.py", NULL};
+    r = run(bare, NULL);
+    assert_non_null(strstr(r->out, " python3 train.py\n"));
+    const char *local[] = {"--local", "-np", "2", "--dry-run", "--", "bin/worker", NULL};
+    r = run(local, NULL);
+    assert_non_null(strstr(r->out, " bin/worker\n"));
+}
+
 static void test_print_hostfile(void **state)
 {
     (void)state;
@@ -591,6 +614,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_documents_every_flag),
         cmocka_unit_test(test_dry_run_2x8),
+        cmocka_unit_test(test_relative_program_made_absolute),
         cmocka_unit_test(test_print_hostfile),
         cmocka_unit_test(test_bad_input_exits_2),
         cmocka_unit_test(test_hostfile_mode),
