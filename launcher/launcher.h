@@ -1,0 +1,211 @@
+/* ringtrain launcher: turns a kubeflow MPIJob (or an operator-written
+ * hostfile) into the hostfile and discover_hosts.sh the mpi-operator
+ * controller would write, waits until every worker answers on its ssh port,
+ * and runs mpirun with posix_spawn, forwarding signals and returning the
+ * job's exit status. Standalone: no MPI linkage.
+ *
+ * Every function returns 0 or a negative RT_E... code (common/common.h).
+ * Functions that can fail on user input fill a launch_error_t with one line
+ * "<field>: <problem>; <what to do>" that a program prints after
+ * "ringtrain-launcher: error: ". */
+#ifndef RINGTRAIN_LAUNCHER_H
+#define RINGTRAIN_LAUNCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LAUNCH_LABEL_MAX 63          /* DNS-1035 / DNS-1123 label */
+#define LAUNCH_HOST_MAX 253          /* DNS-1123 subdomain */
+#define LAUNCH_REPLICAS_MAX 100000u
+#define LAUNCH_SLOTS_MAX 1024u
+#define LAUNCH_YAML_MAX_BYTES ((size_t)1 << 20)
+#define LAUNCH_GPUS_PER_NODE_DEFAULT 8u
+#define LAUNCH_HOSTFILE_DEFAULT "/etc/mpi/hostfile"
+
+typedef struct {
+    char text[1024];
+} launch_error_t;
+
+typedef enum {
+    LAUNCH_MPI_OPENMPI = 0,
+    LAUNCH_MPI_INTEL = 1,
+    LAUNCH_MPI_MPICH = 2,
+} launch_mpi_t;
+
+/* "OpenMPI", "Intel", "MPICH". */
+const char *launch_mpi_name(launch_mpi_t mpi);
+/* Parses one of the names above (exact, as the CRD's enum). */
+int launch_mpi_parse(const char *text, launch_mpi_t *mpi);
+
+/* ---- MPIJob ------------------------------------------------------------ */
+
+typedef struct {
+    char api_version[32];                  /* "kubeflow.org/v2beta1", "…/v1", "…/v1alpha1" */
+    char name[LAUNCH_LABEL_MAX + 1];       /* metadata.name */
+    char namespace_name[LAUNCH_LABEL_MAX + 1]; /* metadata.namespace, default "default" */
+    launch_mpi_t mpi;                      /* spec.mpiImplementation, default OpenMPI */
+    uint32_t workers;                      /* worker pods (0 only with launcher_is_worker) */
+    uint32_t slots;                        /* slots per worker, 1..1024 */
+    int launcher_is_worker;                /* spec.runLauncherAsWorker */
+    char ssh_auth_mount_path[256];         /* spec.sshAuthMountPath, default /root/.ssh */
+} launch_job_t;
+
+/* Settings the legacy v1alpha1 operator took from its command line. */
+typedef struct {
+    uint32_t gpus_per_node;             /* --gpus-per-node, default 8 */
+    uint32_t processing_units_per_node; /* 0: same as gpus_per_node */
+} launch_legacy_opts_t;
+
+/* Parses and validates one MPIJob document. Nothing is partially filled on
+ * error: *job is only written on success. legacy may be NULL (defaults). */
+int launch_job_parse(const char *yaml, size_t bytes, const launch_legacy_opts_t *legacy,
+                     launch_job_t *job, launch_error_t *err);
+/* Reads path (at most LAUNCH_YAML_MAX_BYTES) and parses it. */
+int launch_job_load(const char *path, const launch_legacy_opts_t *legacy, launch_job_t *job,
+                    launch_error_t *err);
+
+/* Name checks, exposed for tests and the CLI. */
+int launch_is_dns1035_label(const char *text, size_t bytes);
+int launch_is_dns1123_label(const char *text, size_t bytes);
+int launch_is_dns1123_subdomain(const char *text, size_t bytes);
+
+/* ---- hosts, hostfile, discover_hosts.sh -------------------------------- */
+
+typedef struct {
+    char **hosts;      /* count names, owned */
+    uint32_t *slots;   /* slots of each host */
+    size_t count;
+    launch_mpi_t mpi;  /* decides the hostfile syntax */
+    int first_is_local; /* hosts[0] is this machine (runLauncherAsWorker): not waited for */
+} launch_hostlist_t;
+
+/* Hosts the v2 controller would write: with launcher_is_worker,
+ * "<job>-launcher.<job>.<ns>.svc" first, then "<job>-worker-<i>.<job>.<ns>.svc";
+ * cluster_domain (NULL or "") is appended as ".<domain>" to every host. */
+int launch_hostlist_from_job(const launch_job_t *job, const char *cluster_domain,
+                             launch_hostlist_t *list, launch_error_t *err);
+/* Reads an existing hostfile ("host slots=N" lines for Open MPI, "host:N"
+ * for Intel MPI / MPICH; '#' comments). mpi_hint is a launch_mpi_t, or -1 to
+ * infer it from the syntax ("host:N" alone reads as MPICH). source names the
+ * file in errors. A first host equal to this machine's hostname (or
+ * "<hostname>.…", "localhost", 127.x) sets first_is_local. */
+int launch_hostlist_parse(const char *text, size_t bytes, int mpi_hint, const char *source,
+                          launch_hostlist_t *list, launch_error_t *err);
+void launch_hostlist_free(launch_hostlist_t *list);
+uint64_t launch_hostlist_total_slots(const launch_hostlist_t *list);
+
+/* Renders the hostfile text (malloc'd, NUL-terminated, *bytes without NUL):
+ * "host slots=N\n" for Open MPI, "host:N\n" for Intel MPI and MPICH. */
+int launch_hostfile_render(const launch_hostlist_t *list, char **text, size_t *bytes);
+/* Renders discover_hosts.sh: "#!/bin/sh\n" then "echo <host>\n" for every
+ * host that is up (up == NULL: all), sorted by name as the controller sorts
+ * pod names; a local first host (the launcher) stays first. */
+int launch_discover_hosts_render(const launch_hostlist_t *list, const unsigned char *up,
+                                 char **text, size_t *bytes);
+/* Writes text to a temporary file next to path, fsyncs and renames it into
+ * place, so readers never see half a file. */
+int launch_file_write_atomic(const char *path, const char *text, size_t bytes, mode_t mode,
+                             launch_error_t *err);
+
+/* ---- readiness ---------------------------------------------------------- */
+
+typedef enum {
+    LAUNCH_HOST_PENDING = 0, /* not tried yet */
+    LAUNCH_HOST_READY,
+    LAUNCH_HOST_NO_DNS,      /* name does not resolve */
+    LAUNCH_HOST_REFUSED,     /* resolves, nothing listens on the port */
+    LAUNCH_HOST_TIMED_OUT,   /* resolves, connection attempt got no answer */
+    LAUNCH_HOST_UNREACHABLE, /* resolves, no route / network down */
+} launch_host_state_t;
+
+typedef struct {
+    const char *host;          /* borrowed */
+    launch_host_state_t state; /* last outcome */
+    int detail;                /* errno or getaddrinfo code of the last failure */
+    unsigned attempts;
+    double ready_after_s;      /* seconds from start until ready */
+} launch_host_status_t;
+
+typedef struct {
+    uint16_t port;             /* ssh port, default 22 */
+    double timeout_s;          /* overall deadline, default 300 */
+    double backoff_start_s;    /* first retry delay, default 0.1, doubles */
+    double backoff_max_s;      /* delay cap, default 5 */
+    double connect_timeout_s;  /* one connection attempt, default 1 */
+    unsigned threads;          /* 0: min(hosts, 16) */
+} launch_wait_opts_t;
+
+void launch_wait_opts_default(launch_wait_opts_t *opts);
+/* Waits until every host resolves and accepts a TCP connection on the port,
+ * retrying each with exponential backoff. Returns 0 when all are ready,
+ * RT_ETIMEDOUT at the deadline (states say why each missing host failed). */
+int launch_hosts_wait(launch_host_status_t *hosts, size_t count, const launch_wait_opts_t *opts);
+/* "ready", "no DNS", "refused", "timed out", "unreachable", "not tried". */
+const char *launch_host_state_text(launch_host_state_t state);
+
+/* ---- environment and mpirun argv ---------------------------------------- */
+
+/* NAME=VALUE strings, owned. */
+typedef struct {
+    char **vars;
+    size_t count;
+} launch_env_t;
+
+void launch_env_free(launch_env_t *env);
+/* The variables the operator gives a launcher for this MPI implementation
+ * (K_MPI_JOB_ROLE=launcher; Open MPI: OMPI_MCA_orte_keep_fqdn_hostnames,
+ * OMPI_MCA_orte_default_hostfile, OMPI_MCA_plm_rsh_args,
+ * OMPI_MCA_orte_set_default_slots; Intel: I_MPI_HYDRA_HOST_FILE,
+ * I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS, I_MPI_PERHOST; MPICH:
+ * HYDRA_HOST_FILE, HYDRA_LAUNCH_EXTRA_ARGS), keeping only those absent
+ * from base (a NULL-terminated environ). */
+int launch_env_additions(const char *const *base, launch_mpi_t mpi, const char *hostfile_path,
+                         uint32_t slots, launch_env_t *out);
+/* base followed by additions: the environment mpirun gets. */
+int launch_env_merge(const char *const *base, const launch_env_t *additions, launch_env_t *out);
+/* Names of the variables forwarded to every rank with Open MPI's -x: PATH,
+ * LD_LIBRARY_PATH and every NCCL_*, RINGTRAIN_*, OMP_*, OPENBLAS_* set in
+ * env, then user (NAME or NAME=VALUE, kept as given), without duplicates. */
+int launch_exports_collect(const char *const *env, const char *const *user, size_t user_count,
+                           launch_env_t *out);
+
+typedef struct {
+    const char *mpirun;                /* program to spawn, default "mpirun" */
+    launch_mpi_t mpi;
+    uint64_t np;                       /* processes */
+    const char *hostfile;              /* NULL: none (local mode) */
+    int oversubscribe;                 /* Open MPI --oversubscribe */
+    int allow_run_as_root;             /* Open MPI --allow-run-as-root */
+    const char *bind_to;               /* Open MPI --bind-to (NULL: mpirun's default) */
+    int map_by_slot;                   /* Open MPI --map-by slot */
+    const char *const *exports;        /* -x entries (Open MPI only) */
+    size_t export_count;
+    const char *const *extra;          /* passed through before the program */
+    size_t extra_count;
+    const char *const *program;        /* program and its arguments */
+    size_t program_count;
+} launch_argv_opts_t;
+
+/* Builds the mpirun argv (NULL-terminated, owned; free with
+ * launch_argv_free). Open MPI: mpirun [--allow-run-as-root] -np N
+ * [--hostfile H] [--map-by slot] [--bind-to B] [--oversubscribe] [-x V]…
+ * [extra…] program args…; Intel MPI / MPICH (hydra): mpirun -n N [-f H]
+ * [extra…] program args…. */
+int launch_argv_build(const launch_argv_opts_t *opts, char ***argv, size_t *argc);
+void launch_argv_free(char **argv);
+/* Writes argv as one line a POSIX shell would split back into the same
+ * words (single quotes where needed). */
+int launch_argv_format(char *const *argv, char **line);
+
+/* Spawns argv[0] (searched in PATH, never through a shell) with envp in its
+ * own process group, forwards SIGINT, SIGTERM and SIGHUP to it, and after the
+ * first forwarded signal waits kill_grace_s before SIGKILLing the group.
+ * *exit_code: the child's exit status, 128+signal if it was killed, or
+ * 128+signal of the first forwarded signal (the job was stopped by it).
+ * *forwarded (may be NULL): that signal, or 0. Returns RT_ESYS (errno kept)
+ * when the spawn fails. */
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
+               int *forwarded);
+
+#endif

@@ -1,0 +1,734 @@
+/* MPIJob manifest -> launch_job_t, for kubeflow.org/v2beta1 and v1
+ * (mpiReplicaSpecs) and the legacy v1alpha1 (gpus / processingUnits /
+ * replicas with per-node sizing). Every value is type- and range-checked
+ * here, before anything is written or run: names are DNS labels, counts are
+ * decimal integers in bounds, and each error names the field and the fix.
+ * Types follow what Kubernetes itself would accept after YAML->JSON: a
+ * quoted "2" is a string, not a number. */
+#include "launcher.h"
+#include "launcher_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+
+const char *launch_mpi_name(launch_mpi_t mpi)
+{
+    switch (mpi) {
+    case LAUNCH_MPI_OPENMPI:
+        return "OpenMPI";
+    case LAUNCH_MPI_INTEL:
+        return "Intel";
+    case LAUNCH_MPI_MPICH:
+        return "MPICH";
+    }
+    return "?";
+}
+
+int launch_mpi_parse(const char *text, launch_mpi_t *mpi)
+{
+    if (strcmp(text, "OpenMPI") == 0)
+        *mpi = LAUNCH_MPI_OPENMPI;
+    else if (strcmp(text, "Intel") == 0)
+        *mpi = LAUNCH_MPI_INTEL;
+    else if (strcmp(text, "MPICH") == 0)
+        *mpi = LAUNCH_MPI_MPICH;
+    else
+        return RT_EINVAL;
+    return 0;
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+static bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+int launch_is_dns1123_label(const char *text, size_t bytes)
+{
+    if (bytes == 0 || bytes > LAUNCH_LABEL_MAX)
+        return 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (!is_lower_alnum(text[i]) && text[i] != '-')
+            return 0;
+    return is_lower_alnum(text[0]) && is_lower_alnum(text[bytes - 1]);
+}
+
+int launch_is_dns1035_label(const char *text, size_t bytes)
+{
+    return launch_is_dns1123_label(text, bytes) && text[0] >= 'a' && text[0] <= 'z';
+}
+
+int launch_is_dns1123_subdomain(const char *text, size_t bytes)
+{
+    if (bytes == 0 || bytes > LAUNCH_HOST_MAX)
+        return 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= bytes; i++) {
+        if (i == bytes || text[i] == '.') {
+            if (!launch_is_dns1123_label(text + start, i - start))
+                return 0;
+            start = i + 1;
+        }
+    }
+    return 1;
+}
+
+/* ---- typed access to the tree ------------------------------------------ */
+
+typedef struct {
+    const char *source;
+    launch_error_t *err;
+} ctx_t;
+
+typedef enum { SC_NULL, SC_BOOL, SC_INT, SC_FLOAT, SC_STRING } scalar_class_t;
+
+static bool all_digits(const char *s, size_t bytes)
+{
+    if (bytes == 0)
+        return false;
+    for (size_t i = 0; i < bytes; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static bool text_in(const char *s, const char *const *words)
+{
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (strcmp(s, words[i]) == 0)
+            return true;
+    return false;
+}
+
+/* What a plain scalar is in YAML 1.2's core schema, plus YAML 1.1's yes/no/on/off,
+ * which Kubernetes' YAML decoder still treats as booleans. */
+static scalar_class_t scalar_class(const launch__yaml_node_t *node)
+{
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
+    static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE",
+                                        "yes", "Yes", "YES", "no", "No", "NO",
+                                        "on", "On", "ON", "off", "Off", "OFF", NULL};
+    if (!node->plain)
+        return SC_STRING;
+    const char *s = node->text;
+    size_t bytes = node->bytes;
+    if (text_in(s, nulls))
+        return SC_NULL;
+    if (text_in(s, bools))
+        return SC_BOOL;
+    size_t sign = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    if (all_digits(s + sign, bytes - sign))
+        return SC_INT;
+    if (bytes > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
+        return SC_INT;
+    /* Anything strtod takes whole (1.5, 1e3, .inf, .nan) is a float. */
+    bool has_digit = false;
+    for (size_t i = 0; i < bytes; i++)
+        if (s[i] >= '0' && s[i] <= '9')
+            has_digit = true;
+    static const char *const specials[] = {".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF",
+                                           "+.inf", "+.Inf", "+.INF", ".nan", ".NaN", ".NAN",
+                                           NULL};
+    if (text_in(s, specials))
+        return SC_FLOAT;
+    if (has_digit) {
+        char *end = NULL;
+        errno = 0;
+        (void)strtod(s, &end);
+        if (end == s + bytes)
+            return SC_FLOAT;
+    }
+    return SC_STRING;
+}
+
+static const char *kind_text(const launch__yaml_node_t *node)
+{
+    if (node->kind == LAUNCH__YAML_MAP)
+        return "a mapping";
+    if (node->kind == LAUNCH__YAML_SEQ)
+        return "a list";
+    switch (scalar_class(node)) {
+    case SC_NULL:
+        return "null";
+    case SC_BOOL:
+        return "a boolean";
+    case SC_INT:
+        return "an integer";
+    case SC_FLOAT:
+        return "a number with a fraction";
+    case SC_STRING:
+        return "a string";
+    }
+    return "?";
+}
+
+static bool is_null(const launch__yaml_node_t *node)
+{
+    return node == NULL || (node->kind == LAUNCH__YAML_SCALAR && scalar_class(node) == SC_NULL);
+}
+
+/* Looks key up in map; a key present twice is an error, as in Kubernetes'
+ * strict decoding. Returns 0 and *out (NULL when absent). */
+static int map_get(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
+                   const launch__yaml_node_t **out)
+{
+    *out = NULL;
+    const launch__yaml_node_t *found = NULL;
+    for (size_t i = 0; i + 1 < map->count; i += 2) {
+        const launch__yaml_node_t *k = map->kids[i];
+        if (k->kind == LAUNCH__YAML_SCALAR && k->bytes == strlen(key) &&
+            memcmp(k->text, key, k->bytes) == 0) {
+            if (found != NULL) {
+                launch__error_set(c->err, "%s: key appears twice (lines %d and %d); keep one",
+                                  field, found->line, k->line);
+                return RT_EFORMAT;
+            }
+            found = map->kids[i + 1];
+        }
+    }
+    *out = is_null(found) ? NULL : found;
+    return 0;
+}
+
+static int want_map(ctx_t *c, const launch__yaml_node_t *node, const char *field)
+{
+    if (node->kind == LAUNCH__YAML_MAP)
+        return 0;
+    launch__error_set(c->err, "%s: expected a mapping, got %s (line %d); write it as `key: value` "
+                      "lines indented under %s", field, kind_text(node), node->line, field);
+    return RT_EFORMAT;
+}
+
+static int get_map(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
+                   bool required, const launch__yaml_node_t **out)
+{
+    int rc = map_get(c, map, key, field, out);
+    if (rc != 0)
+        return rc;
+    if (*out == NULL) {
+        if (!required)
+            return 0;
+        launch__error_set(c->err, "%s: missing; an MPIJob needs it (see deploy/ or the "
+                          "mpi-operator examples)", field);
+        return RT_EFORMAT;
+    }
+    return want_map(c, *out, field);
+}
+
+/* A string field: quoted, or plain and not a number, boolean or null. */
+static int get_string(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
+                      bool required, const launch__yaml_node_t **out)
+{
+    int rc = map_get(c, map, key, field, out);
+    if (rc != 0)
+        return rc;
+    const launch__yaml_node_t *node = *out;
+    if (node == NULL) {
+        if (!required)
+            return 0;
+        launch__error_set(c->err, "%s: missing; set it", field);
+        return RT_EFORMAT;
+    }
+    if (node->kind != LAUNCH__YAML_SCALAR || scalar_class(node) != SC_STRING) {
+        launch__error_set(c->err, "%s: expected a string, got %s (line %d); give a single "
+                          "string value (quote it if it looks like a number or boolean)",
+                          field, kind_text(node), node->line);
+        return RT_EFORMAT;
+    }
+    if (memchr(node->text, '\0', node->bytes) != NULL) {
+        launch__error_set(c->err, "%s: contains a NUL byte (line %d); remove it", field,
+                          node->line);
+        return RT_EFORMAT;
+    }
+    return 0;
+}
+
+/* An integer field in [min, max]; *have says whether it was present. */
+static int get_int(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
+                   int64_t min, int64_t max, bool *have, int64_t *value)
+{
+    const launch__yaml_node_t *node;
+    *have = false;
+    int rc = map_get(c, map, key, field, &node);
+    if (rc != 0 || node == NULL)
+        return rc;
+    char shown[120] = "";
+    if (node->kind == LAUNCH__YAML_SCALAR)
+        launch__quote(node->text, node->bytes, shown, sizeof shown);
+    if (node->kind != LAUNCH__YAML_SCALAR || scalar_class(node) != SC_INT) {
+        launch__error_set(c->err, "%s: expected an integer, got %s%s%s (line %d); write a whole "
+                          "number without quotes, e.g. %s: %lld", field, kind_text(node),
+                          shown[0] ? " " : "", shown, node->line, key, (long long)min);
+        return RT_EFORMAT;
+    }
+    const char *s = node->text;
+    size_t sign = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    if (!all_digits(s + sign, node->bytes - sign)) {
+        launch__error_set(c->err, "%s: %s is not a decimal integer (line %d); write it in "
+                          "decimal, e.g. %s: %lld", field, shown, node->line, key, (long long)min);
+        return RT_EFORMAT;
+    }
+    /* Digits beyond 18 overflow int64 and are out of every range here. */
+    size_t digits = node->bytes - sign;
+    while (digits > 1 && s[sign] == '0') {
+        sign++;
+        digits--;
+    }
+    int64_t v = 0;
+    bool huge = digits > 18;
+    if (!huge)
+        for (size_t i = 0; i < digits; i++)
+            v = v * 10 + (s[sign + i] - '0');
+    if (s[0] == '-')
+        v = -v;
+    if (huge || v < min || v > max) {
+        launch__error_set(c->err, "%s: %s is out of range (line %d); use %lld..%lld", field,
+                          shown, node->line, (long long)min, (long long)max);
+        return RT_ERANGE;
+    }
+    *have = true;
+    *value = v;
+    return 0;
+}
+
+static int get_bool(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
+                    bool *value)
+{
+    const launch__yaml_node_t *node;
+    int rc = map_get(c, map, key, field, &node);
+    if (rc != 0 || node == NULL)
+        return rc;
+    static const char *const yes[] = {"true", "True", "TRUE", NULL};
+    static const char *const no[] = {"false", "False", "FALSE", NULL};
+    if (node->kind == LAUNCH__YAML_SCALAR && node->plain && text_in(node->text, yes)) {
+        *value = true;
+        return 0;
+    }
+    if (node->kind == LAUNCH__YAML_SCALAR && node->plain && text_in(node->text, no)) {
+        *value = false;
+        return 0;
+    }
+    char shown[120] = "";
+    if (node->kind == LAUNCH__YAML_SCALAR)
+        launch__quote(node->text, node->bytes, shown, sizeof shown);
+    launch__error_set(c->err, "%s: expected true or false, got %s%s%s (line %d); write "
+                      "%s: true or %s: false", field, kind_text(node), shown[0] ? " " : "",
+                      shown, node->line, key, key);
+    return RT_EFORMAT;
+}
+
+/* ---- the job ----------------------------------------------------------- */
+
+static const char api_v2beta1[] = "kubeflow.org/v2beta1";
+static const char api_v1[] = "kubeflow.org/v1";
+static const char api_v1alpha1[] = "kubeflow.org/v1alpha1";
+
+static int check_label(ctx_t *c, const launch__yaml_node_t *node, const char *field, bool dns1035)
+{
+    bool ok = dns1035 ? launch_is_dns1035_label(node->text, node->bytes)
+                      : launch_is_dns1123_label(node->text, node->bytes);
+    if (ok)
+        return 0;
+    char shown[120];
+    launch__quote(node->text, node->bytes, shown, sizeof shown);
+    launch__error_set(c->err, "%s: %s is not a valid %s (at most 63 characters: lower-case "
+                      "letters, digits and '-', %s, ending with a letter or digit) (line %d); "
+                      "rename it, e.g. %s", field, shown, dns1035 ? "DNS-1035 label" :
+                      "DNS-1123 label", dns1035 ? "starting with a letter" :
+                      "starting with a letter or digit", node->line,
+                      dns1035 ? "my-job" : "default");
+    return RT_EINVAL;
+}
+
+/* Whole units in a resource quantity: "8", 8, "4000m". */
+static int quantity_units(const launch__yaml_node_t *node, int64_t *units)
+{
+    if (node->kind != LAUNCH__YAML_SCALAR)
+        return RT_EFORMAT;
+    const char *s = node->text;
+    size_t bytes = node->bytes;
+    bool milli = bytes > 1 && s[bytes - 1] == 'm';
+    size_t digits = milli ? bytes - 1 : bytes;
+    if (!all_digits(s, digits) || digits > 15)
+        return RT_EFORMAT;
+    int64_t v = 0;
+    for (size_t i = 0; i < digits; i++)
+        v = v * 10 + (s[i] - '0');
+    if (milli) {
+        if (v % 1000 != 0)
+            return RT_ERANGE;
+        v /= 1000;
+    }
+    *units = v;
+    return 0;
+}
+
+/* Workers and units per worker for legacy v1alpha1, as its controller sized
+ * them: total below the per-node count -> one worker with all of it; a
+ * multiple -> total/perNode workers with perNode each; otherwise an error. */
+static int parse_v1alpha1(ctx_t *c, const launch__yaml_node_t *spec,
+                          const launch_legacy_opts_t *legacy, launch_job_t *job)
+{
+    const int64_t units_max = (int64_t)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX;
+    bool have_gpus, have_pu, have_replicas, have_gpn, have_pupn, have_slots;
+    int64_t gpus = 0, pu = 0, replicas = 0, gpn = 0, pupn = 0, slots = 0;
+    int rc;
+    if ((rc = get_int(c, spec, "gpus", "spec.gpus", 1, units_max, &have_gpus, &gpus)) ||
+        (rc = get_int(c, spec, "processingUnits", "spec.processingUnits", 1, units_max, &have_pu,
+                      &pu)) ||
+        (rc = get_int(c, spec, "replicas", "spec.replicas", 1, LAUNCH_REPLICAS_MAX,
+                      &have_replicas, &replicas)) ||
+        (rc = get_int(c, spec, "gpusPerNode", "spec.gpusPerNode", 1, LAUNCH_SLOTS_MAX, &have_gpn,
+                      &gpn)) ||
+        (rc = get_int(c, spec, "processingUnitsPerNode", "spec.processingUnitsPerNode", 1,
+                      LAUNCH_SLOTS_MAX, &have_pupn, &pupn)) ||
+        (rc = get_int(c, spec, "slotsPerWorker", "spec.slotsPerWorker", 1, LAUNCH_SLOTS_MAX,
+                      &have_slots, &slots)))
+        return rc;
+
+    const launch__yaml_node_t *type_node;
+    if ((rc = get_string(c, spec, "processingResourceType", "spec.processingResourceType", false,
+                         &type_node)))
+        return rc;
+    const char *resource = "nvidia.com/gpu";
+    if (type_node != NULL) {
+        if (strcmp(type_node->text, "nvidia.com/gpu") != 0 && strcmp(type_node->text, "cpu") != 0) {
+            char shown[120];
+            launch__quote(type_node->text, type_node->bytes, shown, sizeof shown);
+            launch__error_set(c->err, "spec.processingResourceType: %s is not supported (line "
+                              "%d); use nvidia.com/gpu or cpu", shown, type_node->line);
+            return RT_EINVAL;
+        }
+        resource = type_node->text;
+    }
+
+    int sources = (int)have_gpus + (int)have_pu + (int)have_replicas;
+    if (have_gpus && have_pu) {
+        launch__error_set(c->err, "spec.gpus: cannot specify both GPUs and ProcessingUnits at "
+                          "the same time; keep spec.processingUnits (gpus is deprecated)");
+        return RT_EINVAL;
+    }
+    if (sources == 0) {
+        launch__error_set(c->err, "spec: a v1alpha1 MPIJob needs one of gpus, processingUnits "
+                          "or replicas; add one, e.g. gpus: 16");
+        return RT_EFORMAT;
+    }
+
+    uint32_t gpus_per_node = legacy && legacy->gpus_per_node ? legacy->gpus_per_node
+                                                             : LAUNCH_GPUS_PER_NODE_DEFAULT;
+    uint32_t pu_per_node = legacy && legacy->processing_units_per_node
+                               ? legacy->processing_units_per_node
+                               : gpus_per_node;
+    int64_t workers = 0, units_per_worker = 0;
+    if (have_gpus || have_pu) {
+        int64_t total = have_gpus ? gpus : pu;
+        int64_t per_node = have_gpus ? (have_gpn ? gpn : gpus_per_node)
+                                     : (have_pupn ? pupn : pu_per_node);
+        const char *what = have_gpus ? "GPUs" : "ProcessingUnits";
+        if (total < per_node) {
+            workers = 1;
+            units_per_worker = total;
+        } else if (total % per_node == 0) {
+            workers = total / per_node;
+            units_per_worker = per_node;
+        } else {
+            launch__error_set(c->err, "%s: specified #%s is not a multiple of %s per node "
+                              "(%lld); ask for fewer than %lld or a multiple of %lld, or change "
+                              "%s", have_gpus ? "spec.gpus" : "spec.processingUnits", what, what,
+                              (long long)per_node, (long long)per_node, (long long)per_node,
+                              have_gpus ? "spec.gpusPerNode / --gpus-per-node"
+                                        : "spec.processingUnitsPerNode / "
+                                          "--processing-units-per-node");
+            return RT_EINVAL;
+        }
+        if (workers > (int64_t)LAUNCH_REPLICAS_MAX) {
+            launch__error_set(c->err, "%s: %lld %s at %lld per node need %lld workers, over "
+                              "%u; ask for fewer", have_gpus ? "spec.gpus" :
+                              "spec.processingUnits", (long long)total, what,
+                              (long long)per_node, (long long)workers, LAUNCH_REPLICAS_MAX);
+            return RT_ERANGE;
+        }
+    } else {
+        workers = replicas;
+        /* Units per worker from the pod template's first container. */
+        const launch__yaml_node_t *tmpl, *tspec, *containers, *resources, *limits, *value;
+        if ((rc = get_map(c, spec, "template", "spec.template", true, &tmpl)) ||
+            (rc = get_map(c, tmpl, "spec", "spec.template.spec", true, &tspec)) ||
+            (rc = map_get(c, tspec, "containers", "spec.template.spec.containers", &containers)))
+            return rc;
+        if (containers == NULL || containers->kind != LAUNCH__YAML_SEQ || containers->count == 0) {
+            launch__error_set(c->err, "spec.template.spec.containers: expected a list with at "
+                              "least one container; add the worker container");
+            return RT_EFORMAT;
+        }
+        const launch__yaml_node_t *first = containers->kids[0];
+        if ((rc = want_map(c, first, "spec.template.spec.containers[0]")) ||
+            (rc = get_map(c, first, "resources", "spec.template.spec.containers[0].resources",
+                          false, &resources)))
+            return rc;
+        value = NULL;
+        if (resources != NULL) {
+            if ((rc = get_map(c, resources, "limits",
+                              "spec.template.spec.containers[0].resources.limits", false,
+                              &limits)))
+                return rc;
+            if (limits != NULL &&
+                (rc = map_get(c, limits, resource,
+                              "spec.template.spec.containers[0].resources.limits", &value)))
+                return rc;
+        }
+        if (value != NULL) {
+            int64_t units = 0;
+            rc = quantity_units(value, &units);
+            if (rc != 0 && !have_slots) {
+                char shown[120];
+                launch__quote(value->text ? value->text : "", value->text ? value->bytes : 0,
+                              shown, sizeof shown);
+                launch__error_set(c->err, "spec.template.spec.containers[0].resources.limits.%s: "
+                                  "%s is not a whole number of units (line %d); use a whole "
+                                  "number or set spec.slotsPerWorker", resource, shown,
+                                  value->line);
+                return RT_EINVAL;
+            }
+            if (rc == 0)
+                units_per_worker = units;
+        }
+    }
+
+    if (have_slots) {
+        job->slots = (uint32_t)slots;
+    } else if (units_per_worker > 0) {
+        if (units_per_worker > (int64_t)LAUNCH_SLOTS_MAX) {
+            launch__error_set(c->err, "spec: %lld units per worker is over %u slots; set "
+                              "spec.slotsPerWorker", (long long)units_per_worker,
+                              LAUNCH_SLOTS_MAX);
+            return RT_ERANGE;
+        }
+        job->slots = (uint32_t)units_per_worker;
+    } else {
+        job->slots = 1;
+    }
+    job->workers = (uint32_t)workers;
+    job->mpi = LAUNCH_MPI_OPENMPI;
+    job->launcher_is_worker = 0;
+    return 0;
+}
+
+/* kubeflow.org/v2beta1 and v1: slotsPerWorker, mpiImplementation,
+ * runLauncherAsWorker, sshAuthMountPath, mpiReplicaSpecs.{Launcher,Worker}. */
+static int parse_replica_specs(ctx_t *c, const launch__yaml_node_t *spec, launch_job_t *job)
+{
+    int rc;
+    bool have;
+    int64_t value;
+    if ((rc = get_int(c, spec, "slotsPerWorker", "spec.slotsPerWorker", 1, LAUNCH_SLOTS_MAX,
+                      &have, &value)))
+        return rc;
+    job->slots = have ? (uint32_t)value : 1;
+
+    const launch__yaml_node_t *node;
+    if ((rc = get_string(c, spec, "mpiImplementation", "spec.mpiImplementation", false, &node)))
+        return rc;
+    job->mpi = LAUNCH_MPI_OPENMPI;
+    if (node != NULL && launch_mpi_parse(node->text, &job->mpi) != 0) {
+        char shown[120];
+        launch__quote(node->text, node->bytes, shown, sizeof shown);
+        launch__error_set(c->err, "spec.mpiImplementation: %s is not supported (line %d); use "
+                          "OpenMPI, Intel or MPICH", shown, node->line);
+        return RT_EINVAL;
+    }
+
+    bool as_worker = false;
+    if ((rc = get_bool(c, spec, "runLauncherAsWorker", "spec.runLauncherAsWorker", &as_worker)))
+        return rc;
+    job->launcher_is_worker = as_worker;
+
+    if ((rc = get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false, &node)))
+        return rc;
+    if (node != NULL) {
+        bool ok = node->bytes > 0 && node->bytes < sizeof job->ssh_auth_mount_path &&
+                  node->text[0] == '/';
+        for (size_t i = 0; ok && i < node->bytes; i++)
+            ok = node->text[i] > 0x20 && node->text[i] < 0x7f;
+        if (!ok) {
+            char shown[120];
+            launch__quote(node->text, node->bytes, shown, sizeof shown);
+            launch__error_set(c->err, "spec.sshAuthMountPath: %s is not an absolute path of "
+                              "printable characters without spaces (line %d); use e.g. "
+                              "/root/.ssh or /home/mpiuser/.ssh", shown, node->line);
+            return RT_EINVAL;
+        }
+        memcpy(job->ssh_auth_mount_path, node->text, node->bytes + 1);
+    }
+
+    const launch__yaml_node_t *specs, *launcher, *worker;
+    if ((rc = get_map(c, spec, "mpiReplicaSpecs", "spec.mpiReplicaSpecs", true, &specs)) ||
+        (rc = get_map(c, specs, "Launcher", "spec.mpiReplicaSpecs.Launcher", true, &launcher)) ||
+        (rc = get_map(c, specs, "Worker", "spec.mpiReplicaSpecs.Worker", false, &worker)))
+        return rc;
+    if ((rc = get_int(c, launcher, "replicas", "spec.mpiReplicaSpecs.Launcher.replicas", 1, 1,
+                      &have, &value)))
+        return rc;
+    job->workers = 0;
+    if (worker != NULL) {
+        if ((rc = get_int(c, worker, "replicas", "spec.mpiReplicaSpecs.Worker.replicas", 1,
+                          LAUNCH_REPLICAS_MAX, &have, &value)))
+            return rc;
+        job->workers = have ? (uint32_t)value : 1; /* the CRD's default */
+    } else if (!job->launcher_is_worker) {
+        launch__error_set(c->err, "spec.mpiReplicaSpecs.Worker: missing, so there is nothing to "
+                          "run on; add a Worker replica spec (or set spec.runLauncherAsWorker: "
+                          "true)");
+        return RT_EFORMAT;
+    }
+    return 0;
+}
+
+int launch_job_parse(const char *yaml, size_t bytes, const launch_legacy_opts_t *legacy,
+                     launch_job_t *job_out, launch_error_t *err)
+{
+    return launch__job_parse_named(yaml, bytes, "MPIJob", legacy, job_out, err);
+}
+
+int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
+                            const launch_legacy_opts_t *legacy, launch_job_t *job_out,
+                            launch_error_t *err)
+{
+    ctx_t ctx = {.source = source, .err = err};
+    ctx_t *c = &ctx;
+    launch__yaml_node_t *root = NULL;
+    int rc = launch__yaml_load(yaml, bytes, source, &root, err);
+    if (rc != 0)
+        return rc;
+    launch_job_t job;
+    memset(&job, 0, sizeof job);
+    strcpy(job.namespace_name, "default");
+    strcpy(job.ssh_auth_mount_path, "/root/.ssh");
+
+    const launch__yaml_node_t *node, *metadata, *spec;
+    if (root->kind != LAUNCH__YAML_MAP) {
+        launch__error_set(err, "%s: the document is %s, not a mapping; give an MPIJob manifest "
+                          "(apiVersion, kind, metadata, spec)", source, kind_text(root));
+        rc = RT_EFORMAT;
+        goto done;
+    }
+    if ((rc = get_string(c, root, "apiVersion", "apiVersion", true, &node)))
+        goto done;
+    if (strcmp(node->text, api_v2beta1) != 0 && strcmp(node->text, api_v1) != 0 &&
+        strcmp(node->text, api_v1alpha1) != 0) {
+        char shown[120];
+        launch__quote(node->text, node->bytes, shown, sizeof shown);
+        launch__error_set(err, "apiVersion: %s is not supported (line %d); use %s (or the "
+                          "older %s, %s)", shown, node->line, api_v2beta1, api_v1, api_v1alpha1);
+        rc = RT_EINVAL;
+        goto done;
+    }
+    snprintf(job.api_version, sizeof job.api_version, "%s", node->text);
+    if ((rc = get_string(c, root, "kind", "kind", true, &node)))
+        goto done;
+    if (strcmp(node->text, "MPIJob") != 0) {
+        char shown[120];
+        launch__quote(node->text, node->bytes, shown, sizeof shown);
+        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest",
+                          shown, node->line);
+        rc = RT_EINVAL;
+        goto done;
+    }
+
+    if ((rc = get_map(c, root, "metadata", "metadata", true, &metadata)) ||
+        (rc = get_string(c, metadata, "name", "metadata.name", true, &node)) ||
+        (rc = check_label(c, node, "metadata.name", true)))
+        goto done;
+    memcpy(job.name, node->text, node->bytes + 1);
+    if ((rc = get_string(c, metadata, "namespace", "metadata.namespace", false, &node)))
+        goto done;
+    if (node != NULL) {
+        if ((rc = check_label(c, node, "metadata.namespace", false)))
+            goto done;
+        memcpy(job.namespace_name, node->text, node->bytes + 1);
+    }
+
+    if ((rc = get_map(c, root, "spec", "spec", true, &spec)))
+        goto done;
+    if (strcmp(job.api_version, api_v1alpha1) == 0)
+        rc = parse_v1alpha1(c, spec, legacy, &job);
+    else
+        rc = parse_replica_specs(c, spec, &job);
+    if (rc != 0)
+        goto done;
+
+    /* Pod hostnames are DNS labels too: the longest is the last worker's. */
+    char longest[128];
+    if (job.workers > 0)
+        snprintf(longest, sizeof longest, "%s-worker-%u", job.name, job.workers - 1);
+    else
+        snprintf(longest, sizeof longest, "%s-launcher", job.name);
+    if (strlen(longest) > LAUNCH_LABEL_MAX ||
+        (job.launcher_is_worker && strlen(job.name) + strlen("-launcher") > LAUNCH_LABEL_MAX)) {
+        launch__error_set(err, "metadata.name: pod name \"%s\" would be %zu characters, over the "
+                          "63 of a DNS label; shorten the job name", longest, strlen(longest));
+        rc = RT_EINVAL;
+        goto done;
+    }
+    *job_out = job;
+done:
+    launch__yaml_free(root);
+    return rc;
+}
+
+int launch_job_load(const char *path, const launch_legacy_opts_t *legacy, launch_job_t *job,
+                    launch_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        launch__error_set(err, "%s: cannot open: %s; give the path of the MPIJob YAML", path,
+                          strerror(errno));
+        return errno == ENOENT ? RT_ENOENT : RT_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        launch__error_set(err, "%s: not a regular file; give the path of the MPIJob YAML", path);
+        return RT_EINVAL;
+    }
+    /* Read one byte past the limit to tell "at the limit" from "over it". */
+    size_t cap = LAUNCH_YAML_MAX_BYTES + 1;
+    char *text = malloc(cap);
+    if (text == NULL) {
+        close(fd);
+        launch__error_set(err, "%s: out of memory; retry", path);
+        return RT_ENOMEM;
+    }
+    size_t bytes = 0;
+    while (bytes < cap) {
+        ssize_t got = read(fd, text + bytes, cap - bytes);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            free(text);
+            close(fd);
+            launch__error_set(err, "%s: read failed: %s; check the file", path, strerror(e));
+            return RT_EIO;
+        }
+        if (got == 0)
+            break;
+        bytes += (size_t)got;
+    }
+    close(fd);
+    if (bytes > LAUNCH_YAML_MAX_BYTES) {
+        free(text);
+        launch__error_set(err, "%s: file is over the 1 MiB limit for an MPIJob (%lld bytes); "
+                          "give the MPIJob manifest alone", path, (long long)st.st_size);
+        return RT_ERANGE;
+    }
+    int rc = launch__job_parse_named(text, bytes, path, legacy, job, err);
+    free(text);
+    return rc;
+}

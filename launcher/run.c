@@ -1,0 +1,434 @@
+/* Running the job: the environment mpi-operator gives a launcher, the
+ * variables forwarded to every rank, the mpirun argv for Open MPI or a hydra
+ * mpirun (Intel MPI, MPICH), and the spawn itself: posix_spawn, never a
+ * shell, mpirun in its own process group so a late SIGKILL reaches every
+ * local process, SIGINT/SIGTERM/SIGHUP forwarded, and the exit status
+ * passed on (128+signal when a signal ended the job). */
+#include "launcher.h"
+#include "launcher_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+
+void launch_env_free(launch_env_t *env)
+{
+    if (env == NULL)
+        return;
+    if (env->vars != NULL)
+        for (size_t i = 0; i < env->count; i++)
+            free(env->vars[i]);
+    free(env->vars);
+    env->vars = NULL;
+    env->count = 0;
+}
+
+static int env_push(launch_env_t *env, size_t *capacity, const char *name, const char *value)
+{
+    if (env->count + 2 > *capacity) {
+        size_t cap = *capacity ? *capacity * 2 : 16;
+        while (cap < env->count + 2)
+            cap *= 2;
+        char **vars = realloc(env->vars, cap * sizeof *vars);
+        if (vars == NULL)
+            return RT_ENOMEM;
+        env->vars = vars;
+        *capacity = cap;
+    }
+    size_t bytes = strlen(name) + (value ? strlen(value) + 1 : 0) + 1;
+    char *var = malloc(bytes);
+    if (var == NULL)
+        return RT_ENOMEM;
+    if (value)
+        snprintf(var, bytes, "%s=%s", name, value);
+    else
+        snprintf(var, bytes, "%s", name);
+    env->vars[env->count++] = var;
+    env->vars[env->count] = NULL; /* always NULL-terminated, usable as envp */
+    return 0;
+}
+
+/* Value of name in a NULL-terminated environ, or NULL. */
+static const char *env_find(const char *const *env, const char *name)
+{
+    size_t name_bytes = strlen(name);
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (strncmp(env[i], name, name_bytes) == 0 && env[i][name_bytes] == '=')
+            return env[i] + name_bytes + 1;
+    return NULL;
+}
+
+int launch_env_additions(const char *const *base, launch_mpi_t mpi, const char *hostfile_path,
+                         uint32_t slots, launch_env_t *out)
+{
+    memset(out, 0, sizeof *out);
+    char slots_text[16];
+    snprintf(slots_text, sizeof slots_text, "%u", slots);
+    const char *const ssh_args = "-o ConnectionAttempts=10";
+    struct env_pair {
+        const char *name;
+        const char *value;
+    } want[8];
+    size_t count = 0;
+    want[count++] = (struct env_pair){"K_MPI_JOB_ROLE", "launcher"};
+    switch (mpi) {
+    case LAUNCH_MPI_OPENMPI:
+        want[count++] = (struct env_pair){"OMPI_MCA_orte_keep_fqdn_hostnames", "true"};
+        want[count++] = (struct env_pair){"OMPI_MCA_orte_default_hostfile", hostfile_path};
+        want[count++] = (struct env_pair){"OMPI_MCA_plm_rsh_args", ssh_args};
+        want[count++] = (struct env_pair){"OMPI_MCA_orte_set_default_slots", slots_text};
+        break;
+    case LAUNCH_MPI_INTEL:
+        want[count++] = (struct env_pair){"I_MPI_HYDRA_HOST_FILE", hostfile_path};
+        want[count++] = (struct env_pair){"I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS", ssh_args};
+        want[count++] = (struct env_pair){"I_MPI_PERHOST", slots_text};
+        break;
+    case LAUNCH_MPI_MPICH:
+        want[count++] = (struct env_pair){"HYDRA_HOST_FILE", hostfile_path};
+        want[count++] = (struct env_pair){"HYDRA_LAUNCH_EXTRA_ARGS", ssh_args};
+        break;
+    }
+    size_t capacity = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (want[i].value == NULL || env_find(base, want[i].name) != NULL)
+            continue;
+        int rc = env_push(out, &capacity, want[i].name, want[i].value);
+        if (rc != 0) {
+            launch_env_free(out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int launch_env_merge(const char *const *base, const launch_env_t *additions, launch_env_t *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t capacity = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && base != NULL && base[i] != NULL; i++)
+        rc = env_push(out, &capacity, base[i], NULL);
+    for (size_t i = 0; rc == 0 && additions != NULL && i < additions->count; i++)
+        rc = env_push(out, &capacity, additions->vars[i], NULL);
+    if (rc == 0 && out->vars == NULL)
+        rc = env_push(out, &capacity, "K_MPI_JOB_ROLE=launcher", NULL);
+    if (rc != 0)
+        launch_env_free(out);
+    return rc;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool export_listed(const launch_env_t *out, const char *entry)
+{
+    size_t name_bytes = strcspn(entry, "=");
+    for (size_t i = 0; i < out->count; i++) {
+        size_t listed_bytes = strcspn(out->vars[i], "=");
+        if (listed_bytes == name_bytes && strncmp(out->vars[i], entry, name_bytes) == 0)
+            return true;
+    }
+    return false;
+}
+
+int launch_exports_collect(const char *const *env, const char *const *user, size_t user_count,
+                           launch_env_t *out)
+{
+    static const char *const always[] = {"PATH", "LD_LIBRARY_PATH"};
+    static const char *const prefixes[] = {"NCCL_", "RINGTRAIN_", "OMP_", "OPENBLAS_"};
+    memset(out, 0, sizeof *out);
+    size_t capacity = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof always / sizeof always[0]; i++)
+        if (env_find(env, always[i]) != NULL)
+            rc = env_push(out, &capacity, always[i], NULL);
+    size_t first_prefixed = out->count;
+    for (size_t i = 0; rc == 0 && env != NULL && env[i] != NULL; i++) {
+        const char *eq = strchr(env[i], '=');
+        if (eq == NULL || eq == env[i])
+            continue;
+        bool match = false;
+        for (size_t p = 0; p < sizeof prefixes / sizeof prefixes[0]; p++)
+            match = match || has_prefix(env[i], prefixes[p]);
+        if (!match)
+            continue;
+        char name[256];
+        size_t name_bytes = (size_t)(eq - env[i]);
+        if (name_bytes >= sizeof name)
+            continue;
+        memcpy(name, env[i], name_bytes);
+        name[name_bytes] = '\0';
+        if (!export_listed(out, name))
+            rc = env_push(out, &capacity, name, NULL);
+    }
+    /* Sorted, so the argv (and --dry-run) does not depend on environ order. */
+    if (rc == 0 && out->count > first_prefixed)
+        qsort(out->vars + first_prefixed, out->count - first_prefixed, sizeof *out->vars,
+              name_cmp);
+    for (size_t i = 0; rc == 0 && i < user_count; i++)
+        if (!export_listed(out, user[i]))
+            rc = env_push(out, &capacity, user[i], NULL);
+    if (rc != 0)
+        launch_env_free(out);
+    return rc;
+}
+
+/* ---- argv -------------------------------------------------------------- */
+
+void launch_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (size_t i = 0; argv[i] != NULL; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+int launch_argv_build(const launch_argv_opts_t *o, char ***argv_out, size_t *argc_out)
+{
+    size_t cap = 16 + 2 * o->export_count + o->extra_count + o->program_count;
+    char **argv = calloc(cap, sizeof *argv);
+    if (argv == NULL)
+        return RT_ENOMEM;
+    size_t argc = 0;
+    char np[24];
+    snprintf(np, sizeof np, "%llu", (unsigned long long)o->np);
+    const char *words[16];
+    size_t nwords = 0;
+    words[nwords++] = o->mpirun ? o->mpirun : "mpirun";
+    if (o->mpi == LAUNCH_MPI_OPENMPI) {
+        if (o->allow_run_as_root)
+            words[nwords++] = "--allow-run-as-root";
+        words[nwords++] = "-np";
+        words[nwords++] = np;
+        if (o->hostfile) {
+            words[nwords++] = "--hostfile";
+            words[nwords++] = o->hostfile;
+        }
+        if (o->map_by_slot) {
+            words[nwords++] = "--map-by";
+            words[nwords++] = "slot";
+        }
+        if (o->bind_to) {
+            words[nwords++] = "--bind-to";
+            words[nwords++] = o->bind_to;
+        }
+        if (o->oversubscribe)
+            words[nwords++] = "--oversubscribe";
+    } else {
+        words[nwords++] = "-n";
+        words[nwords++] = np;
+        if (o->hostfile) {
+            words[nwords++] = "-f";
+            words[nwords++] = o->hostfile;
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < nwords; i++)
+        if ((argv[argc++] = strdup(words[i])) == NULL)
+            rc = RT_ENOMEM;
+    for (size_t i = 0; rc == 0 && o->mpi == LAUNCH_MPI_OPENMPI && i < o->export_count; i++) {
+        if ((argv[argc++] = strdup("-x")) == NULL || (argv[argc++] = strdup(o->exports[i])) == NULL)
+            rc = RT_ENOMEM;
+    }
+    for (size_t i = 0; rc == 0 && i < o->extra_count; i++)
+        if ((argv[argc++] = strdup(o->extra[i])) == NULL)
+            rc = RT_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < o->program_count; i++)
+        if ((argv[argc++] = strdup(o->program[i])) == NULL)
+            rc = RT_ENOMEM;
+    if (rc != 0) {
+        launch_argv_free(argv);
+        return rc;
+    }
+    argv[argc] = NULL;
+    *argv_out = argv;
+    if (argc_out)
+        *argc_out = argc;
+    return 0;
+}
+
+static bool shell_safe(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("_@%+=:,./-", c) != NULL;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int launch_argv_format(char *const *argv, char **line_out)
+{
+    size_t bytes = 1;
+    for (size_t i = 0; argv[i] != NULL; i++)
+        bytes += 4 * strlen(argv[i]) + 3;
+    char *line = malloc(bytes);
+    if (line == NULL)
+        return RT_ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; argv[i] != NULL; i++) {
+        if (i > 0)
+            line[o++] = ' ';
+        if (shell_safe(argv[i])) {
+            size_t word_bytes = strlen(argv[i]);
+            memcpy(line + o, argv[i], word_bytes);
+            o += word_bytes;
+            continue;
+        }
+        line[o++] = '\'';
+        for (const char *s = argv[i]; *s; s++) {
+            if (*s == '\'') {
+                memcpy(line + o, "'\\''", 4);
+                o += 4;
+            } else {
+                line[o++] = *s;
+            }
+        }
+        line[o++] = '\'';
+    }
+    line[o] = '\0';
+    *line_out = line;
+    return 0;
+}
+
+/* ---- spawn and supervise ------------------------------------------------ */
+
+static int exit_code_of(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 1;
+}
+
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
+               int *forwarded_out)
+{
+    /* Block the signals we forward (and SIGCHLD) before the spawn, so none is
+     * lost between spawn and wait; the child gets them unblocked and at
+     * their default action. */
+    sigset_t watched, old;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGINT);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGHUP);
+    sigaddset(&watched, SIGCHLD);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    struct sigaction old_chld;
+    sigaction(SIGCHLD, &dfl, &old_chld); /* an inherited SIG_IGN would auto-reap */
+    sigprocmask(SIG_BLOCK, &watched, &old);
+
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_init(&actions);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGHUP);
+    sigaddset(&defaults, SIGCHLD);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
+    /* In its own process group mpirun cannot read a terminal (it would be
+     * stopped by SIGTTIN), so it reads /dev/null then; piped input passes. */
+    if (isatty(STDIN_FILENO))
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+
+    pid_t pid = -1;
+    int err = posix_spawnp(&pid, argv[0], &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (forwarded_out != NULL)
+        *forwarded_out = 0;
+    if (err != 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        sigaction(SIGCHLD, &old_chld, NULL);
+        errno = err;
+        return RT_ESYS;
+    }
+
+    int forwarded = 0;
+    double forwarded_at = 0;
+    bool group_killed = false;
+    int status = 0;
+    for (;;) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            break;
+        if (got < 0 && errno != EINTR) {
+            status = 1 << 8; /* lost the child: report failure */
+            break;
+        }
+        double wait_s = 0.5;
+        if (forwarded && !group_killed) {
+            double left = forwarded_at + kill_grace_s - rt_now();
+            if (left <= 0) {
+                /* mpirun did not finish in time: end everything it started here. */
+                kill(-pid, SIGKILL);
+                group_killed = true;
+                continue;
+            }
+            if (left < wait_s)
+                wait_s = left;
+        }
+        struct timespec ts = {.tv_sec = (time_t)wait_s,
+                              .tv_nsec = (long)((wait_s - (double)(time_t)wait_s) * 1e9)};
+        siginfo_t info;
+        int sig = sigtimedwait(&watched, &info, &ts);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+            kill(pid, sig);
+            if (!forwarded) {
+                forwarded = sig;
+                forwarded_at = rt_now();
+            }
+        }
+    }
+    /* After a forwarded signal nothing of the job may outlive us. */
+    if (forwarded)
+        kill(-pid, SIGKILL);
+    /* A signal that arrived as mpirun exited still means the job was stopped;
+     * take it now, so unblocking does not kill us before we report. */
+    struct timespec zero = {0, 0};
+    siginfo_t info;
+    int sig;
+    while ((sig = sigtimedwait(&watched, &info, &zero)) > 0)
+        if (!forwarded && sig != SIGCHLD)
+            forwarded = sig;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
+    *exit_code = forwarded ? 128 + forwarded : exit_code_of(status);
+    if (forwarded_out != NULL)
+        *forwarded_out = forwarded;
+    return 0;
+}

@@ -1,0 +1,298 @@
+/* A strict YAML reader for MPIJob manifests: libfyaml's event parser feeds a
+ * small tree of maps, sequences and scalars. Anchors, aliases and tags are
+ * refused outright (no alias bomb can expand), as are several documents,
+ * complex keys, nesting deeper than 64 and more than 200000 nodes. Scalars
+ * keep whether they were quoted, so `replicas: "2"` can be told from
+ * `replicas: 2`. */
+#include "launcher_internal.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libfyaml.h>
+
+#include "common/common.h"
+
+void launch__error_set(launch_error_t *err, const char *fmt, ...)
+{
+    if (err == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    va_end(ap);
+}
+
+void launch__quote(const char *text, size_t bytes, char *out, size_t out_bytes)
+{
+    const size_t shown_max = 80;
+    size_t o = 0;
+    if (out_bytes < 8) {
+        if (out_bytes > 0)
+            out[0] = '\0';
+        return;
+    }
+    out[o++] = '"';
+    for (size_t i = 0; i < bytes; i++) {
+        if (i == shown_max || o + 8 >= out_bytes) {
+            o += (size_t)snprintf(out + o, out_bytes - o, "...");
+            break;
+        }
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c == '\t') {
+            out[o++] = '\\';
+            out[o++] = 't';
+        } else if (c < 0x20 || c >= 0x7f) {
+            o += (size_t)snprintf(out + o, out_bytes - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (o + 2 <= out_bytes) {
+        out[o++] = '"';
+        out[o] = '\0';
+    } else {
+        out[out_bytes - 1] = '\0';
+    }
+}
+
+void launch__yaml_free(launch__yaml_node_t *node)
+{
+    if (node == NULL)
+        return;
+    for (size_t i = 0; i < node->count; i++)
+        launch__yaml_free(node->kids[i]);
+    free(node->kids);
+    free(node->text);
+    free(node);
+}
+
+static int node_append(launch__yaml_node_t *parent, launch__yaml_node_t *kid)
+{
+    if (parent->count == parent->capacity) {
+        size_t capacity = parent->capacity ? parent->capacity * 2 : 8;
+        launch__yaml_node_t **kids = realloc(parent->kids, capacity * sizeof *kids);
+        if (kids == NULL)
+            return RT_ENOMEM;
+        parent->kids = kids;
+        parent->capacity = capacity;
+    }
+    parent->kids[parent->count++] = kid;
+    return 0;
+}
+
+/* Which token of an event carries its anchor and tag. */
+static void event_decor(struct fy_event *ev, struct fy_token **anchor, struct fy_token **tag)
+{
+    *anchor = NULL;
+    *tag = NULL;
+    switch (ev->type) {
+    case FYET_SCALAR:
+        *anchor = ev->scalar.anchor;
+        *tag = ev->scalar.tag;
+        break;
+    case FYET_MAPPING_START:
+        *anchor = ev->mapping_start.anchor;
+        *tag = ev->mapping_start.tag;
+        break;
+    case FYET_SEQUENCE_START:
+        *anchor = ev->sequence_start.anchor;
+        *tag = ev->sequence_start.tag;
+        break;
+    default:
+        break;
+    }
+}
+
+/* The first error libfyaml collected, as "line:column: message". */
+static void diag_first_error(struct fy_diag *diag, const char *source, launch_error_t *err)
+{
+    void *iter = NULL;
+    struct fy_diag_error *de = diag ? fy_diag_errors_iterate(diag, &iter) : NULL;
+    if (de != NULL && de->msg != NULL) {
+        char msg[200];
+        launch__quote(de->msg, strlen(de->msg), msg, sizeof msg);
+        launch__error_set(err, "%s:%d:%d: YAML syntax error %s; fix the YAML (e.g. check it with "
+                          "`python3 -c 'import yaml,sys; yaml.safe_load(open(sys.argv[1]))' FILE`)",
+                          source, de->line + 1, de->column + 1, msg);
+    } else {
+        launch__error_set(err, "%s: YAML syntax error; fix the YAML", source);
+    }
+}
+
+int launch__yaml_load(const char *text, size_t bytes, const char *source,
+                      launch__yaml_node_t **root_out, launch_error_t *err)
+{
+    *root_out = NULL;
+    if (bytes > LAUNCH_YAML_MAX_BYTES) {
+        launch__error_set(err, "%s: file is %zu bytes, over the 1 MiB limit for an MPIJob; "
+                          "remove what is not needed (status, managedFields)", source, bytes);
+        return RT_ERANGE;
+    }
+    if (memchr(text, '\0', bytes) != NULL) {
+        launch__error_set(err, "%s: contains a NUL byte, so it is not YAML text; give the "
+                          "MPIJob manifest file", source);
+        return RT_EFORMAT;
+    }
+
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = NULL;
+    dcfg.level = FYET_ERROR;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (diag == NULL) {
+        launch__error_set(err, "%s: out of memory creating the YAML parser; retry", source);
+        return RT_ENOMEM;
+    }
+    fy_diag_set_collect_errors(diag, true);
+    struct fy_parse_cfg cfg = {
+        .search_path = NULL,
+        .flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2 | FYPCF_JSON_NONE,
+        .userdata = NULL,
+        .diag = diag,
+    };
+    struct fy_parser *parser = fy_parser_create(&cfg);
+    if (parser == NULL) {
+        fy_diag_destroy(diag);
+        launch__error_set(err, "%s: out of memory creating the YAML parser; retry", source);
+        return RT_ENOMEM;
+    }
+    int rc = 0;
+    if (fy_parser_set_string(parser, text, bytes) != 0) {
+        launch__error_set(err, "%s: cannot hand the text to the YAML parser; retry", source);
+        rc = RT_ENOMEM;
+        goto fail_parser;
+    }
+
+    launch__yaml_node_t *root = NULL;
+    launch__yaml_node_t *stack[LAUNCH__YAML_MAX_DEPTH + 1];
+    size_t depth = 0;
+    size_t nodes = 0;
+    int documents = 0;
+    struct fy_event *ev;
+    while (rc == 0 && (ev = fy_parser_parse(parser)) != NULL) {
+        const struct fy_mark *mark = fy_event_start_mark(ev);
+        int line = mark ? mark->line + 1 : 0;
+        int column = mark ? mark->column + 1 : 0;
+        struct fy_token *anchor, *tag;
+        event_decor(ev, &anchor, &tag);
+
+        if (ev->type == FYET_DOCUMENT_START) {
+            if (++documents > 1) {
+                launch__error_set(err, "%s:%d:%d: a second YAML document starts here; put exactly "
+                                  "one MPIJob in the file (no further '---' documents)",
+                                  source, line, column);
+                rc = RT_EFORMAT;
+            }
+        } else if (ev->type == FYET_ALIAS) {
+            launch__error_set(err, "%s:%d:%d: YAML alias (*name) found; aliases are not accepted "
+                              "(they can expand without bound); write the values out",
+                              source, line, column);
+            rc = RT_EFORMAT;
+        } else if (anchor != NULL) {
+            launch__error_set(err, "%s:%d:%d: YAML anchor (&name) found; anchors and aliases are "
+                              "not accepted; write the values out", source, line, column);
+            rc = RT_EFORMAT;
+        } else if (tag != NULL) {
+            launch__error_set(err, "%s:%d:%d: YAML tag (!...) found; tags are not accepted in an "
+                              "MPIJob; remove it", source, line, column);
+            rc = RT_EFORMAT;
+        } else if (ev->type == FYET_SCALAR || ev->type == FYET_MAPPING_START ||
+                   ev->type == FYET_SEQUENCE_START) {
+            if (++nodes > LAUNCH__YAML_MAX_NODES) {
+                launch__error_set(err, "%s:%d:%d: more than %d YAML nodes; an MPIJob is far "
+                                  "smaller, give the right file", source, line, column,
+                                  LAUNCH__YAML_MAX_NODES);
+                rc = RT_ERANGE;
+            } else {
+                launch__yaml_node_t *node = calloc(1, sizeof *node);
+                if (node == NULL) {
+                    rc = RT_ENOMEM;
+                } else {
+                    node->line = line;
+                    node->column = column;
+                    if (ev->type == FYET_SCALAR) {
+                        size_t len = 0;
+                        const char *value = fy_token_get_text(ev->scalar.value, &len);
+                        node->kind = LAUNCH__YAML_SCALAR;
+                        node->plain = fy_token_scalar_style(ev->scalar.value) == FYSS_PLAIN;
+                        node->text = malloc(len + 1);
+                        if (node->text == NULL) {
+                            rc = RT_ENOMEM;
+                        } else {
+                            if (len)
+                                memcpy(node->text, value, len);
+                            node->text[len] = '\0';
+                            node->bytes = len;
+                        }
+                    } else {
+                        node->kind = ev->type == FYET_MAPPING_START ? LAUNCH__YAML_MAP
+                                                                    : LAUNCH__YAML_SEQ;
+                    }
+                    int attached = 0;
+                    if (rc == 0 && depth > 0) {
+                        launch__yaml_node_t *parent = stack[depth - 1];
+                        if (parent->kind == LAUNCH__YAML_MAP && parent->count % 2 == 0 &&
+                            node->kind != LAUNCH__YAML_SCALAR) {
+                            launch__error_set(err, "%s:%d:%d: a mapping key is not a plain "
+                                              "value; use simple keys", source, line, column);
+                            rc = RT_EFORMAT;
+                        } else {
+                            rc = node_append(parent, node);
+                            attached = rc == 0;
+                        }
+                    } else if (rc == 0) {
+                        root = node;
+                        attached = 1;
+                    }
+                    if (!attached) {
+                        launch__yaml_free(node);
+                    } else if (node->kind != LAUNCH__YAML_SCALAR) {
+                        if (depth == LAUNCH__YAML_MAX_DEPTH) {
+                            launch__error_set(err, "%s:%d:%d: nested deeper than %d levels; an "
+                                              "MPIJob never is, give the right file", source, line,
+                                              column, LAUNCH__YAML_MAX_DEPTH);
+                            rc = RT_ERANGE;
+                        } else {
+                            stack[depth++] = node;
+                        }
+                    }
+                }
+            }
+        } else if (ev->type == FYET_MAPPING_END || ev->type == FYET_SEQUENCE_END) {
+            if (depth > 0)
+                depth--;
+        }
+        fy_parser_event_free(parser, ev);
+    }
+    if (rc == 0 && fy_parser_get_stream_error(parser)) {
+        diag_first_error(diag, source, err);
+        rc = RT_EFORMAT;
+    }
+    if (rc == RT_ENOMEM)
+        launch__error_set(err, "%s: out of memory while reading the YAML; retry", source);
+    if (rc == 0 && root == NULL) {
+        launch__error_set(err, "%s: no YAML document (the file is empty); give the MPIJob "
+                          "manifest", source);
+        rc = RT_EFORMAT;
+    }
+    if (rc != 0) {
+        launch__yaml_free(root);
+        root = NULL;
+    }
+    *root_out = root;
+fail_parser:
+    fy_parser_destroy(parser);
+    fy_diag_destroy(diag);
+    return rc;
+}

@@ -1,0 +1,242 @@
+# Simulated pods for the launcher's end-to-end tests (sourced by the tests).
+#
+# A "pod" is a process holding its own network, UTS and mount namespaces:
+# its hostname is the pod name, its /etc/hosts is a private file
+# bind-mounted over the real one (names resolve the way the MPIJob's
+# headless Service makes them resolve: <job>-worker-<i>.<job>.<ns>.svc), and
+# a veth joins it to a bridge that lives in a separate "switch" namespace,
+# so nothing is added to the host's own network. Workers run sshd on port
+# 2222 with a key pair made for this run (like the operator's ssh Secret),
+# from config files in the run's temporary directory: the real /root/.ssh
+# and /etc/ssh are never touched.
+#
+# Cleanup (on any exit): every process in one of the run's network
+# namespaces is killed, which also destroys the namespaces, veths and
+# bridge; then the temporary directory is removed. Should the test itself be
+# SIGKILLed, the namespace holders and sshd still end on their own after
+# E2E_MAX_SECONDS.
+#
+#   pods_require                      exit 77 (skip) when this cannot run here
+#   pods_up JOB NS WORKERS [NOSSHD]   create launcher + WORKERS pods; NOSSHD: a
+#                                     space-separated list of worker indexes
+#                                     that get no sshd ("later": start it with
+#                                     pods_start_sshd)
+#   pods_start_sshd INDEX             start sshd in worker INDEX
+#   ( pods_launcher ARGS... )         run ringtrain-launcher in the launcher pod
+#   pods_cleanup                      (runs on exit)
+
+E2E_SUBNET=10.99.0
+E2E_PORT=2222
+E2E_MAX_SECONDS=900
+
+e2e_skip() { echo "SKIP: $*"; exit 77; }
+e2e_fail() { echo "FAIL: $*" >&2; exit 1; }
+
+pods_require() {
+    [ "$(id -u)" = 0 ] || e2e_skip "needs root (network namespaces, sshd)"
+    local tool
+    for tool in unshare nsenter ip ssh ssh-keygen mount; do
+        command -v "$tool" >/dev/null 2>&1 ||
+            e2e_skip "$tool is not installed (tools/setup --tests installs it)"
+    done
+    [ -x /usr/sbin/sshd ] || e2e_skip "/usr/sbin/sshd is not installed (Debian: openssh-server)"
+    unshare --net --uts --mount true 2>/dev/null ||
+        e2e_skip "cannot create network/UTS/mount namespaces here (unshare failed)"
+    LAUNCHER=${RINGTRAIN_BUILD_DIR:?}/launcher/ringtrain-launcher
+    [ -x "$LAUNCHER" ] || e2e_fail "$LAUNCHER is not built"
+}
+
+POD_DIR=
+SWITCH_PID=
+POD_NAMES=()
+declare -A POD_PID=()
+declare -A SSHD_PID=()
+
+pods_cleanup() {
+    local rc=$?
+    set +e
+    # Run to the end even if another INT/TERM comes while cleaning up.
+    trap - EXIT
+    trap '' INT TERM
+    disown -a 2>/dev/null # no "Killed" job notices for what is ended below
+    local nets=() p n x
+    for p in $SWITCH_PID "${POD_PID[@]}"; do
+        n=$(readlink "/proc/$p/ns/net" 2>/dev/null) && nets+=("$n")
+    done
+    # Everything living in our network namespaces: sshd, orted, ranks, holders.
+    if [ ${#nets[@]} -gt 0 ]; then
+        for p in /proc/[0-9]*; do
+            n=$(readlink "$p/ns/net" 2>/dev/null) || continue
+            for x in "${nets[@]}"; do
+                [ "$n" = "$x" ] && kill -9 "${p#/proc/}" 2>/dev/null
+            done
+        done
+    fi
+    for p in $SWITCH_PID "${POD_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "$POD_DIR" ] && [ -d "$POD_DIR" ] && rm -rf "$POD_DIR"
+    POD_DIR=
+    return $rc
+}
+
+# Waits until process $1 is in namespaces other than ours (unshare has run).
+ns_wait() {
+    local pid=$1 i
+    for i in $(seq 200); do
+        if [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ] &&
+           [ -n "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" ]; then
+            return 0
+        fi
+        sleep 0.01
+    done
+    e2e_fail "namespace holder $pid did not start"
+}
+
+pods_write_configs() {
+    local job=$1 ns=$2 workers=$3 i
+    ssh-keygen -q -t ed25519 -N '' -C ringtrain-e2e -f "$POD_DIR/id_ed25519"
+    cp "$POD_DIR/id_ed25519.pub" "$POD_DIR/authorized_keys"
+    ssh-keygen -q -t ed25519 -N '' -C ringtrain-e2e-host -f "$POD_DIR/ssh_host_ed25519_key"
+    # sshd the mpi-operator way: port 2222, StrictModes no, keys from the "secret".
+    cat >"$POD_DIR/sshd_config" <<EOF
+Port $E2E_PORT
+ListenAddress 0.0.0.0
+HostKey $POD_DIR/ssh_host_ed25519_key
+AuthorizedKeysFile $POD_DIR/authorized_keys
+PidFile none
+StrictModes no
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PrintMotd no
+PrintLastLog no
+MaxStartups 64
+LogLevel ERROR
+EOF
+    cat >"$POD_DIR/ssh_config" <<EOF
+Host *
+    Port $E2E_PORT
+    User root
+    IdentityFile $POD_DIR/id_ed25519
+    IdentitiesOnly yes
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    GlobalKnownHostsFile /dev/null
+    BatchMode yes
+    LogLevel ERROR
+EOF
+    {
+        echo "127.0.0.1 localhost"
+        echo "$E2E_SUBNET.10 $job-launcher.$job.$ns.svc $job-launcher"
+        for ((i = 0; i < workers; i++)); do
+            echo "$E2E_SUBNET.$((11 + i)) $job-worker-$i.$job.$ns.svc $job-worker-$i"
+        done
+    } >"$POD_DIR/hosts"
+    chmod 644 "$POD_DIR/hosts"
+}
+
+pods_up() {
+    local job=$1 ns=$2 workers=$3 nosshd=" ${4:-} " i name pid
+    POD_DIR=$(mktemp -d /tmp/ringtrain-e2e.XXXXXX)
+    chmod 755 "$POD_DIR"
+    trap pods_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    pods_write_configs "$job" "$ns" "$workers"
+
+    unshare --net sleep $E2E_MAX_SECONDS &
+    SWITCH_PID=$!
+    ns_wait $SWITCH_PID
+    nsenter -t $SWITCH_PID -n ip link add br0 type bridge ||
+        e2e_skip "cannot create a bridge here (no bridge support in the kernel)"
+    nsenter -t $SWITCH_PID -n ip link set br0 up
+
+    POD_NAMES=("$job-launcher")
+    for ((i = 0; i < workers; i++)); do POD_NAMES+=("$job-worker-$i"); done
+    for ((i = 0; i < ${#POD_NAMES[@]}; i++)); do
+        name=${POD_NAMES[$i]}
+        unshare --net --uts --mount sleep $E2E_MAX_SECONDS &
+        pid=$!
+        POD_PID[$name]=$pid
+        ns_wait "$pid"
+        nsenter -t "$pid" -u hostname "$name"
+        nsenter -t "$pid" -m mount --bind "$POD_DIR/hosts" /etc/hosts
+        # A private /run: sshd needs /run/sshd, and no host DNS stub is reachable.
+        nsenter -t "$pid" -m mount -t tmpfs -o mode=755 tmpfs /run
+        nsenter -t "$pid" -m mkdir -m 755 /run/sshd
+        nsenter -t $SWITCH_PID -n ip link add "v$i" type veth peer name eth0 netns "$pid" ||
+            e2e_skip "cannot create veth pairs here"
+        nsenter -t $SWITCH_PID -n ip link set "v$i" master br0 up
+        nsenter -t "$pid" -n ip link set lo up
+        nsenter -t "$pid" -n ip addr add "$E2E_SUBNET.$((10 + i))/24" dev eth0
+        nsenter -t "$pid" -n ip link set eth0 up
+    done
+    for ((i = 0; i < workers; i++)); do
+        case "$nosshd" in *" $i "*) continue ;; esac
+        pods_start_sshd "$i"
+    done
+}
+
+pods_start_sshd() {
+    local name=${POD_NAMES[$((1 + $1))]}
+    nsenter -t "${POD_PID[$name]}" -n -u -m timeout $E2E_MAX_SECONDS \
+        /usr/sbin/sshd -D -e -f "$POD_DIR/sshd_config" >>"$POD_DIR/sshd-$name.log" 2>&1 &
+    SSHD_PID[$name]=$!
+}
+
+# ringtrain-launcher inside the launcher pod, with ssh set up the way the
+# operator's images have it (here through config files of this run). It
+# execs, so call it in a subshell: ( pods_launcher ... ) [&]; with & the
+# pid in $! is then the launcher's own.
+pods_launcher() {
+    exec nsenter -t "${POD_PID[${POD_NAMES[0]}]}" -n -u -m --wd="$PWD" env \
+        OMPI_MCA_plm_rsh_agent=ssh \
+        OMPI_MCA_plm_rsh_args="-F $POD_DIR/ssh_config -o ConnectionAttempts=10" \
+        OMPI_MCA_plm_rsh_no_tree_spawn=1 \
+        OMPI_MCA_btl=self,vader,tcp \
+        OMPI_MCA_btl_tcp_if_include=$E2E_SUBNET.0/24 \
+        OMPI_MCA_oob_tcp_if_include=$E2E_SUBNET.0/24 \
+        "$LAUNCHER" "$@"
+}
+
+# A v2beta1 MPIJob for the pods above; a 5th argument "true" sets
+# runLauncherAsWorker.
+pods_mpijob() {
+    local job=$1 ns=$2 workers=$3 slots=$4 as_worker=${5:-false}
+    cat <<EOF
+apiVersion: kubeflow.org/v2beta1
+kind: MPIJob
+metadata:
+  name: $job
+  namespace: $ns
+spec:
+  slotsPerWorker: $slots
+  runLauncherAsWorker: $as_worker
+  runPolicy:
+    cleanPodPolicy: Running
+  mpiReplicaSpecs:
+    Launcher:
+      replicas: 1
+      template:
+        spec:
+          containers:
+          - name: launcher
+            image: ringtrain:latest
+            command: [ringtrain-launcher]
+    Worker:
+      replicas: $workers
+      template:
+        spec:
+          containers:
+          - name: worker
+            image: ringtrain:latest
+            command: [/usr/sbin/sshd, -De, -p, "$E2E_PORT"]
+EOF
+}
+
+# Milliseconds between two $(date +%s%N) stamps.
+ms() { echo $((($2 - $1) / 1000000)); }
+
+# A name no earlier (leftover) run shares.
+e2e_job_name() { printf 'rt%04x%04x' $RANDOM $RANDOM; }

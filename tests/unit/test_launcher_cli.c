@@ -1,0 +1,628 @@
+/* Tests of the ringtrain-launcher program itself: --help covers every flag
+ * the parser takes, --dry-run / --print-hostfile output, bad input exits 2
+ * with "ringtrain-launcher: error:" and writes nothing, readiness failure
+ * exits 1 naming each host, the argv and environment mpirun really gets
+ * (through a stand-in mpirun), signal forwarding and exit codes, and a real
+ * local mpirun run. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+
+#define FAKE FIXTURE_DIR "/fake-mpirun.sh"
+#define JOBS FIXTURE_DIR "/mpijob/"
+
+extern char **environ;
+
+typedef struct {
+    int code;
+    char out[16384];
+    char err[16384];
+    double seconds;
+} result_t;
+
+static char scratch[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(scratch, sizeof scratch, "/tmp/ringtrain-test-cli-XXXXXX");
+    return mkdtemp(scratch) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void slurp(const char *path, char *buf, size_t bytes)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    size_t got = fread(buf, 1, bytes - 1, f);
+    buf[got] = '\0';
+    fclose(f);
+}
+
+/* Starts the launcher with args (NULL-terminated), stdout/stderr to files. */
+static pid_t start(const char *const *args, char *const *envp, const char *tag)
+{
+    char out[128], err[128];
+    snprintf(out, sizeof out, "%s/%s.out", scratch, tag);
+    snprintf(err, sizeof err, "%s/%s.err", scratch, tag);
+    const char *argv[64];
+    size_t count = 0;
+    argv[count++] = LAUNCHER_EXE;
+    for (size_t i = 0; args[i] != NULL && count < 63; i++)
+        argv[count++] = args[i];
+    argv[count] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, LAUNCHER_EXE, &fa, NULL, (char *const *)argv,
+                         envp ? envp : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    return pid;
+}
+
+static void finish(pid_t pid, const char *tag, double t0, result_t *r)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    r->seconds = rt_now() - t0;
+    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s.out", scratch, tag);
+    slurp(path, r->out, sizeof r->out);
+    snprintf(path, sizeof path, "%s/%s.err", scratch, tag);
+    slurp(path, r->err, sizeof r->err);
+}
+
+static result_t *run(const char *const *args, char *const *envp)
+{
+    static result_t r;
+    double t0 = rt_now();
+    pid_t pid = start(args, envp, "run");
+    finish(pid, "run", t0, &r);
+    return &r;
+}
+
+static bool wait_for_file(const char *path, double seconds)
+{
+    double end = rt_now() + seconds;
+    while (rt_now() < end) {
+        if (access(path, F_OK) == 0)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
+static bool process_gone(pid_t pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    slurp(path, stat, sizeof stat);
+    if (stat[0] == '\0')
+        return true;
+    /* A zombie waiting for its (re)parent to reap it has stopped running. */
+    const char *close_paren = strrchr(stat, ')');
+    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+static void test_help_documents_every_flag(void **state)
+{
+    (void)state;
+    static const char *const flags[] = {
+        "--mpijob", "--hostfile", "--local", "--mpi-implementation", "--cluster-domain",
+        "--gpus-per-node", "--processing-units-per-node", "--output-dir", "--ssh-port",
+        "--wait-timeout", "--no-wait", "-np", "-n", "--np", "--oversubscribe", "--bind-to", "-x",
+        "--export", "--mpirun-arg", "--mpirun", "--allow-run-as-root", "--kill-grace",
+        "--dry-run", "--print-hostfile", "--print-discover-hosts", "-h", "--help", "--version"};
+    const char *args[] = {"--help", NULL};
+    result_t *r = run(args, NULL);
+    assert_int_equal(r->code, 0);
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, " %s", flags[i]);
+        if (strstr(r->out, needle) == NULL)
+            fail_msg("--help does not mention %s", flags[i]);
+    }
+    /* And every documented flag is accepted (none is "unknown"). */
+    static const struct {
+        const char *flag;
+        const char *value;
+    } with_value[] = {{"--gpus-per-node", "8"}, {"--processing-units-per-node", "4"},
+                      {"--output-dir", "/tmp/x"}, {"--ssh-port", "2222"},
+                      {"--wait-timeout", "1"}, {"-np", "2"}, {"-n", "2"}, {"--np", "2"},
+                      {"--bind-to", "core"}, {"-x", "FOO"}, {"--export", "BAR=1"},
+                      {"--mpirun-arg", "--tag-output"}, {"--mpirun", "/usr/bin/mpirun"},
+                      {"--kill-grace", "2"}, {"--cluster-domain", "cluster.local"},
+                      {"--no-wait", NULL}, {"--oversubscribe", NULL},
+                      {"--allow-run-as-root", NULL}, {"--print-hostfile", NULL},
+                      {"--print-discover-hosts", NULL}};
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++) {
+        const char *a[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", with_value[i].flag,
+                           with_value[i].value, NULL};
+        r = run(a, NULL);
+        if (r->code != 0)
+            fail_msg("%s %s: exit %d: %s", with_value[i].flag,
+                     with_value[i].value ? with_value[i].value : "", r->code, r->err);
+    }
+    const char *v[] = {"--version", NULL};
+    r = run(v, NULL);
+    assert_int_equal(r->code, 0);
+    assert_int_equal(strncmp(r->out, "ringtrain-launcher ", 19), 0);
+}
+
+static void test_dry_run_2x8(void **state)
+{
+    (void)state;
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    const char *args[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", "/tmp/rt-job",
+                          "--dry-run", "--", "ringtrain-worker", "--model", "mlp", NULL};
+    result_t *r = run(args, envp);
+    assert_int_equal(r->code, 0);
+    char expected[4096];
+    snprintf(expected, sizeof expected,
+             "# ringtrain-launcher --dry-run: nothing is written or run\n"
+             "# MPIJob default/tensorflow-benchmarks (kubeflow.org/v2beta1): 2 workers x 8 "
+             "slots, OpenMPI, 16 processes\n"
+             "# hostfile /tmp/rt-job/hostfile\n"
+             "tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc slots=8\n"
+             "tensorflow-benchmarks-worker-1.tensorflow-benchmarks.default.svc slots=8\n"
+             "# readiness: wait up to 300 s for 2 hosts to accept TCP on port 22\n"
+             "# /tmp/rt-job/discover_hosts.sh (once the workers are up)\n"
+             "#!/bin/sh\n"
+             "echo tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc\n"
+             "echo tensorflow-benchmarks-worker-1.tensorflow-benchmarks.default.svc\n"
+             "# environment added for mpirun (where not already set)\n"
+             "K_MPI_JOB_ROLE=launcher\n"
+             "OMPI_MCA_orte_keep_fqdn_hostnames=true\n"
+             "OMPI_MCA_orte_default_hostfile=/tmp/rt-job/hostfile\n"
+             "OMPI_MCA_plm_rsh_args=-o ConnectionAttempts=10\n"
+             "OMPI_MCA_orte_set_default_slots=8\n"
+             "# argv\n"
+             "mpirun%s -np 16 --hostfile /tmp/rt-job/hostfile --map-by slot --bind-to none "
+             "-x PATH ringtrain-worker --model mlp\n",
+             geteuid() == 0 ? " --allow-run-as-root" : "");
+    assert_string_equal(r->out, expected);
+    assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
+}
+
+static void test_relative_program_made_absolute(void **state)
+{
+    (void)state;
+    /* Workers resolve a relative program from their own directory, so the
+     * launcher passes it as an absolute path; names from PATH and --local
+     * runs are left as given. */
+    char cwd[4096], want[4200];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    const char *rel[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", "--", "bin/worker",
+                         "sub/arg", NULL};
+    result_t *r = run(rel, NULL);
+    assert_int_equal(r->code, 0);
+    snprintf(want, sizeof want, " %s/bin/worker sub/arg\n", cwd);
+    assert_non_null(strstr(r->out, want));
+    const char *bare[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", "--", "python3",
+                          "train.py", NULL};
+    r = run(bare, NULL);
+    assert_non_null(strstr(r->out, " python3 train.py\n"));
+    const char *local[] = {"--local", "-np", "2", "--dry-run", "--", "bin/worker", NULL};
+    r = run(local, NULL);
+    assert_non_null(strstr(r->out, " bin/worker\n"));
+}
+
+static void test_print_hostfile(void **state)
+{
+    (void)state;
+    const char *args[] = {"--mpijob", JOBS "v1alpha1-gpus16.yaml", "--print-hostfile",
+                          "--cluster-domain", "cluster.local", NULL};
+    result_t *r = run(args, NULL);
+    assert_int_equal(r->code, 0);
+    assert_string_equal(r->out,
+                        "tensorflow-benchmarks-16-worker-0.tensorflow-benchmarks-16.default.svc."
+                        "cluster.local slots=8\n"
+                        "tensorflow-benchmarks-16-worker-1.tensorflow-benchmarks-16.default.svc."
+                        "cluster.local slots=8\n");
+    const char *gpn[] = {"--mpijob", JOBS "v1alpha1-gpus16.yaml", "--print-hostfile",
+                         "--gpus-per-node", "4", NULL};
+    r = run(gpn, NULL);
+    assert_int_equal(r->code, 0);
+    assert_non_null(strstr(r->out, "tensorflow-benchmarks-16-worker-3."));
+    assert_null(strstr(r->out, "tensorflow-benchmarks-16-worker-4."));
+    const char *intel[] = {"--mpijob", JOBS "v2beta1-intel.yaml", "--print-hostfile",
+                           "--print-discover-hosts", NULL};
+    r = run(intel, NULL);
+    assert_int_equal(r->code, 0);
+    assert_string_equal(r->out, "intel-job-worker-0.intel-job.hpc.svc:2\n"
+                                "intel-job-worker-1.intel-job.hpc.svc:2\n"
+                                "intel-job-worker-2.intel-job.hpc.svc:2\n"
+                                "#!/bin/sh\n"
+                                "echo intel-job-worker-0.intel-job.hpc.svc\n"
+                                "echo intel-job-worker-1.intel-job.hpc.svc\n"
+                                "echo intel-job-worker-2.intel-job.hpc.svc\n");
+}
+
+static void test_bad_input_exits_2(void **state)
+{
+    (void)state;
+    char outdir[128];
+    snprintf(outdir, sizeof outdir, "%s/never", scratch);
+    static const struct {
+        const char *args[12];
+        const char *says;
+    } cases[] = {
+        {{"--mpijob", JOBS "hostile-name.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "metadata.name: \"a;rm -rf /\""},
+        {{"--mpijob", JOBS "alias-bomb.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "anchor"},
+        {{"--mpijob", JOBS "multi-doc.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "second YAML document"},
+        {{"--mpijob", JOBS "v1alpha1-gpus12.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "spec.gpus: specified #GPUs is not a multiple of GPUs per node (8)"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--cluster-domain",
+          "bad domain", "--", "true", NULL}, "--cluster-domain: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "-np", "17", "--", "true",
+          NULL}, "-np: 17 processes but the hosts have 16 slots"},
+        {{"--mpijob", "/nonexistent.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "cannot open"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, NULL}, "program: missing"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--", "-rf", NULL},
+         "starts with '-'"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--frobnicate", NULL},
+         "--frobnicate: unknown option"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--ssh-port", "70000", "--",
+          "true", NULL}, "--ssh-port: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--wait-timeout", "-1",
+          "--", "true", NULL}, "--wait-timeout: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--gpus-per-node", "0",
+          "--", "true", NULL}, "--gpus-per-node: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "-x", "A;B", "--", "true",
+          NULL}, "-x: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--mpi-implementation",
+          "Intel", "--", "true", NULL}, "--mpi-implementation: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--local", "-np", "2", "--",
+          "true", NULL}, "--local: cannot be combined"},
+        {{"--local", "--output-dir", NULL, "--", "true", NULL}, "--local: needs -np"},
+        {{"--local", "--output-dir", NULL, "-np", "0", "--", "true", NULL}, "-np: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--mpijob", NULL},
+         "--mpijob: needs a value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[16];
+        size_t count = 0;
+        /* A NULL right after --output-dir stands for outdir; the next ends the list. */
+        for (size_t k = 0; k < 12; k++) {
+            bool is_dir = k > 0 && cases[i].args[k - 1] != NULL &&
+                          strcmp(cases[i].args[k - 1], "--output-dir") == 0;
+            if (cases[i].args[k] == NULL && !is_dir)
+                break;
+            args[count++] = cases[i].args[k] ? cases[i].args[k] : outdir;
+        }
+        args[count] = NULL;
+        result_t *r = run(args, NULL);
+        print_message("case %zu: exit %d: %s", i, r->code, r->err);
+        assert_int_equal(r->code, 2);
+        assert_int_equal(strncmp(r->err, "ringtrain-launcher: error: ", 27), 0);
+        assert_non_null(strstr(r->err, cases[i].says));
+        /* One line: a hostile value cannot forge more output. */
+        assert_ptr_equal(strchr(r->err, '\n'), r->err + strlen(r->err) - 1);
+        assert_int_equal(access(outdir, F_OK), -1); /* nothing written */
+    }
+}
+
+static void test_hostfile_mode(void **state)
+{
+    (void)state;
+    /* An operator-written hostfile is used as it is. */
+    char hostfile[128];
+    snprintf(hostfile, sizeof hostfile, "%s/hostfile", scratch);
+    FILE *f = fopen(hostfile, "w");
+    assert_non_null(f);
+    fputs("# from the operator\njob-worker-0.job.default.svc slots=4\n"
+          "job-worker-1.job.default.svc slots=4\n", f);
+    fclose(f);
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    const char *args[] = {"--hostfile", hostfile, "--dry-run", "--", "prog", NULL};
+    result_t *r = run(args, envp);
+    assert_int_equal(r->code, 0);
+    assert_non_null(strstr(r->out, "# from the operator\njob-worker-0.job.default.svc slots=4\n"));
+    char want[512];
+    snprintf(want, sizeof want, "-np 8 --hostfile %s --map-by slot", hostfile);
+    assert_non_null(strstr(r->out, want));
+    snprintf(want, sizeof want, "OMPI_MCA_orte_default_hostfile=%s\n", hostfile);
+    assert_non_null(strstr(r->out, want));
+    assert_non_null(strstr(r->out, "OMPI_MCA_orte_set_default_slots=4\n"));
+    /* Hydra syntax -> MPICH unless told Intel. */
+    f = fopen(hostfile, "w");
+    fputs("a.b.svc:2\nc.d.svc:2\n", f);
+    fclose(f);
+    const char *intel[] = {"--hostfile", hostfile, "--mpi-implementation", "Intel", "--dry-run",
+                           "--", "prog", NULL};
+    r = run(intel, envp);
+    assert_int_equal(r->code, 0);
+    snprintf(want, sizeof want, "mpirun -n 4 -f %s prog\n", hostfile);
+    assert_non_null(strstr(r->out, want));
+    assert_non_null(strstr(r->out, "I_MPI_PERHOST=2\n"));
+    /* A hostile hostfile is refused. */
+    f = fopen(hostfile, "w");
+    fputs("a slots=2 ; reboot\n", f);
+    fclose(f);
+    const char *bad[] = {"--hostfile", hostfile, "--dry-run", "--", "prog", NULL};
+    r = run(bad, envp);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "\";\" is not slots=N"));
+    /* Without --mpijob and without /etc/mpi/hostfile: say what to give. */
+    if (access("/etc/mpi/hostfile", F_OK) != 0) {
+        const char *none[] = {"--", "prog", NULL};
+        r = run(none, envp);
+        assert_int_equal(r->code, 2);
+        assert_non_null(strstr(r->err, "/etc/mpi/hostfile does not exist"));
+    }
+}
+
+static uint16_t listening_port(int *fd_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *fd_out = fd;
+    return ntohs(a.sin_port);
+}
+
+static void test_readiness_failure_names_hosts(void **state)
+{
+    (void)state;
+    char outdir[128];
+    snprintf(outdir, sizeof outdir, "%s/job", scratch);
+    /* The fixture's hosts do not resolve here. */
+    const char *args[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", outdir,
+                          "--wait-timeout", "1", "--mpirun", FAKE, "--", "fake-job", "exit", "0",
+                          NULL};
+    result_t *r = run(args, NULL);
+    print_message("%s", r->err);
+    assert_int_equal(r->code, 1);
+    assert_true(r->seconds < 1 + 5);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: error: readiness: 2 of 2 hosts not "
+                                    "ready on port 22 after 1 s:"));
+    assert_non_null(strstr(r->err, "tensorflow-benchmarks-worker-0.tensorflow-benchmarks."
+                                    "default.svc (no DNS)"));
+    assert_non_null(strstr(r->err, "tensorflow-benchmarks-worker-1.tensorflow-benchmarks."
+                                    "default.svc (no DNS)"));
+    /* The hostfile was written before waiting; discover_hosts.sh is not. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/hostfile", outdir);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/discover_hosts.sh", outdir);
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* A host that resolves but refuses: "refused". */
+    char hostfile[128];
+    snprintf(hostfile, sizeof hostfile, "%s/hf", scratch);
+    int fd;
+    uint16_t port = listening_port(&fd);
+    FILE *f = fopen(hostfile, "w");
+    /* 127.0.0.3 first reads as this machine (the launcher as a worker): not waited for. */
+    fputs("127.0.0.3 slots=1\n127.0.0.1 slots=1\n127.0.0.2 slots=1\n", f);
+    fclose(f);
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%u", port);
+    const char *mixed[] = {"--hostfile", hostfile, "--ssh-port", port_text, "--wait-timeout",
+                           "0.5", "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+    r = run(mixed, NULL);
+    close(fd);
+    print_message("%s", r->err);
+    assert_int_equal(r->code, 1);
+    assert_non_null(strstr(r->err, "1 of 2 hosts not ready"));
+    assert_non_null(strstr(r->err, " 127.0.0.2 (refused)"));
+    assert_null(strstr(r->err, " 127.0.0.1 ("));
+}
+
+static void test_run_passes_argv_and_env(void **state)
+{
+    (void)state;
+    char outdir[128], args_file[128], env_file[128];
+    snprintf(outdir, sizeof outdir, "%s/job2", scratch);
+    snprintf(args_file, sizeof args_file, "%s/args", scratch);
+    snprintf(env_file, sizeof env_file, "%s/env", scratch);
+    char *envp[] = {"PATH=/usr/bin:/bin", "NCCL_DEBUG=INFO", "OMPI_MCA_plm_rsh_args=-p 2222",
+                    NULL};
+    const char *args[] = {"--mpijob", JOBS "v2beta1-launcher-worker.yaml", "--output-dir", outdir,
+                          "--no-wait", "--mpirun", FAKE, "--mpirun-arg", "--tag-output", "--",
+                          "fake-job", "args", args_file, "a b", "$(reboot)", "x;y", NULL};
+    result_t *r = run(args, envp);
+    assert_int_equal(r->code, 0);
+    char text[4096];
+    slurp(args_file, text, sizeof text);
+    char want[4096];
+    snprintf(want, sizeof want,
+             "%s\n%s-np\n12\n--hostfile\n%s/hostfile\n--map-by\nslot\n--bind-to\nnone\n-x\nPATH\n"
+             "-x\nNCCL_DEBUG\n--tag-output\nfake-job\nargs\n%s\na b\n$(reboot)\nx;y\n",
+             FAKE, geteuid() == 0 ? "--allow-run-as-root\n" : "", outdir, args_file);
+    assert_string_equal(text, want);
+    /* The files the operator would mount, with its modes. */
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/hostfile", outdir);
+    slurp(path, text, sizeof text);
+    assert_string_equal(text, "pi-launcher.pi.ml.svc slots=4\npi-worker-0.pi.ml.svc slots=4\n"
+                              "pi-worker-1.pi.ml.svc slots=4\n");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0444);
+    snprintf(path, sizeof path, "%s/discover_hosts.sh", outdir);
+    slurp(path, text, sizeof text);
+    assert_string_equal(text, "#!/bin/sh\necho pi-launcher.pi.ml.svc\necho pi-worker-0.pi.ml.svc\n"
+                              "echo pi-worker-1.pi.ml.svc\n");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0555);
+
+    /* Environment: operator variables added, the user's rsh args kept. */
+    const char *env_args[] = {"--mpijob", JOBS "v2beta1-launcher-worker.yaml", "--output-dir",
+                              outdir, "--no-wait", "--mpirun", FAKE, "--", "fake-job", "env",
+                              env_file, NULL};
+    r = run(env_args, envp);
+    assert_int_equal(r->code, 0);
+    slurp(env_file, text, sizeof text);
+    assert_non_null(strstr(text, "K_MPI_JOB_ROLE=launcher\n"));
+    assert_non_null(strstr(text, "OMPI_MCA_orte_keep_fqdn_hostnames=true\n"));
+    snprintf(want, sizeof want, "OMPI_MCA_orte_default_hostfile=%s/hostfile\n", outdir);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "OMPI_MCA_orte_set_default_slots=4\n"));
+    assert_non_null(strstr(text, "OMPI_MCA_plm_rsh_args=-p 2222\n"));
+    assert_null(strstr(text, "ConnectionAttempts"));
+
+    /* Exit codes pass through. */
+    const char *five[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "exit", "5",
+                          NULL};
+    r = run(five, NULL);
+    assert_int_equal(r->code, 5);
+    const char *killed[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "kill",
+                            "KILL", NULL};
+    r = run(killed, NULL);
+    assert_int_equal(r->code, 137);
+    const char *missing[] = {"--local", "-np", "1", "--mpirun", "/nonexistent/mpirun", "--",
+                             "x", NULL};
+    r = run(missing, NULL);
+    assert_int_equal(r->code, 1);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: error: mpirun: cannot start "
+                                    "\"/nonexistent/mpirun\""));
+}
+
+static void signal_case(int sig, int want_code)
+{
+    char ready[128], term[140];
+    snprintf(ready, sizeof ready, "%s/trap-%d", scratch, sig);
+    snprintf(term, sizeof term, "%s.term", ready);
+    const char *args[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "trap",
+                          ready, NULL};
+    double t0 = rt_now();
+    pid_t pid = start(args, NULL, "sig");
+    assert_true(wait_for_file(ready, 10));
+    char pid_text[32];
+    slurp(ready, pid_text, sizeof pid_text);
+    pid_t fake = (pid_t)atoi(pid_text);
+    kill(pid, sig);
+    result_t r;
+    finish(pid, "sig", t0, &r);
+    print_message("signal %d: exit %d after %.2f s: %s", sig, r.code, r.seconds, r.err);
+    assert_int_equal(r.code, want_code);
+    char said[80];
+    snprintf(said, sizeof said, "stopped by signal %d (forwarded to mpirun); exit status %d", sig,
+             want_code);
+    assert_non_null(strstr(r.err, said));
+    assert_true(process_gone(fake));
+    if (sig == SIGTERM)
+        assert_true(wait_for_file(term, 2)); /* mpirun got the SIGTERM itself */
+}
+
+static void test_signals_forwarded(void **state)
+{
+    (void)state;
+    signal_case(SIGTERM, 143);
+    signal_case(SIGINT, 130);
+    signal_case(SIGHUP, 129);
+}
+
+static void test_kill_grace(void **state)
+{
+    (void)state;
+    /* An mpirun that ignores SIGTERM: after --kill-grace its whole process
+     * group is killed. */
+    char ready[128], child_file[140];
+    snprintf(ready, sizeof ready, "%s/stubborn", scratch);
+    snprintf(child_file, sizeof child_file, "%s.child", ready);
+    const char *args[] = {"--local", "-np", "1", "--kill-grace", "0.5", "--mpirun", FAKE, "--",
+                          "fake-job", "stubborn", ready, NULL};
+    double t0 = rt_now();
+    pid_t pid = start(args, NULL, "grace");
+    assert_true(wait_for_file(ready, 10));
+    char text[32];
+    slurp(ready, text, sizeof text);
+    pid_t fake = (pid_t)atoi(text);
+    slurp(child_file, text, sizeof text);
+    pid_t child = (pid_t)atoi(text);
+    assert_true(fake > 0 && child > 0);
+    double t_kill = rt_now();
+    kill(pid, SIGTERM);
+    result_t r;
+    finish(pid, "grace", t0, &r);
+    double took = rt_now() - t_kill;
+    print_message("stubborn mpirun: exit %d %.2f s after SIGTERM\n", r.code, took);
+    assert_int_equal(r.code, 143);
+    assert_true(took < 3.0);
+    usleep(100 * 1000);
+    assert_true(process_gone(fake));
+    assert_true(process_gone(child));
+}
+
+static void test_local_real_mpirun(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/mpirun", X_OK) != 0) {
+        print_message("no /usr/bin/mpirun; skipping the real-mpirun case\n");
+        return;
+    }
+    const char *args[] = {"--local", "-np", "2", "--oversubscribe", "--", "/bin/echo", "hello",
+                          "a b", NULL};
+    result_t *r = run(args, NULL);
+    print_message("exit %d, out: %s, err: %s", r->code, r->out, r->err);
+    assert_int_equal(r->code, 0);
+    assert_string_equal(r->out, "hello a b\nhello a b\n");
+    const char *failing[] = {"--local", "-np", "2", "--oversubscribe", "--", "/bin/false", NULL};
+    r = run(failing, NULL);
+    assert_int_not_equal(r->code, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_documents_every_flag),
+        cmocka_unit_test(test_dry_run_2x8),
+        cmocka_unit_test(test_relative_program_made_absolute),
+        cmocka_unit_test(test_print_hostfile),
+        cmocka_unit_test(test_bad_input_exits_2),
+        cmocka_unit_test(test_hostfile_mode),
+        cmocka_unit_test(test_readiness_failure_names_hosts),
+        cmocka_unit_test(test_run_passes_argv_and_env),
+        cmocka_unit_test(test_signals_forwarded),
+        cmocka_unit_test(test_kill_grace),
+        cmocka_unit_test(test_local_real_mpirun),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
