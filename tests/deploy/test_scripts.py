@@ -118,6 +118,18 @@ try:
         missing = setup_packages - {"dataset-fashion-mnist"} - build_pkgs
         tap.ok(not missing, f"{name}: the build stage installs tools/setup's build packages",
                f"missing: {sorted(missing)}")
+        if not name.endswith(".cuda"):
+            named = set()
+            for t in runs:
+                if "apt-get install" in t:
+                    words = t.split("--no-install-recommends", 1)[-1].split("&&")[0].replace("\\", " ")
+                    named |= {w for w in words.split() if re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", w)}
+            named |= {"dataset-fashion-mnist"} if "dataset-fashion-mnist" in "\n".join(runs) else set()
+            q = run(["dpkg-query", "-W", "-f=${Package} ${Status}\n"] + sorted(named))
+            not_here = [l for l in q.stdout.splitlines() if "install ok installed" not in l]
+            tap.ok(len(named) >= 15 and q.returncode == 0 and not not_here,
+                   f"{name}: the {len(named)} Debian packages it names are installed packages here",
+                   f"{sorted(named)}\n{q.stdout}{q.stderr}")
         cuda = "-Dcuda=enabled -Dnccl=enabled" if name.endswith(".cuda") else "-Dcuda=disabled -Dnccl=disabled"
         tap.ok(any(cuda in t for t in runs), f"{name}: meson setup {cuda}")
         used = set(re.findall(r"\b(deploy/[A-Za-z0-9_./-]+)", "\n".join(runs)))
