@@ -58,6 +58,27 @@ tap.ok({"mpiReplicaSpecs", "slotsPerWorker", "runPolicy", "launcherCreationPolic
         "sshAuthMountPath", "mpiImplementation"} <= set(spec_props),
        "the translated schema knows the MPIJob spec fields", sorted(spec_props))
 
+# --- The translation's rules, each on a small schema ------------------------------
+def accepts(k8s_schema, value):
+    return not list(vm.jsonschema.Draft4Validator(vm.translate(k8s_schema)).iter_errors(value))
+
+
+ios = {"x-kubernetes-int-or-string": True}
+tap.ok(accepts(ios, 5) and accepts(ios, "50%") and not accepts(ios, 5.5) and not accepts(ios, [5])
+       and not accepts(ios, True), "x-kubernetes-int-or-string: integer or string only")
+tap.ok(accepts({"type": "string", "nullable": True}, None) and not accepts({"type": "string"}, None),
+       "nullable: true admits null, otherwise null is refused")
+obj = {"type": "object", "properties": {"a": {"type": "integer"}}}
+tap.ok(not accepts(obj, {"a": 1, "b": 2}) and
+       accepts(dict(obj, **{"x-kubernetes-preserve-unknown-fields": True}), {"a": 1, "b": 2}),
+       "unknown fields refused unless x-kubernetes-preserve-unknown-fields")
+try:
+    vm.translate({"type": "object", "x-kubernetes-validations": [{"rule": "self.a > 0"}]})
+    tap.ok(False, "an unknown schema keyword (CEL rules) stops the translation")
+except vm.SchemaError as e:
+    tap.ok("x-kubernetes-validations" in str(e), "an unknown schema keyword (CEL rules) stops the translation",
+           str(e))
+
 # --- Every v2beta1 manifest is accepted ---------------------------------------
 manifests = sorted(glob.glob(os.path.join(deploy, "*.yaml")))
 tap.equal([os.path.basename(m) for m in manifests],
