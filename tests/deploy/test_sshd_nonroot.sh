@@ -53,11 +53,12 @@ for f in passwd shadow group; do mount --bind "$tmp/$f" "/etc/$f"; done
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$tmp/home" TMPDIR="$tmp" \
     setpriv --reuid="$uid" --regid="$uid" --clear-groups \
     sh "$src/deploy/entrypoint-worker.sh" >"$tmp/sshd.log" 2>&1 &
+sshd_pid=$! # env, setpriv and sh exec: this is sshd's own pid
 for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/2222) 2>/dev/null && break
     sleep 0.05
 done
-echo "sshd uid: $(ps -o uid= -C sshd | tr -d ' ' | sort -u | tr '\n' ' ')"
+echo "sshd uid: $(ps -o comm=,uid= -p "$sshd_pid" | tr -s ' ')"
 common=(-n -p 2222 -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no
         -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR)
 echo "--- secret key"
@@ -70,7 +71,7 @@ EOF
 echo "--- clients"; cat "$tmp/out"
 echo "--- sshd (as $user)"; cat "$tmp/sshd.log"
 
-grep -q "^sshd uid: $uid \$" "$tmp/out" || fail "sshd did not run as $user (uid $uid) only"
+grep -q "^sshd uid: sshd $uid\$" "$tmp/out" || fail "sshd did not run as $user (uid $uid)"
 secret_part=$(sed -n '/^--- secret key/,/^--- stranger key/p' "$tmp/out")
 stranger_part=$(sed -n '/^--- stranger key/,$p' "$tmp/out")
 grep -q "Accepted publickey for $user" "$tmp/sshd.log" ||
