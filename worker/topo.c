@@ -5,11 +5,32 @@
 #include "topo.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hwloc.h>
 
 #include "common/common.h"
+
+/* CPUs a cgroup v2 quota allows (cpu.max "quota period"), 0 if unlimited.
+ * In a pod with a CPU limit every core of the node is visible, but only the
+ * quota's worth of them can run at once. */
+static int cgroup_cpu_quota(void)
+{
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (!f)
+        return 0;
+    char quota[32] = "";
+    long period = 0;
+    int n = fscanf(f, "%31s %ld", quota, &period);
+    fclose(f);
+    if (n != 2 || period <= 0 || strcmp(quota, "max") == 0)
+        return 0;
+    long q = atol(quota);
+    if (q <= 0)
+        return 0;
+    return (int)((q + period - 1) / period);
+}
 
 static int count_gpus(hwloc_topology_t topo)
 {
@@ -50,6 +71,9 @@ int topo_place(topo_info_t *info, int local_rank, int local_size, int bind)
     if (local_size < 1)
         local_size = 1;
     int share = cores / local_size;
+    info->quota_cpus = cgroup_cpu_quota();
+    if (info->quota_cpus > 0 && share > info->quota_cpus / local_size)
+        share = info->quota_cpus / local_size;
     if (share < 1)
         share = 1;
     int first = (local_rank * share) % cores;

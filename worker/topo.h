@@ -4,6 +4,7 @@
 
 typedef struct {
     int cores, numa_nodes, gpus;
+    int quota_cpus;         /* cgroup CPU limit, 0 when unlimited */
     int first_core, share;  /* this rank's cores: share from first_core */
     int bound_ok;
     char bound[64];         /* "core 1", "cores 0-3", "not bound" */
