@@ -41,7 +41,7 @@ static void kconv__plan(const conv2d_shape_t *s, kconv__plan_t *p)
     size_t per_image = (p->K + (size_t)s->OC) * p->ohw;
     size_t fit = KCONV__CAP_FLOATS / per_image;
     int chunk = fit >= (size_t)s->B ? s->B : (fit > 1 ? (int)fit : 1);
-    /* Even out the chunks: 64 images at 28 per chunk become 22 + 21 + 21. */
+    /* Even out the chunks: 64 images at 25 per chunk become 22 + 22 + 20. */
     int chunks = (s->B + chunk - 1) / chunk;
     p->chunk = (s->B + chunks - 1) / chunks;
 }
