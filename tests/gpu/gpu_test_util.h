@@ -138,13 +138,17 @@ static inline void gt_check_close_(const char *what, const float *gpu,
         free(gt__h);                                                           \
     } while (0)
 
-/* Absolute tolerance for a sum of `terms` products of values in [-1, 1]:
- * rounding errors of both sides grow like sqrt(terms) (random signs), and
- * 1e-5 * sqrt(terms) is over 50 times the expected fp32 difference while an
- * indexing mistake moves a result by ~0.1 or more. */
+/* Absolute tolerance for a sum of `terms` products of values in [-1, 1].
+ * Blocked and tree sums (BLAS, the GPU) err like u * sqrt(terms); a long
+ * running float sum (the CPU's row sums: dbias over a 1024x1024 map) like
+ * u * terms, since each addition rounds a partial sum of size ~sqrt(k).
+ * 1e-5 * sqrt(terms) + 1e-7 * terms covers both several times over (u is
+ * 6e-8), while an indexing mistake moves a result by ~sqrt(terms) / 3
+ * (a whole term or more, 0.1 at the least). */
 static inline double gt_sum_tol(size_t terms)
 {
-    return 1e-5 * sqrt((double)(terms ? terms : 1));
+    double n = (double)(terms ? terms : 1);
+    return 1e-5 * sqrt(n) + 1e-7 * n;
 }
 
 #endif

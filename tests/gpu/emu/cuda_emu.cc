@@ -156,9 +156,20 @@ void emu::syncthreads()
     to_scheduler();
 }
 
+/* Fiber stacks are kept from launch to launch (fresh ones would be faulted
+ * in again every time) and freed at exit, before the leak checker looks. */
+static void free_fibers(void)
+{
+    for (emu_fiber_t &f : fibers)
+        free(f.stack);
+    fibers.clear();
+}
+
 static void run_block_fibers(const std::vector<dim3> &tids)
 {
     size_t count = tids.size();
+    if (fibers.empty())
+        atexit(free_fibers);
     if (fibers.size() < count)
         fibers.resize(count);
     for (size_t i = 0; i < count; i++) {
