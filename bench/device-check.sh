@@ -213,7 +213,8 @@ if [ "$FAILED" = 0 ]; then
     rc=$?
     if [ $rc = 0 ]; then
         BUILT=1
-        record "build (meson -Dcuda=enabled)" ok "$(($(date +%s) - t0)) s; $(grep -c 'Generating.*librtkernels_cuda.a.p/.*\.o' "$LOG_DIR/build.log") .cu files compiled by nvcc"
+        ncu=$(grep -c 'Generating.*librtkernels_cuda.a.p/.*\.o' "$LOG_DIR/build.log")
+        record "build (meson -Dcuda=enabled)" ok "$(($(date +%s) - t0)) s; $ncu .cu files compiled by nvcc$([ "$ncu" = 0 ] && echo ' (up to date)')"
     else
         tail -n 30 "$LOG_DIR/build.log" >&2
         record "build (meson -Dcuda=enabled)" FAIL "exit $rc after $(($(date +%s) - t0)) s; see build.log"
@@ -271,10 +272,11 @@ else
             record "allreduce bench --algo $algo" FAIL "exit $rc; see allreduce.log"
         fi
     else
-        # The largest size's row (nccl-tests columns) and the footer.
-        last=$(awk '$1 ~ /^[0-9]+$/ && NF >= 8 { row = $0 } END { print row }' "$LOG_DIR/allreduce.log" | tr -s ' ')
+        # The largest size's row (nccl-tests columns: size count type redop
+        # root time algbw busbw #wrong, out-of-place first) and the footer.
+        last=$(awk '$1 ~ /^[0-9]+$/ && NF >= 9 { row = sprintf("%.0f MiB in %s us, algbw %s GB/s, #wrong %s", $1 / 1048576, $6, $7, $9) } END { print row }' "$LOG_DIR/allreduce.log")
         avg=$(grep -m1 'Avg bus bandwidth' "$LOG_DIR/allreduce.log" | sed 's/.*: *//')
-        record "allreduce bench --algo $algo" ok "1 rank; largest: $last; avg busbw $avg (0 at 1 rank by definition)"
+        record "allreduce bench --algo $algo" ok "1 rank; largest: ${last:-no rows}; footer avg busbw ${avg:-none}"
     fi
 fi
 
@@ -336,7 +338,9 @@ if [ "$DEVICE" = cuda ]; then
     torch_run "$LABEL PyTorch cuda TF32" "$LOG_DIR/torch-tf32.log" --tf32
 fi
 
-if [ -n "$RT_IPS" ] && [ -n "$PT_IPS" ]; then
+if [ "$DEVICE" = cpu ]; then
+    record "ringtrain / PyTorch fp32" n/a "no ratio for the CPU stand-in run"
+elif [ -n "$RT_IPS" ] && [ -n "$PT_IPS" ]; then
     ratio=$(python3 -c "print(f'{$RT_IPS / $PT_IPS:.2f}')")
     verdict=ok
     python3 -c "import sys; sys.exit(0 if $RT_IPS / $PT_IPS >= 0.8 else 1)" || verdict=FAIL
