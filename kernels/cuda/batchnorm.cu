@@ -35,7 +35,8 @@ __device__ static inline void bn__for_channel(int B, int HW,
 }
 
 // in/out: (B, C, HW); one block per channel
-__global__ static void bn_forward_train_kernel(
+__global__ static void __launch_bounds__(KCUDA__REDUCE_THREADS)
+bn_forward_train_kernel(
     float *out, float *save_mean, float *save_rstd, float *running_mean,
     float *running_var, const float *in, const float *gamma,
     const float *beta, int B, int C, int HW, float momentum, float eps)
@@ -99,7 +100,8 @@ __global__ static void bn_forward_eval_kernel(float *out, const float *in,
 /* xhat = (x - mean) * rstd, N = B * HW:
  *   dbeta = sum(dy), dgamma = sum(dy * xhat)
  *   din = a * dy + b * (x - mean) + c with the CPU's coefficients. */
-__global__ static void bn_backward_kernel(float *din, float *dgamma,
+__global__ static void __launch_bounds__(KCUDA__REDUCE_THREADS)
+bn_backward_kernel(float *din, float *dgamma,
                                           float *dbeta, const float *dout,
                                           const float *in, const float *gamma,
                                           const float *save_mean,

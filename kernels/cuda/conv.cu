@@ -170,7 +170,8 @@ __global__ static void conv_bias_add_kernel(float *out, const float *bias,
 }
 
 // dbias[o] = sum over b, p of dout[b, o, p]: one block per channel
-__global__ static void conv_bias_grad_kernel(float *dbias, const float *dout,
+__global__ static void __launch_bounds__(KCUDA__REDUCE_THREADS)
+conv_bias_grad_kernel(float *dbias, const float *dout,
                                              int B, int OC, unsigned ohw)
 {
     int o = blockIdx.x;

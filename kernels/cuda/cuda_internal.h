@@ -23,7 +23,10 @@ extern "C" {
 }
 
 /* Threads per block for elementwise kernels and for the block reductions
- * (a power of two: kcuda__block_sum halves it). */
+ * (a power of two: kcuda__block_sum halves it). Kernels launched with
+ * KCUDA__REDUCE_THREADS declare it in __launch_bounds__, so the compiler keeps
+ * them within 64 registers a thread and the launch cannot fail for lack of
+ * registers. */
 #define KCUDA__THREADS 256
 #define KCUDA__REDUCE_THREADS 1024
 

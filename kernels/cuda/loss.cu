@@ -58,7 +58,8 @@ __global__ static void softmax_ce_rows_kernel(float *probs, double *row_loss,
 }
 
 // row_loss: (B) -> loss: mean over rows (one block)
-__global__ static void softmax_ce_mean_kernel(float *loss,
+__global__ static void __launch_bounds__(KCUDA__REDUCE_THREADS)
+softmax_ce_mean_kernel(float *loss,
                                               const double *row_loss, int B)
 {
     double part = 0.0;
