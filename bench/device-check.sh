@@ -64,6 +64,9 @@ LOG_DIR=${LOG_DIR:-$BUILD_DIR/device-check}
 DEPS=$REPO/.deps
 DROOT=$DEPS/root
 START=$(date +%s)
+# The image's own library path (the NVIDIA driver's directory may be on it):
+# the PyTorch runs get it back unchanged.
+ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH-__unset__}
 BUDGET=470 # seconds for everything (8 minutes, less a margin)
 
 remaining() { echo $((BUDGET - ($(date +%s) - START))); }
@@ -318,8 +321,10 @@ fi
 torch_run()
 {
     local name=$1 log=$2
+    local ld=(-u LD_LIBRARY_PATH)
+    [ "$ORIG_LD_LIBRARY_PATH" != __unset__ ] && ld=("LD_LIBRARY_PATH=$ORIG_LD_LIBRARY_PATH")
     shift 2
-    env -u LD_LIBRARY_PATH -u OPAL_PREFIX PYTHONUNBUFFERED=1 \
+    env -u OPAL_PREFIX "${ld[@]}" PYTHONUNBUFFERED=1 \
         timeout "$(step_limit 120)" "${PYTHON:-python3}" bench/peers/train_torch.py --device "$DEVICE" --model "$MODEL" \
         --batch_size "$BATCH" --num_batches "$BATCHES" --num_warmup_batches "$WARMUP" --display_every 10 \
         --num_intra_threads 16 "$@" >"$log" 2>&1
