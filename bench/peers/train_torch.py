@@ -9,6 +9,12 @@ the peer of ringtrain's multi-rank runs.
 
   python3 bench/peers/train_torch.py --model=lenet --batch_size=64 --num_intra_threads=1
   mpirun -np 2 python3 bench/peers/train_torch.py --ddp --model=lenet ...
+  python3 bench/peers/train_torch.py --device cuda --model=resnet50   # one GPU
+
+--device cuda trains on the GPU (fp32: TF32 off for matmuls and convolutions
+unless --tf32, cuDNN autotuning on) and waits for the GPU at the end of every
+step, so step times are real; under --ddp each rank takes the GPU of its local
+rank and joins an NCCL job.
 """
 import argparse
 import gzip
@@ -134,7 +140,15 @@ def main():
     p.add_argument("--eval", action="store_true")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--ddp", action="store_true", help="join a gloo DDP job (run under mpirun)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--tf32", action="store_true", help="cuda: allow TF32 matmuls and convolutions")
     a = p.parse_args()
+    cuda = a.device == "cuda"
+    dev = torch.device(a.device)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
+        torch.backends.cudnn.benchmark = True
 
     torch.set_num_threads(a.num_intra_threads)
     torch.manual_seed(a.seed)
@@ -145,13 +159,19 @@ def main():
         size = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1)))
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29511")
-        dist.init_process_group("gloo", rank=rank, world_size=size)
+        if cuda:
+            local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(local)
+            dev = torch.device("cuda", local)
+        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=size)
 
     build, shape, classes = MODELS[a.model]
     model = build(classes)
     nparams = sum(t.numel() for t in model.parameters())
+    if cuda:
+        model = model.to(dev)
     if a.ddp:
-        model = nn.parallel.DistributedDataParallel(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None)
     opt = torch.optim.SGD(model.parameters(), lr=a.learning_rate, momentum=a.momentum,
                           weight_decay=a.weight_decay)
 
@@ -161,6 +181,8 @@ def main():
         g = torch.Generator().manual_seed(a.seed + rank)
         train_x = torch.randn((a.batch_size,) + shape, generator=g)
         train_y = torch.randint(0, classes, (a.batch_size,), generator=g)
+        if cuda:
+            train_x, train_y = train_x.to(dev), train_y.to(dev)
     global_batch = a.batch_size * size
     steps_per_epoch = max(1, len(train_x) // global_batch)
     warmup, timed = a.num_warmup_batches, a.num_batches
@@ -176,6 +198,8 @@ def main():
         print(f"Num batches: {timed}")
         print(f"Ranks:       {size}")
         print(f"Threads:     {a.num_intra_threads} per rank")
+        if cuda:
+            print(f"Device:      {torch.cuda.get_device_name(dev)} ({'TF32' if a.tf32 else 'fp32, TF32 off'})")
         print(f"Parameters:  {nparams:,}")
         print("==========\nRunning warm up", flush=True)
 
@@ -197,12 +221,16 @@ def main():
             first = (step % steps_per_epoch) * global_batch + rank * a.batch_size
             idx = perm[first:first + a.batch_size]
             x, y = train_x[idx], train_y[idx]
+            if cuda:
+                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         else:
             x, y = train_x, train_y
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        if cuda:
+            torch.cuda.synchronize(dev)
         dt = time.perf_counter() - t0
         if step < warmup:
             continue
@@ -219,7 +247,7 @@ def main():
     elapsed = time.perf_counter() - t_start
     if a.ddp:
         import torch.distributed as dist
-        t = torch.tensor([elapsed], dtype=torch.float64)
+        t = torch.tensor([elapsed], dtype=torch.float64, device=dev)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         elapsed = t.item()
     if rank == 0:
@@ -228,6 +256,8 @@ def main():
         print("-" * 64)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         print(f"peak RSS (rank 0): {rss:.0f} MiB", flush=True)
+        if cuda:
+            print(f"peak GPU memory (rank 0): {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB", flush=True)
     if a.eval:
         model.eval()
         if a.data_name == "fashion_mnist":
@@ -238,11 +268,14 @@ def main():
         correct = 0
         with torch.no_grad():
             for i in range(first, last, a.batch_size):
-                out = model(test_x[i:min(last, i + a.batch_size)])
-                correct += (out.argmax(1) == test_y[i:min(last, i + a.batch_size)]).sum().item()
+                xb, yb = test_x[i:min(last, i + a.batch_size)], test_y[i:min(last, i + a.batch_size)]
+                if cuda:
+                    xb, yb = xb.to(dev), yb.to(dev)
+                out = model(xb)
+                correct += (out.argmax(1) == yb).sum().item()
         if a.ddp:
             import torch.distributed as dist
-            t = torch.tensor([correct], dtype=torch.float64)
+            t = torch.tensor([correct], dtype=torch.float64, device=dev)
             dist.all_reduce(t)
             correct = t.item()
         if rank == 0:

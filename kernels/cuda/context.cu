@@ -1,0 +1,237 @@
+/* ringtrain kernels (CUDA): the process context (device, stream, cuBLAS
+ * handle and workspace, scratch), error reporting, device memory helpers and
+ * the row-major GEMM wrappers over cuBLAS.
+ *
+ * Everything the ops need is allocated here once, so no op allocates: the
+ * cuBLAS workspace is handed to cuBLAS up front (otherwise it allocates its
+ * own on first use of a stream), and the loss/accuracy results go through
+ * preallocated device words and pinned host words. */
+#include "cuda_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* cuBLAS workspace: NVIDIA recommends 32 MiB on Hopper. */
+#define KCUDA__BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+kcuda__ctx_t kcuda__ctx;
+
+int kcuda__report(int code, const char *file, int line, const char *call,
+                  const char *what)
+{
+    char prefix[300];
+    rt_log_prefix(prefix, sizeof prefix);
+    fprintf(stderr, "[%s] %s:%d %s: %s\n", prefix, file, line, call, what);
+    if (kcuda__ctx.error == 0)
+        kcuda__ctx.error = code;
+    return code;
+}
+
+int kcuda__ready(const char *op)
+{
+    if (kcuda__ctx.ready)
+        return 1;
+    kcuda__report(RT_EINVAL, __FILE__, __LINE__, op,
+                  "kernels_cuda_init() was not called");
+    return 0;
+}
+
+extern "C" int kernels_cuda_device_count(const char **why)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        if (why)
+            *why = cudaGetErrorString(e);
+        /* Clear the sticky runtime error so a later init is not confused. */
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (count <= 0 && why)
+        *why = "the CUDA runtime reports 0 devices";
+    return count > 0 ? count : 0;
+}
+
+extern "C" void kernels_cuda_free(void)
+{
+    kcuda__ctx_t *c = &kcuda__ctx;
+    if (c->stream)
+        (void)cudaStreamSynchronize(c->stream);
+    if (c->blas)
+        (void)cublasDestroy(c->blas);
+    cudaFree(c->blas_workspace);
+    cudaFree(c->row_scratch);
+    cudaFree(c->loss_dev);
+    cudaFree(c->count_dev);
+    cudaFreeHost(c->loss_host);
+    cudaFreeHost(c->count_host);
+    if (c->stream)
+        (void)cudaStreamDestroy(c->stream);
+    memset(c, 0, sizeof *c);
+}
+
+extern "C" int kernels_cuda_init(int device)
+{
+    kcuda__ctx_t *c = &kcuda__ctx;
+    if (c->ready)
+        return 0;
+    memset(c, 0, sizeof *c);
+    c->device = device;
+    if (RT_CUDA_CHECK(cudaSetDevice(device)) ||
+        RT_CUDA_CHECK(cudaDeviceGetAttribute(&c->sm_count,
+                                             cudaDevAttrMultiProcessorCount,
+                                             device)) ||
+        RT_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream,
+                                                cudaStreamNonBlocking)) ||
+        RT_CUBLAS_CHECK(cublasCreate(&c->blas)) ||
+        RT_CUBLAS_CHECK(cublasSetStream(c->blas, c->stream)) ||
+        RT_CUDA_CHECK(cudaMalloc(&c->blas_workspace,
+                                 KCUDA__BLAS_WORKSPACE_BYTES)) ||
+        RT_CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->blas_workspace,
+                                           KCUDA__BLAS_WORKSPACE_BYTES)) ||
+        RT_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) ||
+        RT_CUDA_CHECK(cudaMalloc(&c->row_scratch,
+                                 KCUDA__MAX_ROWS * sizeof(double))) ||
+        RT_CUDA_CHECK(cudaMalloc(&c->loss_dev, sizeof(float))) ||
+        RT_CUDA_CHECK(cudaMalloc(&c->count_dev, sizeof(int32_t))) ||
+        RT_CUDA_CHECK(cudaMallocHost(&c->loss_host, sizeof(float))) ||
+        RT_CUDA_CHECK(cudaMallocHost(&c->count_host, sizeof(int32_t))))
+        goto fail;
+    c->ready = 1;
+    return 0;
+fail:
+    kernels_cuda_free();
+    return RT_ECUDA;
+}
+
+extern "C" void *kernels_cuda_stream(void)
+{
+    return (void *)kcuda__ctx.stream;
+}
+
+extern "C" void kernels_cuda_set_tf32(int allow)
+{
+    if (!kcuda__ready("kernels_cuda_set_tf32"))
+        return;
+    RT_CUBLAS_CHECK(cublasSetMathMode(kcuda__ctx.blas,
+                                      allow ? CUBLAS_TF32_TENSOR_OP_MATH
+                                            : CUBLAS_DEFAULT_MATH));
+}
+
+extern "C" int kernels_cuda_synchronize(void)
+{
+    if (!kcuda__ready("kernels_cuda_synchronize"))
+        return kcuda__ctx.error;
+    RT_CUDA_CHECK(cudaStreamSynchronize(kcuda__ctx.stream));
+    /* A fault inside a kernel shows up here, not at its launch. */
+    RT_CUDA_CHECK(cudaGetLastError());
+    return kcuda__ctx.error;
+}
+
+extern "C" void *kernels_cuda_buffer_alloc(size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_buffer_alloc"))
+        return NULL;
+    void *p = NULL;
+    /* cudaMalloc aligns to at least 256 bytes. */
+    if (RT_CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1)))
+        return NULL;
+    if (RT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, kcuda__ctx.stream)) ||
+        RT_CUDA_CHECK(cudaStreamSynchronize(kcuda__ctx.stream))) {
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+extern "C" void kernels_cuda_buffer_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    /* cudaFree waits for the device; the stream may still use ptr. */
+    RT_CUDA_CHECK(cudaFree(ptr));
+}
+
+extern "C" int kernels_cuda_copy_to_device(void *dst, const void *src,
+                                           size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_copy_to_device"))
+        return RT_EINVAL;
+    if (bytes == 0)
+        return 0;
+    if (RT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                                      kcuda__ctx.stream)) ||
+        RT_CUDA_CHECK(cudaStreamSynchronize(kcuda__ctx.stream)))
+        return RT_ECUDA;
+    return 0;
+}
+
+extern "C" int kernels_cuda_copy_to_host(void *dst, const void *src,
+                                         size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_copy_to_host"))
+        return RT_EINVAL;
+    if (bytes == 0)
+        return 0;
+    if (RT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost,
+                                      kcuda__ctx.stream)) ||
+        RT_CUDA_CHECK(cudaStreamSynchronize(kcuda__ctx.stream)))
+        return RT_ECUDA;
+    return 0;
+}
+
+extern "C" void kernels_cuda_zero(void *dst, size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_zero") || bytes == 0)
+        return;
+    RT_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, kcuda__ctx.stream));
+}
+
+/* C = beta * C for the K == 0 case (BLAS semantics: beta == 0 writes zeros
+ * without reading C, so NaN in C does not survive). */
+__global__ static void kcuda__scale_matrix(float *C, int M, int N, int ldc,
+                                           float beta)
+{
+    size_t total = (size_t)M * N;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float *p = C + (i / N) * (size_t)ldc + i % N;
+        *p = beta == 0.0f ? 0.0f : beta * *p;
+    }
+}
+
+/* Row-major C = A*B is column-major C^T = B^T * A^T, and a row-major matrix
+ * read as column-major is its transpose: so swap the operands (and M, N) and
+ * keep each one's own transpose flag. */
+void kcuda__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta,
+                  float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        size_t total = (size_t)M * N;
+        kcuda__scale_matrix<<<kcuda__blocks(total, KCUDA__THREADS),
+                              KCUDA__THREADS, 0, kcuda__ctx.stream>>>(
+            C, M, N, ldc, beta);
+        KCUDA__LAUNCHED("kcuda__scale_matrix");
+        return;
+    }
+    RT_CUBLAS_CHECK(cublasSgemm(kcuda__ctx.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                &alpha, B, ldb, A, lda, &beta, C, ldc));
+}
+
+void kcuda__sgemm_batched(int trans_a, int trans_b, int M, int N, int K,
+                          float alpha, const float *A, int lda,
+                          long long stride_a, const float *B, int ldb,
+                          long long stride_b, float beta, float *C, int ldc,
+                          long long stride_c, int batch)
+{
+    if (M <= 0 || N <= 0 || K <= 0 || batch <= 0)
+        return;
+    RT_CUBLAS_CHECK(cublasSgemmStridedBatched(
+        kcuda__ctx.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, stride_b,
+        A, lda, stride_a, &beta, C, ldc, stride_c, batch));
+}
