@@ -32,4 +32,11 @@ void kern__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
 
+/* GEMM backend: AUTO picks the own AVX-512 kernel where the CPU has it
+ * (RINGTRAIN_GEMM=openblas forces OpenBLAS), else OpenBLAS. Tests force one;
+ * OWN without AVX-512 falls back to OpenBLAS. */
+enum { KERN__GEMM_AUTO, KERN__GEMM_OPENBLAS, KERN__GEMM_OWN };
+void kern__gemm_select(int backend);
+int kern__gemm_own_available(void);
+
 #endif

@@ -1,0 +1,350 @@
+/* ringtrain-kernels-bench: where the time of a training step goes, kernel by
+ * kernel, on this machine. Times conv2d forward/backward at every distinct
+ * ResNet-50 (v1.5) layer shape, the non-GEMM ops at their ResNet-50 shapes,
+ * LeNet and MLP layers, and raw GEMM GFLOP/s, each the median of --reps runs
+ * after one warm-up. The "x n" column is how often the shape occurs in the
+ * network, and the totals weight by it, so they estimate one training step's
+ * time in that kernel family.
+ *
+ *   ringtrain-kernels-bench [--threads N] [--batch B] [--reps R]
+ *                           [--only gemm|resnet50|ops|lenet|mlp]
+ *
+ * Not a test: it only prints. Hold the benchmark lock when timing
+ * (flock /tmp/ringtrain-bench.lock ...). */
+#include "kernels.h"
+
+#include "common/common.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG "ringtrain-kernels-bench"
+
+static int bench_reps = 3;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One warm-up call, then the median of bench_reps timed calls (seconds). */
+#define BENCH_MEDIAN(result, call)                                             \
+    do {                                                                       \
+        double t_[64];                                                         \
+        int n_ = bench_reps < 64 ? bench_reps : 64;                            \
+        call;                                                                  \
+        for (int r_ = 0; r_ < n_; r_++) {                                      \
+            double t0_ = rt_now();                                             \
+            call;                                                              \
+            t_[r_] = rt_now() - t0_;                                           \
+        }                                                                      \
+        qsort(t_, n_, sizeof(double), cmp_double);                             \
+        (result) = t_[n_ / 2];                                                 \
+    } while (0)
+
+static float *bench_alloc(size_t count)
+{
+    float *p = rt_alloc_aligned((count ? count : 1) * sizeof(float), 64);
+    if (!p) {
+        fprintf(stderr, PROG ": error: out of memory allocating %zu floats; "
+                        "try a smaller --batch\n", count);
+        exit(1);
+    }
+    /* Small non-zero values: no denormals, no NaN. */
+    for (size_t i = 0; i < count; i++)
+        p[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+    return p;
+}
+
+typedef struct {
+    const char *name;
+    int C, H, OC, K, stride, pad, count, first;
+} conv_layer_t;
+
+/* ResNet-50 v1.5 (stride in the 3x3), 224x224 input: every distinct conv
+ * shape and how many times it occurs. */
+static const conv_layer_t resnet50_convs[] = {
+    {"stem 7x7/2 3-64", 3, 224, 64, 7, 2, 3, 1, 1},
+    {"l1 1x1 64-64", 64, 56, 64, 1, 1, 0, 1, 0},
+    {"l1 3x3 64-64", 64, 56, 64, 3, 1, 1, 3, 0},
+    {"l1 1x1 64-256 (+ds)", 64, 56, 256, 1, 1, 0, 4, 0},
+    {"l1 1x1 256-64", 256, 56, 64, 1, 1, 0, 2, 0},
+    {"l2 1x1 256-128", 256, 56, 128, 1, 1, 0, 1, 0},
+    {"l2 3x3/2 128-128", 128, 56, 128, 3, 2, 1, 1, 0},
+    {"l2 ds 1x1/2 256-512", 256, 56, 512, 1, 2, 0, 1, 0},
+    {"l2 1x1 128-512", 128, 28, 512, 1, 1, 0, 4, 0},
+    {"l2 1x1 512-128", 512, 28, 128, 1, 1, 0, 3, 0},
+    {"l2 3x3 128-128", 128, 28, 128, 3, 1, 1, 3, 0},
+    {"l3 1x1 512-256", 512, 28, 256, 1, 1, 0, 1, 0},
+    {"l3 3x3/2 256-256", 256, 28, 256, 3, 2, 1, 1, 0},
+    {"l3 ds 1x1/2 512-1024", 512, 28, 1024, 1, 2, 0, 1, 0},
+    {"l3 1x1 256-1024", 256, 14, 1024, 1, 1, 0, 6, 0},
+    {"l3 1x1 1024-256", 1024, 14, 256, 1, 1, 0, 5, 0},
+    {"l3 3x3 256-256", 256, 14, 256, 3, 1, 1, 5, 0},
+    {"l4 1x1 1024-512", 1024, 14, 512, 1, 1, 0, 1, 0},
+    {"l4 3x3/2 512-512", 512, 14, 512, 3, 2, 1, 1, 0},
+    {"l4 ds 1x1/2 1024-2048", 1024, 14, 2048, 1, 2, 0, 1, 0},
+    {"l4 1x1 512-2048", 512, 7, 2048, 1, 1, 0, 3, 0},
+    {"l4 1x1 2048-512", 2048, 7, 512, 1, 1, 0, 2, 0},
+    {"l4 3x3 512-512", 512, 7, 512, 3, 1, 1, 2, 0},
+};
+
+static const conv_layer_t lenet_convs[] = {
+    {"lenet 5x5 1-32", 1, 28, 32, 5, 1, 2, 1, 1},
+    {"lenet 5x5 32-64", 32, 14, 64, 5, 1, 2, 1, 0},
+};
+
+/* Times each layer; returns the weighted step total (seconds) in *total. */
+static void bench_convs(const conv_layer_t *layers, size_t count, int B,
+                        double *total_fwd, double *total_bwd,
+                        double *total_flop)
+{
+    size_t max_in = 0, max_out = 0, max_w = 0, max_ws = 0;
+    conv2d_shape_t s;
+    for (size_t i = 0; i < count; i++) {
+        const conv_layer_t *l = &layers[i];
+        conv2d_shape_init(&s, B, l->C, l->H, l->H, l->OC, l->K, l->K,
+                          l->stride, l->pad);
+        size_t in = (size_t)B * l->C * l->H * l->H;
+        size_t out = (size_t)B * l->OC * s.OH * s.OW;
+        size_t w = (size_t)l->OC * l->C * l->K * l->K;
+        size_t ws = conv2d_workspace_floats(&s);
+        max_in = in > max_in ? in : max_in;
+        max_out = out > max_out ? out : max_out;
+        max_w = w > max_w ? w : max_w;
+        max_ws = ws > max_ws ? ws : max_ws;
+    }
+    float *in = bench_alloc(max_in), *din = bench_alloc(max_in);
+    float *out = bench_alloc(max_out), *dout = bench_alloc(max_out);
+    float *w = bench_alloc(max_w), *dw = bench_alloc(max_w);
+    float *ws = bench_alloc(max_ws);
+    printf("%-24s %5s %9s %9s %7s %9s %7s %8s\n", "conv layer (batch)",
+           "x n", "ws MiB", "fwd ms", "GF/s", "bwd ms", "GF/s", "GFLOP");
+    *total_fwd = *total_bwd = *total_flop = 0.0;
+    for (size_t i = 0; i < count; i++) {
+        const conv_layer_t *l = &layers[i];
+        conv2d_shape_init(&s, B, l->C, l->H, l->H, l->OC, l->K, l->K,
+                          l->stride, l->pad);
+        double flop = 2.0 * B * l->OC * s.OH * s.OW * l->C * l->K * l->K;
+        double t_fwd, t_bwd;
+        BENCH_MEDIAN(t_fwd, conv2d_forward_cpu(out, in, w, NULL, &s, ws));
+        /* The first layer has no input gradient. */
+        BENCH_MEDIAN(t_bwd, conv2d_backward_cpu(l->first ? NULL : din, dw,
+                                                NULL, dout, in, w, &s, ws));
+        double bwd_flop = l->first ? flop : 2.0 * flop;
+        printf("%-24s %5d %9.1f %9.2f %7.1f %9.2f %7.1f %8.2f\n", l->name,
+               l->count,
+               (double)conv2d_workspace_floats(&s) * 4.0 / (1 << 20),
+               t_fwd * 1e3, flop / t_fwd * 1e-9, t_bwd * 1e3,
+               bwd_flop / t_bwd * 1e-9, flop * 1e-9);
+        *total_fwd += l->count * t_fwd;
+        *total_bwd += l->count * t_bwd;
+        *total_flop += l->count * (flop + bwd_flop);
+    }
+    printf("%-24s %5s %9s %9.1f %7s %9.1f %7s  => %.1f GFLOP/s over fwd+bwd\n",
+           "weighted total", "", "", *total_fwd * 1e3, "", *total_bwd * 1e3,
+           "", *total_flop / (*total_fwd + *total_bwd) * 1e-9);
+    rt_free_aligned(in), rt_free_aligned(din), rt_free_aligned(out);
+    rt_free_aligned(dout), rt_free_aligned(w), rt_free_aligned(dw);
+    rt_free_aligned(ws);
+}
+
+static void bench_gemm(void)
+{
+    static const int shapes[][3] = {
+        {1024, 1024, 1024}, {64, 1024, 784}, {64, 1024, 1024},
+        {256, 3136, 64},    {512, 784, 1152}, {512, 1568, 4608},
+    };
+    printf("%-24s %9s %7s\n", "sgemm M x N x K", "ms", "GF/s");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+        float *a = bench_alloc((size_t)M * K), *b = bench_alloc((size_t)K * N);
+        float *c = bench_alloc((size_t)M * N);
+        double t;
+        BENCH_MEDIAN(t, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                    M, N, K, 1.0f, a, K, b, N, 0.0f, c, N));
+        char name[64];
+        snprintf(name, sizeof name, "%d x %d x %d", M, N, K);
+        printf("%-24s %9.2f %7.1f\n", name, t * 1e3,
+               2.0 * M * N * K / t * 1e-9);
+        rt_free_aligned(a), rt_free_aligned(b), rt_free_aligned(c);
+    }
+}
+
+typedef struct {
+    const char *name;
+    int C, H, count;
+} act_shape_t;
+
+/* ResNet-50's activation shapes after each conv, with how many BN (+ReLU)
+ * layers see them. */
+static const act_shape_t resnet50_acts[] = {
+    {"64 x 112^2", 64, 112, 1},  {"64 x 56^2", 64, 56, 6},
+    {"256 x 56^2", 256, 56, 4},  {"128 x 56^2", 128, 56, 1},
+    {"128 x 28^2", 128, 28, 7},  {"512 x 28^2", 512, 28, 5},
+    {"256 x 28^2", 256, 28, 1},  {"256 x 14^2", 256, 14, 11},
+    {"1024 x 14^2", 1024, 14, 7}, {"512 x 14^2", 512, 14, 1},
+    {"512 x 7^2", 512, 7, 5},    {"2048 x 7^2", 2048, 7, 4},
+};
+
+static void bench_ops(int B)
+{
+    size_t max = (size_t)B * 64 * 112 * 112;
+    float *x = bench_alloc(max), *y = bench_alloc(max);
+    float *dy = bench_alloc(max), *dx = bench_alloc(max);
+    float *g = bench_alloc(2048), *bt = bench_alloc(2048);
+    float *m = bench_alloc(2048), *r = bench_alloc(2048);
+    float *rm = bench_alloc(2048), *rv = bench_alloc(2048);
+    float *dg = bench_alloc(2048), *db = bench_alloc(2048);
+    for (int i = 0; i < 2048; i++)
+        rv[i] = 1.0f;
+    printf("%-24s %5s %9s %9s %9s %9s\n", "op at (batch, shape)", "x n",
+           "bn fwd", "bn bwd", "relu fwd", "relu bwd");
+    double tot[4] = {0};
+    for (size_t i = 0; i < sizeof resnet50_acts / sizeof resnet50_acts[0];
+         i++) {
+        const act_shape_t *a = &resnet50_acts[i];
+        int HW = a->H * a->H;
+        size_t count = (size_t)B * a->C * HW;
+        double t[4];
+        BENCH_MEDIAN(t[0], batchnorm_forward_train_cpu(y, m, r, rm, rv, x, g,
+                                                       bt, B, a->C, HW, 0.1f,
+                                                       1e-5f));
+        BENCH_MEDIAN(t[1], batchnorm_backward_cpu(dx, dg, db, dy, x, g, m, r,
+                                                  B, a->C, HW));
+        BENCH_MEDIAN(t[2], relu_forward_cpu(y, x, count));
+        BENCH_MEDIAN(t[3], relu_backward_cpu(dx, dy, y, count));
+        printf("%-24s %5d %9.2f %9.2f %9.2f %9.2f  ms\n", a->name, a->count,
+               t[0] * 1e3, t[1] * 1e3, t[2] * 1e3, t[3] * 1e3);
+        for (int k = 0; k < 4; k++)
+            tot[k] += a->count * t[k];
+    }
+    printf("%-24s %5s %9.1f %9.1f %9.1f %9.1f  ms (ReLU runs on ~2/3 of "
+           "these)\n", "weighted total", "", tot[0] * 1e3, tot[1] * 1e3,
+           tot[2] * 1e3, tot[3] * 1e3);
+
+    int32_t *arg = malloc((size_t)B * 64 * 56 * 56 * sizeof(int32_t));
+    if (!arg) {
+        fprintf(stderr, PROG ": error: out of memory\n");
+        exit(1);
+    }
+    double tp, tpb, tadd, tgap, tsgd;
+    BENCH_MEDIAN(tp, maxpool2d_forward_cpu(y, arg, x, B, 64, 112, 112, 3, 2,
+                                           1));
+    BENCH_MEDIAN(tpb, maxpool2d_backward_cpu(dx, dy, arg, B, 64, 112, 112, 56,
+                                             56));
+    BENCH_MEDIAN(tadd, add_forward_cpu(y, x, dy, (size_t)B * 256 * 56 * 56));
+    BENCH_MEDIAN(tgap, global_avgpool_forward_cpu(y, x, B, 2048, 49));
+    /* 25.6 M parameters: ResNet-50's arena. */
+    size_t params = 25557032;
+    float *p = bench_alloc(params), *pg = bench_alloc(params);
+    float *pm = bench_alloc(params);
+    BENCH_MEDIAN(tsgd, sgd_update_cpu(p, pm, pg, params, 0.1f, 0.9f, 1e-4f));
+    printf("maxpool 3x3/2 fwd %.2f bwd %.2f ms; add 256x56^2 %.2f ms; "
+           "global avgpool %.2f ms; sgd 25.6M params %.2f ms (%.1f GB/s)\n",
+           tp * 1e3, tpb * 1e3, tadd * 1e3, tgap * 1e3, tsgd * 1e3,
+           5.0 * 4 * params / tsgd * 1e-9);
+    free(arg);
+    rt_free_aligned(p), rt_free_aligned(pg), rt_free_aligned(pm);
+    rt_free_aligned(x), rt_free_aligned(y), rt_free_aligned(dy);
+    rt_free_aligned(dx), rt_free_aligned(g), rt_free_aligned(bt);
+    rt_free_aligned(m), rt_free_aligned(r), rt_free_aligned(rm);
+    rt_free_aligned(rv), rt_free_aligned(dg), rt_free_aligned(db);
+}
+
+static void bench_mlp(int B)
+{
+    static const int dims[] = {784, 1024, 1024, 10};
+    float *x[4], *dx[4], *w[3], *dw[3], *bias[3], *dbias[3];
+    for (int i = 0; i < 4; i++) {
+        x[i] = bench_alloc((size_t)B * dims[i]);
+        dx[i] = bench_alloc((size_t)B * dims[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        w[i] = bench_alloc((size_t)dims[i] * dims[i + 1]);
+        dw[i] = bench_alloc((size_t)dims[i] * dims[i + 1]);
+        bias[i] = bench_alloc(dims[i + 1]);
+        dbias[i] = bench_alloc(dims[i + 1]);
+    }
+    double flop = 0.0, t_fwd = 0.0, t_bwd = 0.0;
+    for (int i = 0; i < 3; i++) {
+        double t;
+        BENCH_MEDIAN(t, linear_forward_cpu(x[i + 1], x[i], w[i], bias[i], B,
+                                           dims[i], dims[i + 1]));
+        t_fwd += t;
+        BENCH_MEDIAN(t, linear_backward_cpu(i ? dx[i] : NULL, dw[i], dbias[i],
+                                            dx[i + 1], x[i], w[i], B, dims[i],
+                                            dims[i + 1]));
+        t_bwd += t;
+        flop += 2.0 * B * dims[i] * dims[i + 1] * (i ? 3 : 2);
+    }
+    printf("mlp 784-1024-1024-10 batch %d: linear fwd %.3f ms, bwd %.3f ms, "
+           "%.1f GFLOP/s, %.0f images/sec (linear layers only)\n",
+           B, t_fwd * 1e3, t_bwd * 1e3, flop / (t_fwd + t_bwd) * 1e-9,
+           B / (t_fwd + t_bwd));
+    for (int i = 0; i < 4; i++)
+        rt_free_aligned(x[i]), rt_free_aligned(dx[i]);
+    for (int i = 0; i < 3; i++) {
+        rt_free_aligned(w[i]), rt_free_aligned(dw[i]);
+        rt_free_aligned(bias[i]), rt_free_aligned(dbias[i]);
+    }
+}
+
+static int parse_int(const char *flag, const char *text, int min, int max)
+{
+    uint64_t v;
+    if (!text || rt_parse_u64(text, (uint64_t)min, (uint64_t)max, 0, &v)) {
+        fprintf(stderr, PROG ": error: %s needs a whole number in [%d, %d], "
+                        "got '%s'\n", flag, min, max, text ? text : "");
+        exit(2);
+    }
+    return (int)v;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 1, batch = 32;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--threads"))
+            threads = parse_int("--threads", next, 1, 256), i++;
+        else if (!strcmp(argv[i], "--batch"))
+            batch = parse_int("--batch", next, 1, 1024), i++;
+        else if (!strcmp(argv[i], "--reps"))
+            bench_reps = parse_int("--reps", next, 1, 64), i++;
+        else if (!strcmp(argv[i], "--only") && next)
+            only = next, i++;
+        else {
+            fprintf(stderr, PROG ": error: unknown argument '%s'; usage: " PROG
+                            " [--threads N] [--batch B] [--reps R] [--only "
+                            "gemm|resnet50|ops|lenet|mlp]\n", argv[i]);
+            return 2;
+        }
+    }
+    kernels_set_num_threads(threads);
+    printf("# " PROG ": %d thread(s), batch %d, median of %d; %s\n", threads,
+           batch, bench_reps, openblas_get_config());
+    double f, b, flop;
+    if (!only || !strcmp(only, "gemm"))
+        bench_gemm();
+    if (!only || !strcmp(only, "resnet50")) {
+        bench_convs(resnet50_convs,
+                    sizeof resnet50_convs / sizeof resnet50_convs[0], batch,
+                    &f, &b, &flop);
+        printf("resnet50 convs alone: %.2f images/sec\n", batch / (f + b));
+    }
+    if (!only || !strcmp(only, "ops"))
+        bench_ops(batch);
+    if (!only || !strcmp(only, "lenet")) {
+        bench_convs(lenet_convs, 2, 64, &f, &b, &flop);
+        printf("lenet convs alone (batch 64): %.0f images/sec\n",
+               64 / (f + b));
+    }
+    if (!only || !strcmp(only, "mlp"))
+        bench_mlp(64);
+    return 0;
+}
