@@ -82,6 +82,13 @@ static void conv__plan(const conv2d_shape_t *s, conv__plan_t *p)
     p->chunk = chunk;
 }
 
+int kern__conv_chunk(const conv2d_shape_t *s)
+{
+    conv__plan_t p;
+    conv__plan(s, &p);
+    return p.chunk;
+}
+
 size_t conv2d_workspace_floats(const conv2d_shape_t *s)
 {
     conv__plan_t p;

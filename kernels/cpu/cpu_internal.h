@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "kernels.h"
+
 /* Elements a loop must touch before it is split across threads: below this
  * the ~2-5 us fork/join costs more than the loop. */
 #define KERN__PAR_MIN_FLOATS ((size_t)1 << 15)
@@ -31,6 +33,9 @@ static inline int kern__threads_for(size_t count)
 void kern__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
+
+/* Images per GEMM that conv2d uses for this shape (for the benchmark). */
+int kern__conv_chunk(const conv2d_shape_t *s);
 
 /* GEMM backend: AUTO picks the own AVX-512 kernel where the CPU has it
  * (RINGTRAIN_GEMM=openblas forces OpenBLAS), else OpenBLAS. Tests force one;
