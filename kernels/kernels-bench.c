@@ -119,7 +119,7 @@ static void bench_convs(const conv_layer_t *layers, size_t count, int B,
                         double *total_fwd, double *total_bwd,
                         double *total_flop)
 {
-    size_t max_in = 0, max_out = 0, max_w = 0, max_ws = 0;
+    size_t max_in = 0, max_out = 0, max_w = 0, max_ws = 0, max_col = 0;
     conv2d_shape_t s;
     for (size_t i = 0; i < count; i++) {
         const conv_layer_t *l = &layers[i];
@@ -129,6 +129,9 @@ static void bench_convs(const conv_layer_t *layers, size_t count, int B,
         size_t out = (size_t)B * l->OC * s.OH * s.OW;
         size_t w = (size_t)l->OC * l->C * l->K * l->K;
         size_t ws = conv2d_workspace_floats(&s);
+        size_t col = (size_t)l->C * l->K * l->K * kern__conv_chunk(&s) *
+                     s.OH * s.OW;
+        max_col = col > max_col ? col : max_col;
         max_in = in > max_in ? in : max_in;
         max_out = out > max_out ? out : max_out;
         max_w = w > max_w ? w : max_w;
@@ -137,7 +140,7 @@ static void bench_convs(const conv_layer_t *layers, size_t count, int B,
     float *in = bench_alloc(max_in), *din = bench_alloc(max_in);
     float *out = bench_alloc(max_out), *dout = bench_alloc(max_out);
     float *w = bench_alloc(max_w), *dw = bench_alloc(max_w);
-    float *ws = bench_alloc(max_ws);
+    float *ws = bench_alloc(max_ws), *col = bench_alloc(max_col);
     printf("%-24s %4s %6s %8s %6s %8s %6s %6s %7s\n", "conv layer (batch)",
            "x n", "ws MiB", "fwd ms", "GF/s", "bwd ms", "GF/s", "GFLOP",
            "gemm%");
@@ -158,7 +161,7 @@ static void bench_convs(const conv_layer_t *layers, size_t count, int B,
         int chunk = kern__conv_chunk(&s);
         int n = chunk * s.OH * s.OW, K = l->C * l->K * l->K;
         double t_gemm;
-        BENCH_BEST(t_gemm, kern__sgemm(0, 0, l->OC, n, K, 1.0f, w, K, in, n,
+        BENCH_BEST(t_gemm, kern__sgemm(0, 0, l->OC, n, K, 1.0f, w, K, col, n,
                                        0.0f, out, n));
         t_gemm *= (double)B / chunk;
         printf("%-24s %4d %6.1f %8.2f %6.1f %8.2f %6.1f %6.2f %6.0f%%\n",
@@ -175,7 +178,7 @@ static void bench_convs(const conv_layer_t *layers, size_t count, int B,
            *total_flop / (*total_fwd + *total_bwd) * 1e-9);
     rt_free_aligned(in), rt_free_aligned(din), rt_free_aligned(out);
     rt_free_aligned(dout), rt_free_aligned(w), rt_free_aligned(dw);
-    rt_free_aligned(ws);
+    rt_free_aligned(ws), rt_free_aligned(col);
 }
 
 static void bench_gemm(void)

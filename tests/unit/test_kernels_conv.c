@@ -26,6 +26,8 @@ static const conv_case_t conv_cases[] = {
     {5, 2, 16, 16, 3, 3, 3, 1, 1, 1}, /* chunks of 3 + 2 images */
     {2, 3, 32, 33, 4, 1, 1, 1, 0, 1}, /* 1x1, one image per GEMM, B = 2 */
     {2, 2, 32, 32, 3, 3, 3, 1, 1, 0}, /* im2col, one image per GEMM, B = 2 */
+    {2, 2, 3, 4, 3, 2, 2, 1, 2, 1},   /* pad >= kernel: rows of padding */
+    {3, 2, 5, 3, 2, 3, 3, 1, 0, 0},   /* output 1 wide */
 };
 
 /* out = conv(in, w) + bias, directly from the definition. */
