@@ -11,25 +11,87 @@
 #include "cpu_internal.h"
 
 #include <math.h>
+#include <string.h>
+
+/* Row reductions keep four independent vector accumulators: with one, each
+ * add waits for the previous (3-4 cycles), which made these passes
+ * latency-bound rather than memory-bound. GCC/Clang vector types: SSE on
+ * x86-64, NEON elsewhere, plain code otherwise. */
+typedef float bn__v4 __attribute__((vector_size(16)));
+
+static inline bn__v4 bn__load(const float *p)
+{
+    bn__v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float bn__hsum(bn__v4 a0, bn__v4 a1, bn__v4 a2, bn__v4 a3)
+{
+    bn__v4 a = (a0 + a1) + (a2 + a3);
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
 
 static inline float bn__row_sum(const float *x, int count)
 {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < count; i++)
-        sum += x[i];
-    return sum;
+    bn__v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    int i = 0;
+    for (; i + 16 <= count; i += 16) {
+        a0 += bn__load(x + i);
+        a1 += bn__load(x + i + 4);
+        a2 += bn__load(x + i + 8);
+        a3 += bn__load(x + i + 12);
+    }
+    float s = bn__hsum(a0, a1, a2, a3);
+    for (; i < count; i++)
+        s += x[i];
+    return s;
 }
 
 static inline float bn__row_sq_dev(const float *x, float mean, int count)
 {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < count; i++) {
-        float d = x[i] - mean;
-        sum += d * d;
+    bn__v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    bn__v4 m = {mean, mean, mean, mean};
+    int i = 0;
+    for (; i + 16 <= count; i += 16) {
+        bn__v4 d0 = bn__load(x + i) - m, d1 = bn__load(x + i + 4) - m;
+        bn__v4 d2 = bn__load(x + i + 8) - m, d3 = bn__load(x + i + 12) - m;
+        a0 += d0 * d0;
+        a1 += d1 * d1;
+        a2 += d2 * d2;
+        a3 += d3 * d3;
     }
-    return sum;
+    float s = bn__hsum(a0, a1, a2, a3);
+    for (; i < count; i++) {
+        float d = x[i] - mean;
+        s += d * d;
+    }
+    return s;
+}
+
+/* sum(dy) and sum(dy * (x - mean)) over a row. */
+static inline void bn__row_grad_sums(const float *x, const float *dy,
+                                     float mean, int count, float *sum_dy,
+                                     float *sum_dy_xc)
+{
+    bn__v4 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    bn__v4 m = {mean, mean, mean, mean};
+    int i = 0;
+    for (; i + 8 <= count; i += 8) {
+        bn__v4 g0 = bn__load(dy + i), g1 = bn__load(dy + i + 4);
+        a0 += g0;
+        a1 += g1;
+        b0 += g0 * (bn__load(x + i) - m);
+        b1 += g1 * (bn__load(x + i + 4) - m);
+    }
+    bn__v4 z = {0};
+    float s0 = bn__hsum(a0, a1, z, z), s1 = bn__hsum(b0, b1, z, z);
+    for (; i < count; i++) {
+        s0 += dy[i];
+        s1 += dy[i] * (x[i] - mean);
+    }
+    *sum_dy = s0;
+    *sum_dy_xc = s1;
 }
 
 static inline void bn__row_affine(float *y, const float *x, float scale,
@@ -120,14 +182,9 @@ void batchnorm_backward_cpu(float *din, float *dgamma, float *dbeta,
         float rstd = save_rstd[c];
         double sum_dy = 0.0, sum_dy_xc = 0.0;
         for (int b = 0; b < B; b++) {
-            const float *xr = x + b * plane_stride;
-            const float *dyr = dy + b * plane_stride;
-            float s0 = 0.0f, s1 = 0.0f;
-#pragma omp simd reduction(+ : s0, s1)
-            for (int i = 0; i < HW; i++) {
-                s0 += dyr[i];
-                s1 += dyr[i] * (xr[i] - mean);
-            }
+            float s0, s1;
+            bn__row_grad_sums(x + b * plane_stride, dy + b * plane_stride,
+                              mean, HW, &s0, &s1);
             sum_dy += s0;
             sum_dy_xc += s1;
         }
