@@ -289,42 +289,201 @@ static void bench_ops(int B)
     rt_free_aligned(rv), rt_free_aligned(dg), rt_free_aligned(db);
 }
 
+/* Parameter and gradient arenas for the step benchmarks: one block each,
+ * carved in order, as the worker lays them out. */
+typedef struct {
+    float *p, *g, *m;
+    size_t used, count;
+} arena_t;
+
+static float *arena_take(arena_t *a, size_t count, float **grad)
+{
+    float *p = a->p + a->used;
+    *grad = a->g + a->used;
+    a->used += (count + 15) & ~(size_t)15;
+    return p;
+}
+
+static void arena_init(arena_t *a, size_t count)
+{
+    a->count = count;
+    a->used = 0;
+    a->p = bench_alloc(count);
+    a->g = bench_alloc(count);
+    a->m = bench_alloc(count);
+    for (size_t i = 0; i < count; i++)
+        a->p[i] *= 0.05f;
+}
+
+static void arena_free(arena_t *a)
+{
+    rt_free_aligned(a->p), rt_free_aligned(a->g), rt_free_aligned(a->m);
+}
+
+/* One MLP 784-1024-1024-10 training step with only kernel calls: what the
+ * worker's step costs without any framework around it. */
+typedef struct {
+    int B;
+    float *x[4], *dx[4], *w[3], *dw[3], *bias[3], *dbias[3], *probs;
+    int32_t *labels;
+    arena_t ar;
+} mlp_t;
+
+static const int mlp_dims[] = {784, 1024, 1024, 10};
+
+static void mlp_step(mlp_t *m)
+{
+    int B = m->B;
+    for (int i = 0; i < 3; i++) {
+        linear_forward_cpu(m->x[i + 1], m->x[i], m->w[i], m->bias[i], B,
+                           mlp_dims[i], mlp_dims[i + 1]);
+        if (i < 2)
+            relu_forward_cpu(m->x[i + 1], m->x[i + 1],
+                             (size_t)B * mlp_dims[i + 1]);
+    }
+    softmax_cross_entropy_forward_cpu(m->probs, m->x[3], m->labels, B, 10);
+    softmax_cross_entropy_backward_cpu(m->dx[3], m->probs, m->labels, B, 10);
+    for (int i = 2; i >= 0; i--) {
+        linear_backward_cpu(i ? m->dx[i] : NULL, m->dw[i], m->dbias[i],
+                            m->dx[i + 1], m->x[i], m->w[i], B, mlp_dims[i],
+                            mlp_dims[i + 1]);
+        if (i)
+            relu_backward_cpu(m->dx[i], m->dx[i], m->x[i],
+                              (size_t)B * mlp_dims[i]);
+    }
+    sgd_update_cpu(m->ar.p, m->ar.m, m->ar.g, m->ar.used, 0.01f, 0.9f, 1e-4f);
+}
+
 static void bench_mlp(int B)
 {
-    static const int dims[] = {784, 1024, 1024, 10};
-    float *x[4], *dx[4], *w[3], *dw[3], *bias[3], *dbias[3];
+    mlp_t m = {.B = B};
+    size_t params = 0;
+    for (int i = 0; i < 3; i++)
+        params += ((size_t)mlp_dims[i] * mlp_dims[i + 1] + mlp_dims[i + 1] +
+                   32) & ~(size_t)15;
+    arena_init(&m.ar, params);
     for (int i = 0; i < 4; i++) {
-        x[i] = bench_alloc((size_t)B * dims[i]);
-        dx[i] = bench_alloc((size_t)B * dims[i]);
+        m.x[i] = bench_alloc((size_t)B * mlp_dims[i]);
+        m.dx[i] = bench_alloc((size_t)B * mlp_dims[i]);
     }
     for (int i = 0; i < 3; i++) {
-        w[i] = bench_alloc((size_t)dims[i] * dims[i + 1]);
-        dw[i] = bench_alloc((size_t)dims[i] * dims[i + 1]);
-        bias[i] = bench_alloc(dims[i + 1]);
-        dbias[i] = bench_alloc(dims[i + 1]);
+        m.w[i] = arena_take(&m.ar, (size_t)mlp_dims[i] * mlp_dims[i + 1],
+                            &m.dw[i]);
+        m.bias[i] = arena_take(&m.ar, mlp_dims[i + 1], &m.dbias[i]);
     }
-    double flop = 0.0, t_fwd = 0.0, t_bwd = 0.0;
-    for (int i = 0; i < 3; i++) {
-        double t;
-        BENCH_BEST(t, linear_forward_cpu(x[i + 1], x[i], w[i], bias[i], B,
-                                           dims[i], dims[i + 1]));
-        t_fwd += t;
-        BENCH_BEST(t, linear_backward_cpu(i ? dx[i] : NULL, dw[i], dbias[i],
-                                            dx[i + 1], x[i], w[i], B, dims[i],
-                                            dims[i + 1]));
-        t_bwd += t;
-        flop += 2.0 * B * dims[i] * dims[i + 1] * (i ? 3 : 2);
-    }
-    printf("mlp 784-1024-1024-10 batch %d: linear fwd %.3f ms, bwd %.3f ms, "
-           "%.1f GFLOP/s, %.0f images/sec (linear layers only)\n",
-           B, t_fwd * 1e3, t_bwd * 1e3, flop / (t_fwd + t_bwd) * 1e-9,
-           B / (t_fwd + t_bwd));
+    m.probs = bench_alloc((size_t)B * 10);
+    m.labels = calloc((size_t)B, sizeof(int32_t));
+    for (int b = 0; b < B; b++)
+        m.labels[b] = b % 10;
+    double t_step, t_sgd;
+    BENCH_BEST(t_step, mlp_step(&m));
+    BENCH_BEST(t_sgd, sgd_update_cpu(m.ar.p, m.ar.m, m.ar.g, m.ar.used, 0.01f,
+                                     0.9f, 1e-4f));
+    printf("mlp 784-1024-1024-10 batch %d step (kernels only, %zu params): "
+           "%.3f ms, %.0f images/sec; of it sgd %.3f ms\n",
+           B, m.ar.used, t_step * 1e3, B / t_step, t_sgd * 1e3);
     for (int i = 0; i < 4; i++)
-        rt_free_aligned(x[i]), rt_free_aligned(dx[i]);
-    for (int i = 0; i < 3; i++) {
-        rt_free_aligned(w[i]), rt_free_aligned(dw[i]);
-        rt_free_aligned(bias[i]), rt_free_aligned(dbias[i]);
+        rt_free_aligned(m.x[i]), rt_free_aligned(m.dx[i]);
+    rt_free_aligned(m.probs);
+    free(m.labels);
+    arena_free(&m.ar);
+}
+
+/* LeNet (tf_cnn_benchmarks layout) on 28x28x1, batch B: conv5x5x32 pad 2,
+ * ReLU, maxpool 2 -> conv5x5x64 pad 2, ReLU, maxpool 2 -> fc 512, ReLU ->
+ * fc 10. One training step with only kernel calls. */
+typedef struct {
+    int B;
+    conv2d_shape_t c1, c2;
+    float *x, *a1, *p1, *a2, *p2, *f1, *f2, *probs;
+    float *da1, *dp1, *da2, *dp2, *df1, *df2;
+    int32_t *arg1, *arg2, *labels;
+    float *w1, *b1, *w2, *b2, *w3, *b3, *w4, *b4;
+    float *gw1, *gb1, *gw2, *gb2, *gw3, *gb3, *gw4, *gb4;
+    float *ws;
+    arena_t ar;
+} lenet_t;
+
+static void lenet_step(lenet_t *n)
+{
+    int B = n->B;
+    size_t s1 = (size_t)B * 32 * 28 * 28, s2 = (size_t)B * 64 * 14 * 14;
+    conv2d_forward_cpu(n->a1, n->x, n->w1, n->b1, &n->c1, n->ws);
+    relu_forward_cpu(n->a1, n->a1, s1);
+    maxpool2d_forward_cpu(n->p1, n->arg1, n->a1, B, 32, 28, 28, 2, 2, 0);
+    conv2d_forward_cpu(n->a2, n->p1, n->w2, n->b2, &n->c2, n->ws);
+    relu_forward_cpu(n->a2, n->a2, s2);
+    maxpool2d_forward_cpu(n->p2, n->arg2, n->a2, B, 64, 14, 14, 2, 2, 0);
+    linear_forward_cpu(n->f1, n->p2, n->w3, n->b3, B, 3136, 512);
+    relu_forward_cpu(n->f1, n->f1, (size_t)B * 512);
+    linear_forward_cpu(n->f2, n->f1, n->w4, n->b4, B, 512, 10);
+    softmax_cross_entropy_forward_cpu(n->probs, n->f2, n->labels, B, 10);
+    softmax_cross_entropy_backward_cpu(n->df2, n->probs, n->labels, B, 10);
+    linear_backward_cpu(n->df1, n->gw4, n->gb4, n->df2, n->f1, n->w4, B, 512,
+                        10);
+    relu_backward_cpu(n->df1, n->df1, n->f1, (size_t)B * 512);
+    linear_backward_cpu(n->dp2, n->gw3, n->gb3, n->df1, n->p2, n->w3, B, 3136,
+                        512);
+    maxpool2d_backward_cpu(n->da2, n->dp2, n->arg2, B, 64, 14, 14, 7, 7);
+    relu_backward_cpu(n->da2, n->da2, n->a2, s2);
+    conv2d_backward_cpu(n->dp1, n->gw2, n->gb2, n->da2, n->p1, n->w2, &n->c2,
+                        n->ws);
+    maxpool2d_backward_cpu(n->da1, n->dp1, n->arg1, B, 32, 28, 28, 14, 14);
+    relu_backward_cpu(n->da1, n->da1, n->a1, s1);
+    conv2d_backward_cpu(NULL, n->gw1, n->gb1, n->da1, n->x, n->w1, &n->c1,
+                        n->ws);
+    sgd_update_cpu(n->ar.p, n->ar.m, n->ar.g, n->ar.used, 0.01f, 0.9f, 1e-4f);
+}
+
+static void bench_lenet(int B)
+{
+    lenet_t n = {.B = B};
+    conv2d_shape_init(&n.c1, B, 1, 28, 28, 32, 5, 5, 1, 2);
+    conv2d_shape_init(&n.c2, B, 32, 14, 14, 64, 5, 5, 1, 2);
+    size_t ws1 = conv2d_workspace_floats(&n.c1);
+    size_t ws2 = conv2d_workspace_floats(&n.c2);
+    n.ws = bench_alloc(ws1 > ws2 ? ws1 : ws2);
+    size_t s1 = (size_t)B * 32 * 28 * 28, s2 = (size_t)B * 64 * 14 * 14;
+    n.x = bench_alloc((size_t)B * 28 * 28);
+    n.a1 = bench_alloc(s1), n.da1 = bench_alloc(s1);
+    n.p1 = bench_alloc(s1 / 4), n.dp1 = bench_alloc(s1 / 4);
+    n.a2 = bench_alloc(s2), n.da2 = bench_alloc(s2);
+    n.p2 = bench_alloc(s2 / 4), n.dp2 = bench_alloc(s2 / 4);
+    n.f1 = bench_alloc((size_t)B * 512), n.df1 = bench_alloc((size_t)B * 512);
+    n.f2 = bench_alloc((size_t)B * 10), n.df2 = bench_alloc((size_t)B * 10);
+    n.probs = bench_alloc((size_t)B * 10);
+    n.arg1 = malloc(s1 / 4 * sizeof(int32_t));
+    n.arg2 = malloc(s2 / 4 * sizeof(int32_t));
+    n.labels = calloc((size_t)B, sizeof(int32_t));
+    if (!n.arg1 || !n.arg2 || !n.labels) {
+        fprintf(stderr, PROG ": error: out of memory\n");
+        exit(1);
     }
+    arena_init(&n.ar, 800 + 32 + 51200 + 64 + 3136 * 512 + 512 + 5120 + 10 +
+                          8 * 16);
+    n.w1 = arena_take(&n.ar, 800, &n.gw1);
+    n.b1 = arena_take(&n.ar, 32, &n.gb1);
+    n.w2 = arena_take(&n.ar, 51200, &n.gw2);
+    n.b2 = arena_take(&n.ar, 64, &n.gb2);
+    n.w3 = arena_take(&n.ar, 3136 * 512, &n.gw3);
+    n.b3 = arena_take(&n.ar, 512, &n.gb3);
+    n.w4 = arena_take(&n.ar, 5120, &n.gw4);
+    n.b4 = arena_take(&n.ar, 10, &n.gb4);
+    for (int b = 0; b < B; b++)
+        n.labels[b] = b % 10;
+    double t_step, t_c2b;
+    BENCH_BEST(t_step, lenet_step(&n));
+    BENCH_BEST(t_c2b, conv2d_backward_cpu(n.dp1, n.gw2, n.gb2, n.da2, n.p1,
+                                          n.w2, &n.c2, n.ws));
+    printf("lenet batch %d step (kernels only, %zu params): %.3f ms, %.0f "
+           "images/sec; of it conv2 backward %.3f ms\n",
+           B, n.ar.used, t_step * 1e3, B / t_step, t_c2b * 1e3);
+    float *bufs[] = {n.ws, n.x, n.a1, n.da1, n.p1, n.dp1, n.a2, n.da2, n.p2,
+                     n.dp2, n.f1, n.df1, n.f2, n.df2, n.probs};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        rt_free_aligned(bufs[i]);
+    free(n.arg1), free(n.arg2), free(n.labels);
+    arena_free(&n.ar);
 }
 
 static int parse_int(const char *flag, const char *text, int min, int max)
@@ -384,8 +543,7 @@ int main(int argc, char **argv)
         bench_ops(batch);
     if (!only || !strcmp(only, "lenet")) {
         bench_convs(lenet_convs, 2, 64, &f, &b, &flop);
-        printf("lenet convs alone (batch 64): %.0f images/sec\n",
-               64 / (f + b));
+        bench_lenet(64);
     }
     if (!only || !strcmp(only, "mlp"))
         bench_mlp(64);

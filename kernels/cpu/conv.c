@@ -115,12 +115,53 @@ static inline void conv__valid(int k, int stride, int pad, int size,
     *hi = h;
 }
 
+/* With stride 1 and OW == W ("same" width), tap (kh, kw) reads the input
+ * at a constant offset from the output position: in[q + shift] for
+ * q = oh * OW + ow. A row of col is then one contiguous copy over the valid
+ * span, with the columns that fall in the horizontal padding (they would
+ * wrap into the neighbouring input row) zeroed afterwards. That replaces
+ * OH short copies (14 floats for LeNet, 7 for ResNet's last stage) with one
+ * long one. conv__span gives the span [q0, q1) of valid positions. */
+static inline int conv__contiguous(const conv2d_shape_t *s)
+{
+    return s->stride == 1 && s->OW == s->W;
+}
+
+static inline void conv__span(int oh_lo, int oh_hi, int ow_lo, int ow_hi,
+                              int OW, int *q0, int *q1)
+{
+    if (oh_lo >= oh_hi || ow_lo >= ow_hi) {
+        *q0 = *q1 = 0;
+        return;
+    }
+    *q0 = oh_lo * OW + ow_lo;
+    *q1 = (oh_hi - 1) * OW + ow_hi;
+}
+
+/* Zero the padding columns of rows [oh_lo, oh_hi) inside [q0, q1). */
+static inline void conv__zero_pad_cols(float *row, int oh_lo, int oh_hi,
+                                       int ow_lo, int ow_hi, int OW, int q0,
+                                       int q1)
+{
+    for (int oh = oh_lo; oh < oh_hi; oh++) {
+        int base = oh * OW;
+        for (int ow = 0; ow < ow_lo; ow++)
+            if (base + ow >= q0 && base + ow < q1)
+                row[base + ow] = 0.0f;
+        for (int ow = ow_hi; ow < OW; ow++)
+            if (base + ow >= q0 && base + ow < q1)
+                row[base + ow] = 0.0f;
+    }
+}
+
 /* One channel plane (H, W) -> its KH*KW rows of col, each OH*OW long, rows
  * ld apart. Padding becomes zeros. */
 static void conv__im2col_channel(float *col, size_t ld, const float *plane,
                                  const conv2d_shape_t *s)
 {
     int OH = s->OH, OW = s->OW, H = s->H, W = s->W, st = s->stride;
+    int ohw = OH * OW;
+    int contiguous = conv__contiguous(s);
     for (int kh = 0; kh < s->KH; kh++) {
         int oh_lo, oh_hi;
         conv__valid(kh, st, s->pad, H, OH, &oh_lo, &oh_hi);
@@ -128,6 +169,18 @@ static void conv__im2col_channel(float *col, size_t ld, const float *plane,
             float *row = col + (size_t)(kh * s->KW + kw) * ld;
             int ow_lo, ow_hi;
             conv__valid(kw, st, s->pad, W, OW, &ow_lo, &ow_hi);
+            if (contiguous) {
+                int q0, q1;
+                conv__span(oh_lo, oh_hi, ow_lo, ow_hi, OW, &q0, &q1);
+                ptrdiff_t shift = (ptrdiff_t)(kh - s->pad) * W + kw - s->pad;
+                memset(row, 0, (size_t)q0 * sizeof(float));
+                memcpy(row + q0, plane + q0 + shift,
+                       (size_t)(q1 - q0) * sizeof(float));
+                memset(row + q1, 0, (size_t)(ohw - q1) * sizeof(float));
+                conv__zero_pad_cols(row, oh_lo, oh_hi, ow_lo, ow_hi, OW, q0,
+                                    q1);
+                continue;
+            }
             memset(row, 0, (size_t)oh_lo * OW * sizeof(float));
             for (int oh = oh_lo; oh < oh_hi; oh++) {
                 float *dst = row + (size_t)oh * OW;
@@ -152,19 +205,33 @@ static void conv__im2col_channel(float *col, size_t ld, const float *plane,
 }
 
 /* The reverse: a channel's KH*KW rows of dcol summed into its plane, which is
- * overwritten (zeroed first). */
-static void conv__col2im_channel(float *plane, const float *col, size_t ld,
+ * overwritten (zeroed first). dcol is scratch: the contiguous path zeroes its
+ * padding columns, then adds each row's valid span in one long loop. */
+static void conv__col2im_channel(float *plane, float *col, size_t ld,
                                  const conv2d_shape_t *s)
 {
     int OW = s->OW, H = s->H, W = s->W, st = s->stride;
+    int contiguous = conv__contiguous(s);
     memset(plane, 0, (size_t)H * W * sizeof(float));
     for (int kh = 0; kh < s->KH; kh++) {
         int oh_lo, oh_hi;
         conv__valid(kh, st, s->pad, H, s->OH, &oh_lo, &oh_hi);
         for (int kw = 0; kw < s->KW; kw++) {
-            const float *row = col + (size_t)(kh * s->KW + kw) * ld;
+            float *row = col + (size_t)(kh * s->KW + kw) * ld;
             int ow_lo, ow_hi;
             conv__valid(kw, st, s->pad, W, OW, &ow_lo, &ow_hi);
+            if (contiguous) {
+                int q0, q1;
+                conv__span(oh_lo, oh_hi, ow_lo, ow_hi, OW, &q0, &q1);
+                conv__zero_pad_cols(row, oh_lo, oh_hi, ow_lo, ow_hi, OW, q0,
+                                    q1);
+                float *dst =
+                    plane + (ptrdiff_t)(kh - s->pad) * W + kw - s->pad;
+#pragma omp simd
+                for (int q = q0; q < q1; q++)
+                    dst[q] += row[q];
+                continue;
+            }
             for (int oh = oh_lo; oh < oh_hi; oh++) {
                 const float *src = row + (size_t)oh * OW;
                 float *dst =
@@ -203,7 +270,7 @@ static void conv__fill_col(float *col, const float *in, int b0, int nb,
 }
 
 /* din for images b0 .. b0+nb-1 from dcol (K, nb*OHW). */
-static void conv__scatter_col(float *din, const float *dcol, int b0, int nb,
+static void conv__scatter_col(float *din, float *dcol, int b0, int nb,
                               const conv2d_shape_t *s, const conv__plan_t *p)
 {
     size_t ld = (size_t)nb * p->ohw;
@@ -215,7 +282,7 @@ static void conv__scatter_col(float *din, const float *dcol, int b0, int nb,
     for (long u = 0; u < units; u++) {
         int i = (int)(u / s->C), c = (int)(u % s->C);
         float *dst = din + ((size_t)(b0 + i) * s->C + c) * plane;
-        const float *src = dcol + (size_t)c * taps * ld + (size_t)i * p->ohw;
+        float *src = dcol + (size_t)c * taps * ld + (size_t)i * p->ohw;
         if (p->pointwise)
             memcpy(dst, src, plane * sizeof(float));
         else
