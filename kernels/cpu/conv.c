@@ -20,6 +20,11 @@
  * image (C, H*W) already is its column matrix, and one image's output plane is
  * the GEMM's output, so single-image chunks of these run with no workspace.
  *
+ * im2col and col2im work per tap (kh, kw); for stride-1 "same" convs a tap is
+ * one contiguous span of the plane (see conv__contiguous). Packing the GEMM's
+ * operand straight from the input instead of building col was tried and was
+ * no faster than this (LeNet, ResNet-50 shapes), so col stays explicit.
+ *
  * Threads: GEMMs are threaded by the GEMM backend; im2col and col2im split
  * (image, channel) units across OpenMP threads (a channel owns KH*KW rows of
  * col and one plane of din, so there are no write conflicts). */
@@ -290,115 +295,6 @@ static void conv__scatter_col(float *din, float *dcol, int b0, int nb,
     }
 }
 
-#if KERN__HAVE_AVX512
-
-/* The im2col matrix of images b0.. as the forward GEMM's B operand that is
- * never stored: its packer builds each packed strip straight from the input
- * (saving the col buffer's write and re-read). */
-typedef struct {
-    kern__bsrc_t base;
-    const float *in;
-    const conv2d_shape_t *s;
-    int b0;
-} conv__src_t;
-
-/* Forward operand: rows k = (c, kh, kw), columns = positions. A strip of 32
- * positions is a few runs along output rows (2 for 56-wide rows); each run
- * is one masked load per 16 lanes (stride 1) or a masked gather, with the
- * mask clipping the padding. */
-KERN__AVX512 static void conv__pack_fwd(const kern__bsrc_t *self, float *dst,
-                                        int p0, int kc, int j0, int nc)
-{
-    const conv__src_t *cs = (const conv__src_t *)self;
-    const conv2d_shape_t *s = cs->s;
-    int OW = s->OW, st = s->stride, KW = s->KW, taps = s->KH * s->KW;
-    int ohw = s->OH * OW;
-    size_t plane = (size_t)s->H * s->W;
-    int ow_lo[64], ow_hi[64]; /* per kw; KW <= 64 (checked by the caller) */
-    for (int kw = 0; kw < KW; kw++)
-        conv__valid(kw, st, s->pad, s->W, OW, &ow_lo[kw], &ow_hi[kw]);
-    __m512i idx_lo = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                          15),
-        _mm512_set1_epi32(st));
-    __m512i idx_hi =
-        _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 * st));
-    for (int jr = 0; jr < nc; jr += KERN__GEMM_NR) {
-        int nr = nc - jr < KERN__GEMM_NR ? nc - jr : KERN__GEMM_NR;
-        float *d = dst + (size_t)jr * kc;
-        struct {
-            int l0, l1, ow0, oh;
-            const float *img;
-        } run[KERN__GEMM_NR];
-        int runs = 0;
-        for (int l = 0, q = j0 + jr; l < nr; runs++) {
-            int i = q / ohw, pos = q % ohw, ow = pos % OW;
-            int len = OW - ow < nr - l ? OW - ow : nr - l;
-            run[runs].l0 = l;
-            run[runs].l1 = l + len;
-            run[runs].ow0 = ow;
-            run[runs].oh = pos / OW;
-            run[runs].img = cs->in + (size_t)(cs->b0 + i) * s->C * plane;
-            l += len;
-            q += len;
-        }
-        int c = p0 / taps, kh = p0 % taps / KW, kw = p0 % KW;
-        for (int k = 0; k < kc; k++) {
-            __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
-            for (int r = 0; r < runs; r++) {
-                int ih = run[r].oh * st - s->pad + kh;
-                if (ih < 0 || ih >= s->H)
-                    continue;
-                int ow0 = run[r].ow0;
-                int a = ow0 > ow_lo[kw] ? ow0 : ow_lo[kw];
-                int e = ow0 + run[r].l1 - run[r].l0;
-                int b = e < ow_hi[kw] ? e : ow_hi[kw];
-                if (a >= b)
-                    continue;
-                int la = run[r].l0 + a - ow0, lb = run[r].l0 + b - ow0;
-                uint64_t bits = ((UINT64_C(1) << lb) - 1) &
-                                ~((UINT64_C(1) << la) - 1);
-                __mmask16 m0 = (__mmask16)(bits & 0xFFFF);
-                __mmask16 m1 = (__mmask16)(bits >> 16);
-                /* Lane l holds ow = ow0 + l - l0, read at
-                 * row[(ow0 + l - l0) * st - pad + kw]. */
-                const float *base = run[r].img + (size_t)c * plane +
-                                    (ptrdiff_t)ih * s->W - s->pad + kw +
-                                    (ptrdiff_t)(ow0 - run[r].l0) * st;
-                if (st == 1) {
-                    v0 = _mm512_mask_loadu_ps(v0, m0, base);
-                    v1 = _mm512_mask_loadu_ps(v1, m1, base + 16);
-                } else {
-                    v0 = _mm512_mask_i32gather_ps(v0, m0, idx_lo, base, 4);
-                    v1 = _mm512_mask_i32gather_ps(v1, m1, idx_hi, base, 4);
-                }
-            }
-            _mm512_store_ps(d + (size_t)k * KERN__GEMM_NR, v0);
-            _mm512_store_ps(d + (size_t)k * KERN__GEMM_NR + 16, v1);
-            if (++kw == KW) {
-                kw = 0;
-                if (++kh == s->KH) {
-                    kh = 0;
-                    c++;
-                }
-            }
-        }
-    }
-}
-
-/* Where packing from the input beats im2col + plain packing (measured,
- * best of several runs: LeNet's 5x5 conv 10-20% faster, ResNet-50's 3x3
- * convs even): stride 1 and not 1x1. A strided gather costs more than the
- * copy it saves, and for 1x1 im2col is a plain copy that packs faster than
- * masked run loads. The weight gradient's col^T operand showed no gain from
- * the same treatment, so it stays explicit. */
-static int conv__implicit_fwd(const conv2d_shape_t *s, const conv__plan_t *p)
-{
-    return s->stride == 1 && !p->pointwise && s->KW <= 64;
-}
-
-#endif /* KERN__HAVE_AVX512 */
-
 /* out/dout of images b0 .. b0+nb-1 <-> the staging matrix (OC, nb*OHW). */
 static void conv__stage(float *stage, float *images, int b0, int nb,
                         const float *bias, int to_images,
@@ -450,24 +346,12 @@ void conv2d_forward_cpu(float *out, const float *in, const float *weight,
                     c[o * ohw + j] = bias[o];
             beta = 1.0f;
         }
-        int done = 0;
-        if (nb == 1 && p.pointwise) {
-            kern__sgemm(0, 0, OC, n, K, 1.0f, weight, K,
-                        in + (size_t)b0 * in_image, n, beta, c, n);
-            done = 1;
-        }
-#if KERN__HAVE_AVX512
-        if (!done && conv__implicit_fwd(s, &p)) {
-            conv__src_t src = {{conv__pack_fwd}, in, s, b0};
-            done = kern__sgemm_bsrc(0, OC, n, K, weight, K, &src.base, beta, c,
-                                    n) == 0;
-        }
-#endif
-        if (!done) {
+        const float *col = in + (size_t)b0 * in_image;
+        if (!(nb == 1 && p.pointwise)) {
             conv__fill_col(workspace, in, b0, nb, s, &p);
-            kern__sgemm(0, 0, OC, n, K, 1.0f, weight, K, workspace, n, beta,
-                        c, n);
+            col = workspace;
         }
+        kern__sgemm(0, 0, OC, n, K, 1.0f, weight, K, col, n, beta, c, n);
         if (nb > 1)
             conv__stage(c, out, b0, nb, bias, 1, s, ohw);
     }
@@ -521,17 +405,12 @@ void conv2d_backward_cpu(float *din, float *dweight, float *dbias,
             dy = stage;
         }
         /* dweight (+)= dy * col^T */
-        int done = 0;
-        if (nb == 1 && p.pointwise) {
-            kern__sgemm(0, 1, OC, K, n, 1.0f, dy, n,
-                        in + (size_t)b0 * in_image, n, beta, dweight, K);
-            done = 1;
-        }
-        if (!done) {
+        const float *col = in + (size_t)b0 * in_image;
+        if (!(nb == 1 && p.pointwise)) {
             conv__fill_col(workspace, in, b0, nb, s, &p);
-            kern__sgemm(0, 1, OC, K, n, 1.0f, dy, n, workspace, n, beta,
-                        dweight, K);
+            col = workspace;
         }
+        kern__sgemm(0, 1, OC, K, n, 1.0f, dy, n, col, n, beta, dweight, K);
         if (!din)
             continue;
         if (nb == 1 && p.pointwise) {

@@ -34,33 +34,6 @@ void kern__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
 
-/* The own GEMM's B operand from a packing callback instead of a matrix, so
- * a conv can pack im2col columns straight from its input (no col buffer).
- * pack() writes op(B) rows [p0, p0 + kc) x columns [j0, j0 + nc) as
- * KERN__GEMM_NR-wide strips, strip s at dst + s * NR * kc laid out [k][NR],
- * columns past nc zero; it may run on several threads at once (different
- * column ranges). kern__sgemm_bsrc computes C = op(A) * B + beta * C and
- * returns 0, or -1 with nothing done when the own GEMM is not in use (or
- * K <= 0): the caller then takes its explicit path. */
-#define KERN__GEMM_NR 32
-#define KERN__GEMM_KC 256
-typedef struct kern__bsrc kern__bsrc_t;
-struct kern__bsrc {
-    void (*pack)(const kern__bsrc_t *self, float *dst, int p0, int kc, int j0,
-                 int nc);
-};
-int kern__sgemm_bsrc(int trans_a, int M, int N, int K, const float *A,
-                     int lda, const kern__bsrc_t *B, float beta, float *C,
-                     int ldc);
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define KERN__HAVE_AVX512 1
-#define KERN__AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
-#else
-#define KERN__HAVE_AVX512 0
-#endif
-
 /* Images per GEMM that conv2d uses for this shape (for the benchmark). */
 int kern__conv_chunk(const conv2d_shape_t *s);
 

@@ -33,7 +33,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define GEMM__HAVE_OWN 1
-#define GEMM__AVX512 KERN__AVX512
+#define GEMM__AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #else
 #define GEMM__HAVE_OWN 0
 #endif
@@ -235,21 +235,6 @@ GEMM__AVX512 static void gemm__pack_b(float *dst, int trans, const float *B,
     }
 }
 
-/* A plain matrix as a B source. */
-typedef struct {
-    kern__bsrc_t base;
-    const float *B;
-    size_t ldb;
-    int trans;
-} gemm__bmat_t;
-
-static void gemm__bmat_pack(const kern__bsrc_t *self, float *dst, int p0,
-                            int kc, int j0, int nc)
-{
-    const gemm__bmat_t *m = (const gemm__bmat_t *)self;
-    gemm__pack_b(dst, m->trans, m->B, m->ldb, p0, kc, j0, nc);
-}
-
 /* C (mr x nr, mr <= 8, nr <= 32) = alpha * Ap * Bp + beta * C, where Ap is
  * one packed panel [kc][8] and Bp one packed strip [kc][32]. beta == 0 never
  * reads C (it may hold NaN). */
@@ -302,11 +287,10 @@ GEMM__AVX512 static void gemm__kernel(int kc, const float *restrict Ap,
     }
 }
 
-/* One thread's share: the whole blocked loop nest over C (M, N). B's
- * columns are those of the source from j_off on. */
-GEMM__AVX512 static void gemm__serial(int trans_a, int M, int N, int K,
-                                      float alpha, const float *A, size_t lda,
-                                      const kern__bsrc_t *B, int j_off,
+/* One thread's share: the whole blocked loop nest over C (M, N). */
+GEMM__AVX512 static void gemm__serial(int trans_a, int trans_b, int M, int N,
+                                      int K, float alpha, const float *A,
+                                      size_t lda, const float *B, size_t ldb,
                                       float beta, float *C, size_t ldc)
 {
     float *ap = gemm__apack, *bp = gemm__bpack;
@@ -315,7 +299,7 @@ GEMM__AVX512 static void gemm__serial(int trans_a, int M, int N, int K,
         for (int pc = 0; pc < K; pc += GEMM__KC) {
             int kc = K - pc < GEMM__KC ? K - pc : GEMM__KC;
             float beta_k = pc == 0 ? beta : 1.0f;
-            B->pack(B, bp, pc, kc, j_off + jc, nc);
+            gemm__pack_b(bp, trans_b, B, ldb, pc, kc, jc, nc);
             for (int ic = 0; ic < M; ic += GEMM__MC) {
                 int mc = M - ic < GEMM__MC ? M - ic : GEMM__MC;
                 gemm__pack_a(ap, trans_a, A, lda, ic, mc, pc, kc);
@@ -338,9 +322,9 @@ GEMM__AVX512 static void gemm__serial(int trans_a, int M, int N, int K,
  * least two per thread, else by row panels, else not at all. Every thread
  * gets its packing buffers first; if any cannot (out of memory on its first
  * call), it returns -1 with C untouched and the caller uses OpenBLAS. */
-static int gemm__own(int trans_a, int M, int N, int K, float alpha,
-                     const float *A, size_t lda, const kern__bsrc_t *B,
-                     float beta, float *C, size_t ldc)
+static int gemm__own(int trans_a, int trans_b, int M, int N, int K,
+                     float alpha, const float *A, size_t lda, const float *B,
+                     size_t ldb, float beta, float *C, size_t ldc)
 {
     int threads = kern__threads();
     if ((double)M * N * K * 2.0 < GEMM__PAR_MIN_FLOP)
@@ -354,7 +338,8 @@ static int gemm__own(int trans_a, int M, int N, int K, float alpha,
     if (threads <= 1) {
         if (gemm__buffers() != 0)
             return -1;
-        gemm__serial(trans_a, M, N, K, alpha, A, lda, B, 0, beta, C, ldc);
+        gemm__serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                     C, ldc);
         return 0;
     }
     int failed = 0;
@@ -378,8 +363,9 @@ static int gemm__own(int trans_a, int M, int N, int K, float alpha,
         /* Buffers are never freed, so the check above still holds. */
         if (m1 > m0 && n1 > n0 && gemm__buffers() == 0) {
             const float *a = trans_a ? A + m0 : A + (size_t)m0 * lda;
-            gemm__serial(trans_a, m1 - m0, n1 - n0, K, alpha, a, lda, B, n0,
-                         beta, C + (size_t)m0 * ldc + n0, ldc);
+            const float *b = trans_b ? B + (size_t)n0 * ldb : B + n0;
+            gemm__serial(trans_a, trans_b, m1 - m0, n1 - n0, K, alpha, a, lda,
+                         b, ldb, beta, C + (size_t)m0 * ldc + n0, ldc);
         }
     }
     return 0;
@@ -404,9 +390,8 @@ void kern__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
 #if GEMM__HAVE_OWN
     if (gemm__use_own()) {
-        gemm__bmat_t src = {{gemm__bmat_pack}, B, (size_t)ldb, trans_b};
-        if (gemm__own(trans_a, M, N, K, alpha, A, (size_t)lda, &src.base,
-                      beta, C, (size_t)ldc) == 0)
+        if (gemm__own(trans_a, trans_b, M, N, K, alpha, A, (size_t)lda, B,
+                      (size_t)ldb, beta, C, (size_t)ldc) == 0)
             return;
     }
 #endif
@@ -414,22 +399,3 @@ void kern__sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                    ldc);
 }
 
-int kern__sgemm_bsrc(int trans_a, int M, int N, int K, const float *A,
-                     int lda, const kern__bsrc_t *B, float beta, float *C,
-                     int ldc)
-{
-#if GEMM__HAVE_OWN
-    if (!gemm__use_own())
-        return -1;
-    if (M <= 0 || N <= 0)
-        return 0;
-    if (K <= 0)
-        return -1;
-    return gemm__own(trans_a, M, N, K, 1.0f, A, (size_t)lda, B, beta, C,
-                     (size_t)ldc);
-#else
-    (void)trans_a, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B;
-    (void)beta, (void)C, (void)ldc;
-    return -1;
-#endif
-}
