@@ -312,6 +312,7 @@ static void conv__stage(float *stage, float *images, int b0, int nb,
         float *st = stage + (size_t)o * n + (size_t)i * ohw;
         if (to_images) {
             float add = bias ? bias[o] : 0.0f;
+#pragma omp simd
             for (size_t j = 0; j < ohw; j++)
                 img[j] = st[j] + add;
         } else {
