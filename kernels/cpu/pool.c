@@ -67,6 +67,59 @@ static inline void maxpool__window(const float *x, int W, int h0, int h1,
     *where_out = where;
 }
 
+/* One tap of the interior loop below over `count` outputs: y/a keep the
+ * running maximum and its index, output j reads xr[j * stride] at input
+ * index base + j * stride; returns nonzero if a NaN was read. Cloned
+ * for AVX-512/AVX2/baseline, with stride 2 (ResNet's and LeNet's pools) and
+ * 1 as constants so the strided loads vectorise. */
+#define POOL__TAP_BODY(STRIDE)                                                 \
+    int nan = 0;                                                               \
+    _Pragma("omp simd reduction(| : nan)")                                     \
+    for (int j = 0; j < count; j++) {                                          \
+        float v = xr[j * (STRIDE)];                                            \
+        int gt = v > y[j];                                                     \
+        nan |= v != v;                                                         \
+        y[j] = gt ? v : y[j];                                                  \
+        a[j] = gt ? base + j * (STRIDE) : a[j];                                \
+    }                                                                          \
+    return nan;
+
+#define POOL__CLONES                                                           \
+    __attribute__((target_clones("avx512f", "avx2", "default")))
+
+POOL__CLONES static int maxpool__tap_s1(float *restrict y, int32_t *restrict a,
+                                        const float *restrict xr, int32_t base,
+                                        int count)
+{
+    POOL__TAP_BODY(1)
+}
+
+POOL__CLONES static int maxpool__tap_s2(float *restrict y, int32_t *restrict a,
+                                        const float *restrict xr, int32_t base,
+                                        int count)
+{
+    POOL__TAP_BODY(2)
+}
+
+static int maxpool__tap(float *restrict y, int32_t *restrict a,
+                        const float *restrict xr, int32_t base, int count,
+                        int stride)
+{
+    if (stride == 2)
+        return maxpool__tap_s2(y, a, xr, base, count);
+    if (stride == 1)
+        return maxpool__tap_s1(y, a, xr, base, count);
+    int nan = 0;
+    for (int j = 0; j < count; j++) {
+        float v = xr[j * stride];
+        int gt = v > y[j];
+        nan |= v != v;
+        y[j] = gt ? v : y[j];
+        a[j] = gt ? base + j * stride : a[j];
+    }
+    return nan;
+}
+
 /* One output row of max pooling over input rows [h0, h1). Interior columns
  * (whole window inside the plane) are done tap by tap across the row, so the
  * compare-select chains of neighbouring outputs run in parallel instead of
@@ -110,15 +163,8 @@ static void maxpool__row(float *y, int32_t *a, const float *x, int W, int OW,
         for (int kw = 0; kw < k; kw++) {
             if (h == h0 && kw == 0)
                 continue;
-            int32_t base = h * W - pad + kw;
-            const float *xr = x + base;
-            for (int ow = lo; ow < hi; ow++) {
-                float v = xr[ow * stride];
-                int gt = v > y[ow];
-                nan |= v != v;
-                y[ow] = gt ? v : y[ow];
-                a[ow] = gt ? base + ow * stride : a[ow];
-            }
+            int32_t at = h * W + lo * stride - pad + kw;
+            nan |= maxpool__tap(y + lo, a + lo, x + at, at, hi - lo, stride);
         }
     if (nan)
         for (int ow = lo; ow < hi; ow++) {
