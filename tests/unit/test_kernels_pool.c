@@ -194,6 +194,20 @@ static void test_maxpool_ties_and_padding(void **state)
     for (int i = 0; i < 2 * 3; i++)
         assert_true(out[i] < 0.0f);
 
+    /* A NaN wins its windows (PyTorch: `val > max || isnan(val)`), in the
+     * interior and at the border, and is where the gradient goes. */
+    for (int i = 0; i < H * W; i++)
+        in[i] = (float)i;
+    in[1 * W + 2] = NAN; /* windows (0, 1) and (1, 1) of 3x3/2 pad 1 */
+    in[3 * W + 0] = NAN; /* window (1, 0): left border */
+    maxpool2d_forward_cpu(out, arg, in, 1, 1, H, W, 3, 2, 1);
+    /* output 2 x 3 */
+    assert_true(isnan(out[0 * 3 + 1]) && arg[0 * 3 + 1] == 1 * W + 2);
+    assert_true(isnan(out[1 * 3 + 1]) && arg[1 * 3 + 1] == 1 * W + 2);
+    assert_true(isnan(out[1 * 3 + 0]) && arg[1 * 3 + 0] == 3 * W + 0);
+    assert_true(out[0 * 3 + 0] == (float)(1 * W + 1));
+    assert_true(out[1 * 3 + 2] == (float)(3 * W + 4));
+
     /* Average pooling counts padding: a corner window of ones holds 4 of 9. */
     for (int i = 0; i < H * W; i++)
         in[i] = 1.0f;
