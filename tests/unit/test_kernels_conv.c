@@ -161,7 +161,7 @@ static void test_conv_threads(void **state)
 {
     (void)state;
     static const conv_case_t big[] = {
-        {3, 16, 20, 20, 24, 3, 3, 1, 1, 1},
+        {2, 12, 18, 18, 16, 3, 3, 1, 1, 1},
         {2, 8, 40, 40, 16, 1, 1, 1, 0, 0},
         {2, 8, 23, 21, 12, 3, 3, 2, 1, 0},
     };
