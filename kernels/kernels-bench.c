@@ -1,10 +1,11 @@
 /* ringtrain-kernels-bench: where the time of a training step goes, kernel by
  * kernel, on this machine. Times conv2d forward/backward at every distinct
  * ResNet-50 (v1.5) layer shape, the non-GEMM ops at their ResNet-50 shapes,
- * LeNet and MLP layers, and raw GEMM GFLOP/s (OpenBLAS and the GEMM the
- * kernels use), each the best of --reps runs after one warm-up. The "x n" column is how often the shape occurs in the
- * network, and the totals weight by it, so they estimate one training step's
- * time in that kernel family.
+ * LeNet's convs, whole LeNet and MLP training steps, and raw GEMM GFLOP/s
+ * (OpenBLAS and the GEMM the kernels use), each the best of --reps runs after
+ * one warm-up. The "x n" column is how often the shape occurs in the network,
+ * and the totals weight by it, so they estimate one training step's time in
+ * that kernel family.
  *
  *   ringtrain-kernels-bench [--threads N] [--batch B] [--reps R]
  *                           [--only gemm|resnet50|ops|lenet|mlp] [--cpu-clock]
@@ -54,9 +55,9 @@ static int cmp_double(const void *a, const void *b)
         int n_ = bench_reps < 64 ? bench_reps : 64;                            \
         call;                                                                  \
         for (int r_ = 0; r_ < n_; r_++) {                                      \
-            double t0_ = bench_now();                                             \
+            double t0_ = bench_now();                                          \
             call;                                                              \
-            t_[r_] = bench_now() - t0_;                                           \
+            t_[r_] = bench_now() - t0_;                                        \
         }                                                                      \
         qsort(t_, n_, sizeof(double), cmp_double);                             \
         (result) = t_[0];                                                      \
@@ -516,7 +517,8 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, PROG ": error: unknown argument '%s'; usage: " PROG
                             " [--threads N] [--batch B] [--reps R] [--only "
-                            "gemm|resnet50|ops|lenet|mlp] [--cpu-clock]\n", argv[i]);
+                            "gemm|resnet50|ops|lenet|mlp] [--cpu-clock]\n",
+                    argv[i]);
             return 2;
         }
     }

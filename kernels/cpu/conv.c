@@ -4,7 +4,7 @@
  *   col (K, N) = im2col(in)          K = C*KH*KW, N = images * OH*OW
  *   out (OC, N) = weight (OC, K) * col
  * Backward:
- *   dweight (OC, K) += dout (OC, N) * col^T      (beta = 1 after the first chunk)
+ *   dweight (OC, K) += dout (OC, N) * col^T   (beta = 1 after the first chunk)
  *   dcol (K, N) = weight^T * dout;  din = col2im(dcol)
  *
  * Chunking: one image at a time keeps the workspace small (ResNet-50's first

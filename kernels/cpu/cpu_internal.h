@@ -1,4 +1,4 @@
-/* ringtrain kernels, CPU internals shared by the files in kernels/cpu/ (not public).
+/* ringtrain kernels: CPU internals shared by the kernels/cpu/ sources.
  *
  * kern__sgemm is the one GEMM entry point: row-major C = alpha*op(A)*op(B) +
  * beta*C. Every op that multiplies matrices goes through it, so the GEMM

@@ -12,7 +12,7 @@
  * The own kernel is the usual blocked scheme (Goto/BLIS):
  *   for jc in N by NC:           B block  (KC x NC) packed in NR-wide strips
  *     for pc in K by KC:
- *       for ic in M by MC:       A block  (MC x KC) packed in MR-high panels, L2
+ *       for ic in M by MC:       A block  (MC x KC) in MR-high panels, in L2
  *         for jr in NC by NR:    B strip  (KC x NR), stays in L1
  *           for ir in MC by MR:  8 x 32 micro-kernel: 16 zmm accumulators
  * Packing handles transposes (8x8 AVX transposes where the source runs the

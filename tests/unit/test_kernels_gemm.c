@@ -44,7 +44,8 @@ static void gemm_case(int ta, int tb, int M, int N, int K, float alpha,
                 sum += a * b;
                 mag += fabs(a * b);
             }
-            want[at] = alpha * sum + (beta == 0.0f ? 0.0 : beta * (double)C0[at]);
+            want[at] = alpha * sum +
+                       (beta == 0.0f ? 0.0 : beta * (double)C0[at]);
             bound[at] = 1e-5 * (fabs(alpha) * mag + fabs(beta)) + 1e-6;
         }
     for (int threads = 1; threads <= 2; threads++) {
