@@ -2,12 +2,12 @@
  *
  * Two backends, one entry point (kern__sgemm):
  *  - OpenBLAS cblas_sgemm: the reference, and the fallback everywhere.
- *  - An own AVX-512 kernel, used when the CPU has AVX-512F. OpenBLAS 0.3.21
- *    runs its AVX2 (Haswell) kernels on this machine (OPENBLAS_CORETYPE is
- *    pinned to Haswell because that build misdetects the CPU), which caps it
- *    near 100 GFLOP/s a core; the 512-bit FMA units give twice that, and
- *    this kernel reaches ~190.
- * RINGTRAIN_GEMM=openblas|own overrides the choice (read once).
+ *  - An own AVX-512 kernel, used when the CPU has AVX-512F/VL. OpenBLAS
+ *    0.3.21 runs its AVX2 (Haswell) kernels on these machines
+ *    (OPENBLAS_CORETYPE=Haswell is set because that build misbehaves on this
+ *    processor otherwise), which caps it near 100 GFLOP/s a core; the 512-bit
+ *    FMA units give twice that, and this kernel reaches ~170-200.
+ * RINGTRAIN_GEMM=openblas forces OpenBLAS (read once).
  *
  * The own kernel is the usual blocked scheme (Goto/BLIS):
  *   for jc in N by NC:           B block  (KC x NC) packed in NR-wide strips
