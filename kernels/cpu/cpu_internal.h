@@ -18,7 +18,12 @@
  * the ~2-5 us fork/join costs more than the loop. */
 #define KERN__PAR_MIN_FLOATS ((size_t)1 << 15)
 
-/* Threads for our own loops (>= 1). */
+/* Threads for our own loops (>= 1): kernels_get_num_threads() with the own
+ * GEMM, but 1 when the GEMM is OpenBLAS's. libgomp's workers spin for a while
+ * after a region and OpenBLAS's after a GEMM; alternating the two pools on
+ * two cores made two threads slower than one (ResNet-50 convs 3.6 vs 3.8
+ * images/sec, LeNet steps 730 vs 960 images/sec; 6.0 for the convs with our
+ * loops serial). So with OpenBLAS only the GEMMs are threaded. */
 int kern__threads(void);
 
 /* Threads to use for a loop touching `count` elements: 1 when it is small. */
@@ -43,5 +48,7 @@ int kern__conv_chunk(const conv2d_shape_t *s);
 enum { KERN__GEMM_AUTO, KERN__GEMM_OPENBLAS, KERN__GEMM_OWN };
 void kern__gemm_select(int backend);
 int kern__gemm_own_available(void);
+/* 1 when kern__sgemm currently runs the own kernel. */
+int kern__gemm_is_own(void);
 
 #endif

@@ -81,6 +81,11 @@ static int gemm__use_own(void)
     return decided;
 }
 
+int kern__gemm_is_own(void)
+{
+    return gemm__use_own();
+}
+
 static void gemm__openblas(int trans_a, int trans_b, int M, int N, int K,
                            float alpha, const float *A, int lda,
                            const float *B, int ldb, float beta, float *C,
