@@ -4,7 +4,7 @@
  *   col (K, N) = im2col(in)          K = C*KH*KW, N = images * OH*OW
  *   out (OC, N) = weight (OC, K) * col
  * Backward:
- *   dweight (OC, K) += dout (OC, N) * col^T      (beta = 1 after the first chunk)
+ *   dweight (OC, K) += dout (OC, N) * col^T   (beta = 1 after the first chunk)
  *   dcol (K, N) = weight^T * dout;  din = col2im(dcol)
  *
  * Chunking: one image at a time keeps the workspace small (ResNet-50's first
@@ -19,6 +19,11 @@
  * 1x1 convolutions with stride 1 and no padding need no im2col at all: an
  * image (C, H*W) already is its column matrix, and one image's output plane is
  * the GEMM's output, so single-image chunks of these run with no workspace.
+ *
+ * im2col and col2im work per tap (kh, kw); for stride-1 "same" convs a tap is
+ * one contiguous span of the plane (see conv__contiguous). Packing the GEMM's
+ * operand straight from the input instead of building col was tried and was
+ * no faster than this (LeNet, ResNet-50 shapes), so col stays explicit.
  *
  * Threads: GEMMs are threaded by the GEMM backend; im2col and col2im split
  * (image, channel) units across OpenMP threads (a channel owns KH*KW rows of
@@ -82,6 +87,13 @@ static void conv__plan(const conv2d_shape_t *s, conv__plan_t *p)
     p->chunk = chunk;
 }
 
+int kern__conv_chunk(const conv2d_shape_t *s)
+{
+    conv__plan_t p;
+    conv__plan(s, &p);
+    return p.chunk;
+}
+
 size_t conv2d_workspace_floats(const conv2d_shape_t *s)
 {
     conv__plan_t p;
@@ -108,12 +120,53 @@ static inline void conv__valid(int k, int stride, int pad, int size,
     *hi = h;
 }
 
+/* With stride 1 and OW == W ("same" width), tap (kh, kw) reads the input
+ * at a constant offset from the output position: in[q + shift] for
+ * q = oh * OW + ow. A row of col is then one contiguous copy over the valid
+ * span, with the columns that fall in the horizontal padding (they would
+ * wrap into the neighbouring input row) zeroed afterwards. That replaces
+ * OH short copies (14 floats for LeNet, 7 for ResNet's last stage) with one
+ * long one. conv__span gives the span [q0, q1) of valid positions. */
+static inline int conv__contiguous(const conv2d_shape_t *s)
+{
+    return s->stride == 1 && s->OW == s->W;
+}
+
+static inline void conv__span(int oh_lo, int oh_hi, int ow_lo, int ow_hi,
+                              int OW, int *q0, int *q1)
+{
+    if (oh_lo >= oh_hi || ow_lo >= ow_hi) {
+        *q0 = *q1 = 0;
+        return;
+    }
+    *q0 = oh_lo * OW + ow_lo;
+    *q1 = (oh_hi - 1) * OW + ow_hi;
+}
+
+/* Zero the padding columns of rows [oh_lo, oh_hi) inside [q0, q1). */
+static inline void conv__zero_pad_cols(float *row, int oh_lo, int oh_hi,
+                                       int ow_lo, int ow_hi, int OW, int q0,
+                                       int q1)
+{
+    for (int oh = oh_lo; oh < oh_hi; oh++) {
+        int base = oh * OW;
+        for (int ow = 0; ow < ow_lo; ow++)
+            if (base + ow >= q0 && base + ow < q1)
+                row[base + ow] = 0.0f;
+        for (int ow = ow_hi; ow < OW; ow++)
+            if (base + ow >= q0 && base + ow < q1)
+                row[base + ow] = 0.0f;
+    }
+}
+
 /* One channel plane (H, W) -> its KH*KW rows of col, each OH*OW long, rows
  * ld apart. Padding becomes zeros. */
 static void conv__im2col_channel(float *col, size_t ld, const float *plane,
                                  const conv2d_shape_t *s)
 {
     int OH = s->OH, OW = s->OW, H = s->H, W = s->W, st = s->stride;
+    int ohw = OH * OW;
+    int contiguous = conv__contiguous(s);
     for (int kh = 0; kh < s->KH; kh++) {
         int oh_lo, oh_hi;
         conv__valid(kh, st, s->pad, H, OH, &oh_lo, &oh_hi);
@@ -121,6 +174,18 @@ static void conv__im2col_channel(float *col, size_t ld, const float *plane,
             float *row = col + (size_t)(kh * s->KW + kw) * ld;
             int ow_lo, ow_hi;
             conv__valid(kw, st, s->pad, W, OW, &ow_lo, &ow_hi);
+            if (contiguous) {
+                int q0, q1;
+                conv__span(oh_lo, oh_hi, ow_lo, ow_hi, OW, &q0, &q1);
+                ptrdiff_t shift = (ptrdiff_t)(kh - s->pad) * W + kw - s->pad;
+                memset(row, 0, (size_t)q0 * sizeof(float));
+                memcpy(row + q0, plane + q0 + shift,
+                       (size_t)(q1 - q0) * sizeof(float));
+                memset(row + q1, 0, (size_t)(ohw - q1) * sizeof(float));
+                conv__zero_pad_cols(row, oh_lo, oh_hi, ow_lo, ow_hi, OW, q0,
+                                    q1);
+                continue;
+            }
             memset(row, 0, (size_t)oh_lo * OW * sizeof(float));
             for (int oh = oh_lo; oh < oh_hi; oh++) {
                 float *dst = row + (size_t)oh * OW;
@@ -145,19 +210,33 @@ static void conv__im2col_channel(float *col, size_t ld, const float *plane,
 }
 
 /* The reverse: a channel's KH*KW rows of dcol summed into its plane, which is
- * overwritten (zeroed first). */
-static void conv__col2im_channel(float *plane, const float *col, size_t ld,
+ * overwritten (zeroed first). dcol is scratch: the contiguous path zeroes its
+ * padding columns, then adds each row's valid span in one long loop. */
+static void conv__col2im_channel(float *plane, float *col, size_t ld,
                                  const conv2d_shape_t *s)
 {
     int OW = s->OW, H = s->H, W = s->W, st = s->stride;
+    int contiguous = conv__contiguous(s);
     memset(plane, 0, (size_t)H * W * sizeof(float));
     for (int kh = 0; kh < s->KH; kh++) {
         int oh_lo, oh_hi;
         conv__valid(kh, st, s->pad, H, s->OH, &oh_lo, &oh_hi);
         for (int kw = 0; kw < s->KW; kw++) {
-            const float *row = col + (size_t)(kh * s->KW + kw) * ld;
+            float *row = col + (size_t)(kh * s->KW + kw) * ld;
             int ow_lo, ow_hi;
             conv__valid(kw, st, s->pad, W, OW, &ow_lo, &ow_hi);
+            if (contiguous) {
+                int q0, q1;
+                conv__span(oh_lo, oh_hi, ow_lo, ow_hi, OW, &q0, &q1);
+                conv__zero_pad_cols(row, oh_lo, oh_hi, ow_lo, ow_hi, OW, q0,
+                                    q1);
+                float *dst =
+                    plane + (ptrdiff_t)(kh - s->pad) * W + kw - s->pad;
+#pragma omp simd
+                for (int q = q0; q < q1; q++)
+                    dst[q] += row[q];
+                continue;
+            }
             for (int oh = oh_lo; oh < oh_hi; oh++) {
                 const float *src = row + (size_t)oh * OW;
                 float *dst =
@@ -196,7 +275,7 @@ static void conv__fill_col(float *col, const float *in, int b0, int nb,
 }
 
 /* din for images b0 .. b0+nb-1 from dcol (K, nb*OHW). */
-static void conv__scatter_col(float *din, const float *dcol, int b0, int nb,
+static void conv__scatter_col(float *din, float *dcol, int b0, int nb,
                               const conv2d_shape_t *s, const conv__plan_t *p)
 {
     size_t ld = (size_t)nb * p->ohw;
@@ -208,11 +287,37 @@ static void conv__scatter_col(float *din, const float *dcol, int b0, int nb,
     for (long u = 0; u < units; u++) {
         int i = (int)(u / s->C), c = (int)(u % s->C);
         float *dst = din + ((size_t)(b0 + i) * s->C + c) * plane;
-        const float *src = dcol + (size_t)c * taps * ld + (size_t)i * p->ohw;
+        float *src = dcol + (size_t)c * taps * ld + (size_t)i * p->ohw;
         if (p->pointwise)
             memcpy(dst, src, plane * sizeof(float));
         else
             conv__col2im_channel(dst, src, ld, s);
+    }
+}
+
+/* out/dout of images b0 .. b0+nb-1 <-> the staging matrix (OC, nb*OHW). */
+static void conv__stage(float *stage, float *images, int b0, int nb,
+                        const float *bias, int to_images,
+                        const conv2d_shape_t *s, size_t ohw)
+{
+    int OC = s->OC;
+    size_t n = (size_t)nb * ohw;
+    size_t out_image = (size_t)OC * ohw;
+    long units = (long)nb * OC;
+    int threads = kern__threads_for((size_t)OC * n);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long u = 0; u < units; u++) {
+        int i = (int)(u / OC), o = (int)(u % OC);
+        float *img = images + (size_t)(b0 + i) * out_image + (size_t)o * ohw;
+        float *st = stage + (size_t)o * n + (size_t)i * ohw;
+        if (to_images) {
+            float add = bias ? bias[o] : 0.0f;
+#pragma omp simd
+            for (size_t j = 0; j < ohw; j++)
+                img[j] = st[j] + add;
+        } else {
+            memcpy(st, img, ohw * sizeof(float));
+        }
     }
 }
 
@@ -224,47 +329,32 @@ void conv2d_forward_cpu(float *out, const float *in, const float *weight,
 {
     conv__plan_t p;
     conv__plan(s, &p);
-    int OC = s->OC;
+    int OC = s->OC, K = (int)p.K;
     size_t ohw = p.ohw;
     size_t in_image = (size_t)s->C * s->H * s->W;
     size_t out_image = (size_t)OC * ohw;
     for (int b0 = 0; b0 < s->B; b0 += p.chunk) {
         int nb = s->B - b0 < p.chunk ? s->B - b0 : p.chunk;
-        size_t n = (size_t)nb * ohw;
-        if (nb == 1) {
-            const float *col = in + (size_t)b0 * in_image;
-            if (!p.pointwise) {
-                conv__fill_col(workspace, in, b0, 1, s, &p);
-                col = workspace;
-            }
-            float *y = out + (size_t)b0 * out_image;
-            float beta = 0.0f;
-            if (bias) {
-                for (int o = 0; o < OC; o++)
-                    for (size_t j = 0; j < ohw; j++)
-                        y[o * ohw + j] = bias[o];
-                beta = 1.0f;
-            }
-            kern__sgemm(0, 0, OC, (int)ohw, (int)p.K, 1.0f, weight, (int)p.K,
-                        col, (int)ohw, beta, y, (int)ohw);
-            continue;
+        int n = nb * (int)ohw;
+        /* One image writes its output plane directly (bias seeded, GEMM
+         * adds); several go through the staging matrix. */
+        float *c = nb == 1 ? out + (size_t)b0 * out_image
+                           : workspace + p.K * (size_t)n;
+        float beta = 0.0f;
+        if (nb == 1 && bias) {
+            for (int o = 0; o < OC; o++)
+                for (size_t j = 0; j < ohw; j++)
+                    c[o * ohw + j] = bias[o];
+            beta = 1.0f;
         }
-        float *col = workspace;
-        float *stage = workspace + p.K * n;
-        conv__fill_col(col, in, b0, nb, s, &p);
-        kern__sgemm(0, 0, OC, (int)n, (int)p.K, 1.0f, weight, (int)p.K, col,
-                    (int)n, 0.0f, stage, (int)n);
-        long units = (long)nb * OC;
-        int threads = kern__threads_for((size_t)OC * n);
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (long u = 0; u < units; u++) {
-            int i = (int)(u / OC), o = (int)(u % OC);
-            float *dst = out + (size_t)(b0 + i) * out_image + (size_t)o * ohw;
-            const float *src = stage + (size_t)o * n + (size_t)i * ohw;
-            float add = bias ? bias[o] : 0.0f;
-            for (size_t j = 0; j < ohw; j++)
-                dst[j] = src[j] + add;
+        const float *col = in + (size_t)b0 * in_image;
+        if (!(nb == 1 && p.pointwise)) {
+            conv__fill_col(workspace, in, b0, nb, s, &p);
+            col = workspace;
         }
+        kern__sgemm(0, 0, OC, n, K, 1.0f, weight, K, col, n, beta, c, n);
+        if (nb > 1)
+            conv__stage(c, out, b0, nb, bias, 1, s, ohw);
     }
 }
 
@@ -307,44 +397,32 @@ void conv2d_backward_cpu(float *din, float *dweight, float *dbias,
         conv__bias_grad(dbias, dout, s, ohw);
     for (int b0 = 0; b0 < s->B; b0 += p.chunk) {
         int nb = s->B - b0 < p.chunk ? s->B - b0 : p.chunk;
-        size_t n = (size_t)nb * ohw;
+        int n = nb * (int)ohw;
         float beta = b0 == 0 ? 0.0f : 1.0f;
-        const float *dy;
-        const float *col;
-        if (nb == 1) {
-            dy = dout + (size_t)b0 * out_image;
-            col = in + (size_t)b0 * in_image;
-            if (!p.pointwise) {
-                conv__fill_col(workspace, in, b0, 1, s, &p);
-                col = workspace;
-            }
-        } else {
-            float *stage = workspace + p.K * n;
-            long units = (long)nb * OC;
-            int threads = kern__threads_for((size_t)OC * n);
-#pragma omp parallel for num_threads(threads) schedule(static)
-            for (long u = 0; u < units; u++) {
-                int i = (int)(u / OC), o = (int)(u % OC);
-                memcpy(stage + (size_t)o * n + (size_t)i * ohw,
-                       dout + (size_t)(b0 + i) * out_image + (size_t)o * ohw,
-                       ohw * sizeof(float));
-            }
-            conv__fill_col(workspace, in, b0, nb, s, &p);
+        const float *dy = dout + (size_t)b0 * out_image;
+        if (nb > 1) {
+            float *stage = workspace + p.K * (size_t)n;
+            conv__stage(stage, (float *)dout, b0, nb, NULL, 0, s, ohw);
             dy = stage;
+        }
+        /* dweight (+)= dy * col^T */
+        const float *col = in + (size_t)b0 * in_image;
+        if (!(nb == 1 && p.pointwise)) {
+            conv__fill_col(workspace, in, b0, nb, s, &p);
             col = workspace;
         }
-        kern__sgemm(0, 1, OC, K, (int)n, 1.0f, dy, (int)n, col, (int)n, beta,
-                    dweight, K);
+        kern__sgemm(0, 1, OC, K, n, 1.0f, dy, n, col, n, beta, dweight, K);
         if (!din)
             continue;
         if (nb == 1 && p.pointwise) {
-            kern__sgemm(1, 0, K, (int)n, OC, 1.0f, weight, K, dy, (int)n,
-                        0.0f, din + (size_t)b0 * in_image, (int)n);
+            kern__sgemm(1, 0, K, n, OC, 1.0f, weight, K, dy, n, 0.0f,
+                        din + (size_t)b0 * in_image, n);
             continue;
         }
-        /* col is consumed: dcol overwrites it. */
-        kern__sgemm(1, 0, K, (int)n, OC, 1.0f, weight, K, dy, (int)n, 0.0f,
-                    workspace, (int)n);
+        /* dcol = weight^T * dy (over col, which is no longer needed), then
+         * col2im into din. */
+        kern__sgemm(1, 0, K, n, OC, 1.0f, weight, K, dy, n, 0.0f, workspace,
+                    n);
         conv__scatter_col(din, workspace, b0, nb, s, &p);
     }
 }

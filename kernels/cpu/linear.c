@@ -34,6 +34,7 @@ void linear_backward_cpu(float *din, float *dweight, float *dbias,
         memset(dbias, 0, (size_t)OC * sizeof(float));
         for (int b = 0; b < B; b++) {
             const float *row = dout + (size_t)b * OC;
+#pragma omp simd
             for (int o = 0; o < OC; o++)
                 dbias[o] += row[o];
         }

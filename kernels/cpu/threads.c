@@ -27,5 +27,5 @@ int kernels_get_num_threads(void)
 
 int kern__threads(void)
 {
-    return kernels_get_num_threads();
+    return kern__gemm_is_own() ? kernels_get_num_threads() : 1;
 }

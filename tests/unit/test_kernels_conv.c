@@ -7,6 +7,7 @@
  * the gradient's scale (see tk_check_grad). */
 #include "test_kernels_util.h"
 
+#include "cpu/cpu_internal.h"
 #include "kernels.h"
 
 typedef struct {
@@ -26,6 +27,8 @@ static const conv_case_t conv_cases[] = {
     {5, 2, 16, 16, 3, 3, 3, 1, 1, 1}, /* chunks of 3 + 2 images */
     {2, 3, 32, 33, 4, 1, 1, 1, 0, 1}, /* 1x1, one image per GEMM, B = 2 */
     {2, 2, 32, 32, 3, 3, 3, 1, 1, 0}, /* im2col, one image per GEMM, B = 2 */
+    {2, 2, 3, 4, 3, 2, 2, 1, 2, 1},   /* pad >= kernel: rows of padding */
+    {3, 2, 5, 3, 2, 3, 3, 1, 0, 0},   /* output 1 wide */
 };
 
 /* out = conv(in, w) + bias, directly from the definition. */
@@ -158,7 +161,7 @@ static void test_conv_threads(void **state)
 {
     (void)state;
     static const conv_case_t big[] = {
-        {3, 16, 20, 20, 24, 3, 3, 1, 1, 1},
+        {2, 12, 18, 18, 16, 3, 3, 1, 1, 1},
         {2, 8, 40, 40, 16, 1, 1, 1, 0, 0},
         {2, 8, 23, 21, 12, 3, 3, 2, 1, 0},
     };
@@ -166,6 +169,52 @@ static void test_conv_threads(void **state)
     for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
         run_case(&big[i], 200 + i, 40);
     kernels_set_num_threads(1);
+}
+
+/* With the own GEMM, threads split outputs and never a sum, so one and two
+ * threads give bitwise the same forward and gradients (what makes n-rank vs
+ * 1-rank comparisons exact up to the allreduce). OpenBLAS does not promise
+ * this, so the check is skipped when it is the GEMM. */
+static void test_conv_threads_bitwise(void **state)
+{
+    (void)state;
+    const char *gemm = getenv("RINGTRAIN_GEMM");
+    if (!kern__gemm_own_available() || (gemm && !strcmp(gemm, "openblas")))
+        skip();
+    static const conv_case_t k = {5, 16, 12, 12, 24, 3, 3, 1, 1, 1};
+    conv2d_shape_t s;
+    assert_int_equal(conv2d_shape_init(&s, k.B, k.C, k.H, k.W, k.OC, k.KH,
+                                       k.KW, k.stride, k.pad),
+                     0);
+    size_t in_count = (size_t)s.B * s.C * s.H * s.W;
+    size_t w_count = (size_t)s.OC * s.C * s.KH * s.KW;
+    size_t out_count = (size_t)s.B * s.OC * s.OH * s.OW;
+    tk_rng_t rng = {300};
+    float *in = tk_falloc(in_count), *w = tk_falloc(w_count);
+    float *bias = tk_falloc(s.OC), *dout = tk_falloc(out_count);
+    float *ws = tk_falloc(conv2d_workspace_floats(&s));
+    float *out[2], *din[2], *dw[2], *db[2];
+    tk_fill(&rng, in, NULL, in_count, -1, 1);
+    tk_fill(&rng, w, NULL, w_count, -1, 1);
+    tk_fill(&rng, bias, NULL, s.OC, -1, 1);
+    tk_fill(&rng, dout, NULL, out_count, -1, 1);
+    for (int t = 0; t < 2; t++) {
+        out[t] = tk_falloc(out_count);
+        din[t] = tk_falloc(in_count);
+        dw[t] = tk_falloc(w_count);
+        db[t] = tk_falloc(s.OC);
+        kernels_set_num_threads(t + 1);
+        conv2d_forward_cpu(out[t], in, w, bias, &s, ws);
+        conv2d_backward_cpu(din[t], dw[t], db[t], dout, in, w, &s, ws);
+    }
+    kernels_set_num_threads(1);
+    tk_check_equal_f("conv out, 2 threads vs 1", out[1], out[0], out_count);
+    tk_check_equal_f("conv din, 2 threads vs 1", din[1], din[0], in_count);
+    tk_check_equal_f("conv dweight, 2 threads vs 1", dw[1], dw[0], w_count);
+    tk_check_equal_f("conv dbias, 2 threads vs 1", db[1], db[0], s.OC);
+    for (int t = 0; t < 2; t++)
+        free(out[t]), free(din[t]), free(dw[t]), free(db[t]);
+    free(in), free(w), free(bias), free(dout), free(ws);
 }
 
 static void test_conv_shape(void **state)
@@ -193,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_conv_shape),
         cmocka_unit_test(test_conv_cases),
         cmocka_unit_test(test_conv_threads),
+        cmocka_unit_test(test_conv_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
