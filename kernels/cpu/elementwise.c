@@ -20,8 +20,13 @@ void relu_backward_cpu(float *din, const float *dout, const float *out,
 {
     int threads = kern__threads_for(count);
 #pragma omp parallel for simd num_threads(threads) schedule(static)
-    for (size_t i = 0; i < count; i++)
-        din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        /* Load unconditionally: a conditional load becomes a branch on the
+         * sign of the data, which random activations mispredict half the
+         * time (measured 15x slower in a LeNet step). */
+        float d = dout[i];
+        din[i] = out[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 // a, b: (count) -> out: (count)

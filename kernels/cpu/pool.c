@@ -77,10 +77,11 @@ static inline void maxpool__window(const float *x, int W, int h0, int h1,
     _Pragma("omp simd reduction(| : nan)")                                     \
     for (int j = 0; j < count; j++) {                                          \
         float v = xr[j * (STRIDE)];                                            \
-        int gt = v > y[j];                                                     \
+        float cur = y[j];                                                      \
+        int32_t mask = -(int32_t)(v > cur);                                    \
         nan |= v != v;                                                         \
-        y[j] = gt ? v : y[j];                                                  \
-        a[j] = gt ? base + j * (STRIDE) : a[j];                                \
+        y[j] = v > cur ? v : cur;                                              \
+        a[j] = (a[j] & ~mask) | ((base + j * (STRIDE)) & mask);                \
     }                                                                          \
     return nan;
 
