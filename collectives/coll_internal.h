@@ -65,29 +65,26 @@ int coll__select_init(coll_comm_t *comm, const char *cfg_algorithm);
 
 /* ---- shared memory (shm.c) -------------------------------------------------- */
 
-/* One cache-line pair per local rank, written only by that rank. */
+/* Counters each local rank publishes (shm.c lays them out). */
 enum { COLL__CTR_POSTED = 0, COLL__CTR_REDUCED = 1, COLL__CTR_DONE = 2,
-       COLL__CTR_COUNT = 3 };
+       COLL__CTR_INLINE0 = 3, COLL__CTR_INLINE1 = 4, COLL__CTR_COUNT = 5 };
 
-typedef struct {
-    _Alignas(128) _Atomic uint32_t ctr[COLL__CTR_COUNT];
-    _Atomic uint32_t waiters; /* peers asleep on one of ctr (futex) */
-    int32_t pid;
-    char pad[128 - 5 * sizeof(uint32_t)];
-} coll__shm_line_t;
+struct coll__shm_rank;
 
 typedef struct {
     void *base;
     size_t bytes;
-    coll__shm_line_t *lines; /* [nranks] */
-    char *data;              /* nslots * (nranks + 1) slots */
+    struct coll__shm_rank *ranks; /* [nranks], each written only by its rank */
+    char *data;                   /* nslots * (nranks + 1) slots */
     size_t slot_bytes;
     int nslots;
     int nranks;
     int me;
-    uint32_t step; /* next step number, the same on every rank */
-    int spin;      /* pause loops before yielding */
+    uint32_t step;   /* next step number, the same on every rank */
+    int spin;        /* pause loops before yielding */
     size_t nt_bytes; /* outputs this large use non-temporal stores */
+    uint32_t *seen_done;   /* [nranks]: last DONE value read from each peer */
+    const void **srcs;     /* [nranks]: scratch for the reduction */
 } coll__shm_t;
 
 /* Collective over comm->local_comm. Leaves comm->shm NULL (and returns 0)

@@ -3,9 +3,10 @@
  * At communicator creation the ranks of one host map one POSIX shared-memory
  * segment (local rank 0 creates it with a unique name, every rank maps it
  * pre-faulted, then the name is unlinked at once, so nothing is left in
- * /dev/shm even if a rank dies). The segment holds one 128-byte line of
- * counters per rank and nslots rotating slots of slot_bytes for each rank's
- * input plus one result slot. Vectors are processed in segments that fit a
+ * /dev/shm even if a rank dies). The segment holds a block of counters per
+ * rank (each counter on its own 128-byte line, so a write to one does not
+ * steal the line a peer is polling for another) and nslots rotating slots of
+ * slot_bytes for each rank's input plus one result slot. Vectors are processed in segments that fit a
  * slot; slots are small (256 KiB by default) so the shared traffic stays in
  * the caches and memory sees only the caller's input read and output write.
  *
@@ -16,7 +17,9 @@
  * spins briefly, then yields, then sleeps on the counter with a futex (the
  * poster wakes sleepers only when some exist), so oversubscribed runs (5 ranks
  * on 2 cores) make progress. Every rank runs the same sequence of shm steps,
- * so its private step number equals everybody else's.
+ * so its private step number equals everybody else's. A rank remembers the
+ * last DONE it read from each peer and re-reads only when that is not
+ * enough, which saves a cache miss per step.
  *
  * shm — two-shot (reduce-scatter + allgather through shared memory).
  *   Accepts: all ranks on one host (or one rank: a copy), any count, in
@@ -40,6 +43,11 @@
  *   Per segment: copy the input into its slot, POSTED = s+1; wait POSTED of
  *   all; output = sum over ranks' slots (its own input directly); DONE = s+1.
  *   One handoff per segment, but n * B bytes read per rank: for small vectors.
+ *   Vectors of at most INLINE_BYTES (56) skip the slot: the data and its
+ *   sequence number share one cache line, alternating between two lines by
+ *   step parity, so a peer gets both in a single cache-line transfer. A line
+ *   is rewritten two steps later, when every peer has posted the step in
+ *   between and so has finished reading it (ranks run steps in order).
  *
  * Both sum in rank order, so every rank (and both algorithms) produce
  * bitwise the same result.
@@ -66,13 +74,14 @@
 #include "coll_internal.h"
 #include "reduce.h"
 
-#define SHM_MAGIC UINT64_C(0x72696e67746d7331) /* "ringtms1" */
+#define SHM_MAGIC UINT64_C(0x72696e67746d7332) /* "ringtms2" */
 #define DEFAULT_SLOT_BYTES ((size_t)256 << 10)
 #define DEFAULT_NSLOTS 4
 #define MIN_SLOT_BYTES ((size_t)16 << 10)
 #define MAX_DATA_BYTES ((size_t)32 << 20) /* fits a pod's default /dev/shm */
 #define DEFAULT_NT_BYTES ((size_t)32 << 20)
 #define HEADER_BYTES 128
+#define INLINE_BYTES 56
 
 typedef struct {
     uint64_t magic;
@@ -80,6 +89,41 @@ typedef struct {
     uint32_t nranks;
     uint32_t nslots;
 } shm_header_t;
+
+/* 128-byte lines: the adjacent-line prefetcher pulls pairs of 64-byte lines,
+ * so 128 keeps two counters from sharing a transfer. */
+typedef struct {
+    _Alignas(128) _Atomic uint32_t value;
+} shm_counter_t;
+
+typedef struct {
+    _Alignas(128) _Atomic uint32_t seq;
+    uint32_t bytes;
+    unsigned char data[INLINE_BYTES];
+} shm_inline_t;
+
+struct coll__shm_rank {
+    shm_counter_t posted, reduced, done;
+    shm_inline_t inl[2];
+    _Alignas(128) _Atomic uint32_t waiters; /* peers asleep on our counters */
+    int32_t pid;
+};
+
+static inline _Atomic uint32_t *ctr_of(struct coll__shm_rank *r, int which)
+{
+    switch (which) {
+    case COLL__CTR_POSTED:
+        return &r->posted.value;
+    case COLL__CTR_REDUCED:
+        return &r->reduced.value;
+    case COLL__CTR_DONE:
+        return &r->done.value;
+    case COLL__CTR_INLINE0:
+        return &r->inl[0].seq;
+    default:
+        return &r->inl[1].seq;
+    }
+}
 
 static size_t env_size(const char *name, size_t fallback)
 {
@@ -92,7 +136,7 @@ static size_t env_size(const char *name, size_t fallback)
 
 static size_t data_offset(int nranks)
 {
-    return rt_align_up(HEADER_BYTES + (size_t)nranks * sizeof(coll__shm_line_t),
+    return rt_align_up(HEADER_BYTES + (size_t)nranks * sizeof(struct coll__shm_rank),
                        4096);
 }
 
@@ -219,14 +263,23 @@ int coll__shm_create(coll_comm_t *c)
     }
 
     const shm_header_t *h = map;
-    coll__shm_t *sh = calloc(1, sizeof *sh + (size_t)nranks * sizeof(void *));
-    if (sh == NULL) {
+    coll__shm_t *sh = calloc(1, sizeof *sh);
+    if (sh != NULL) {
+        sh->seen_done = calloc((size_t)nranks, sizeof *sh->seen_done);
+        sh->srcs = calloc((size_t)nranks, sizeof *sh->srcs);
+    }
+    if (sh == NULL || sh->seen_done == NULL || sh->srcs == NULL) {
+        if (sh) {
+            free(sh->seen_done);
+            free(sh->srcs);
+        }
+        free(sh);
         munmap(map, bytes);
         return RT_ENOMEM;
     }
     sh->base = map;
     sh->bytes = bytes;
-    sh->lines = (coll__shm_line_t *)((char *)map + HEADER_BYTES);
+    sh->ranks = (struct coll__shm_rank *)((char *)map + HEADER_BYTES);
     sh->data = (char *)map + data_offset(nranks);
     sh->slot_bytes = (size_t)h->slot_bytes;
     sh->nslots = (int)h->nslots;
@@ -235,7 +288,7 @@ int coll__shm_create(coll_comm_t *c)
     sh->step = 0;
     sh->spin = (int)env_size("RINGTRAIN_SHM_SPIN", c->oversubscribed ? 64 : 20000);
     sh->nt_bytes = env_size("RINGTRAIN_SHM_NT_BYTES", DEFAULT_NT_BYTES);
-    sh->lines[sh->me].pid = (int32_t)getpid();
+    sh->ranks[sh->me].pid = (int32_t)getpid();
     c->shm = sh;
     return 0;
 }
@@ -245,6 +298,8 @@ void coll__shm_destroy(coll_comm_t *c)
     if (c->shm == NULL)
         return;
     munmap(c->shm->base, c->shm->bytes);
+    free(c->shm->seen_done);
+    free(c->shm->srcs);
     free(c->shm);
     c->shm = NULL;
 }
@@ -258,24 +313,24 @@ static inline int reached(uint32_t value, uint32_t target)
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
-static const char *const ctr_names[COLL__CTR_COUNT] = {"posted", "reduced",
-                                                       "done"};
+static const char *const ctr_names[COLL__CTR_COUNT] = {
+    "posted", "reduced", "done", "inline data", "inline data"};
 
 static void shm_post(coll__shm_t *sh, int which, uint32_t value)
 {
-    coll__shm_line_t *me = &sh->lines[sh->me];
-    atomic_store_explicit(&me->ctr[which], value, memory_order_seq_cst);
+    struct coll__shm_rank *me = &sh->ranks[sh->me];
+    _Atomic uint32_t *ctr = ctr_of(me, which);
+    atomic_store_explicit(ctr, value, memory_order_seq_cst);
     if (atomic_load_explicit(&me->waiters, memory_order_seq_cst) != 0)
-        syscall(SYS_futex, (uint32_t *)&me->ctr[which], FUTEX_WAKE, INT_MAX,
-                NULL, NULL, 0);
+        syscall(SYS_futex, (uint32_t *)ctr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 static int __attribute__((noinline))
 shm_wait_slow(coll_comm_t *c, coll__shm_t *sh, int peer, int which,
               uint32_t target)
 {
-    coll__shm_line_t *line = &sh->lines[peer];
-    _Atomic uint32_t *ctr = &line->ctr[which];
+    struct coll__shm_rank *pr = &sh->ranks[peer];
+    _Atomic uint32_t *ctr = ctr_of(pr, which);
     double start = rt_now();
     for (unsigned it = 0;; it++) {
         if (it < 16) {
@@ -284,13 +339,13 @@ shm_wait_slow(coll_comm_t *c, coll__shm_t *sh, int peer, int which,
             /* Announce the sleep, then re-check: the poster stores the
              * counter before it reads waiters (both seq_cst), so either it
              * sees us or we see its value. The timeout bounds any miss. */
-            atomic_fetch_add_explicit(&line->waiters, 1, memory_order_seq_cst);
+            atomic_fetch_add_explicit(&pr->waiters, 1, memory_order_seq_cst);
             uint32_t v = atomic_load_explicit(ctr, memory_order_seq_cst);
             if (!reached(v, target)) {
                 struct timespec ts = {0, 2 * 1000 * 1000};
                 syscall(SYS_futex, (uint32_t *)ctr, FUTEX_WAIT, v, &ts, NULL, 0);
             }
-            atomic_fetch_sub_explicit(&line->waiters, 1, memory_order_seq_cst);
+            atomic_fetch_sub_explicit(&pr->waiters, 1, memory_order_seq_cst);
         }
         if (reached(atomic_load_explicit(ctr, memory_order_acquire), target))
             return 0;
@@ -300,7 +355,7 @@ shm_wait_slow(coll_comm_t *c, coll__shm_t *sh, int peer, int which,
                 rt_log_error("collectives: rank %d waited %.1f s for local rank "
                              "%d (pid %d) to reach shm step %u (%s); it has not "
                              "joined this allreduce (stall_timeout)",
-                             c->rank, waited, peer, (int)line->pid, target,
+                             c->rank, waited, peer, (int)pr->pid, target,
                              ctr_names[which]);
                 return RT_ETIMEDOUT;
             }
@@ -311,7 +366,7 @@ shm_wait_slow(coll_comm_t *c, coll__shm_t *sh, int peer, int which,
 static inline int shm_wait(coll_comm_t *c, coll__shm_t *sh, int peer,
                            int which, uint32_t target)
 {
-    _Atomic uint32_t *ctr = &sh->lines[peer].ctr[which];
+    _Atomic uint32_t *ctr = ctr_of(&sh->ranks[peer], which);
     if (reached(atomic_load_explicit(ctr, memory_order_acquire), target))
         return 0;
     for (int i = 0; i < sh->spin; i++) {
@@ -331,6 +386,22 @@ static int shm_wait_all(coll_comm_t *c, coll__shm_t *sh, int which,
         int rc = shm_wait(c, sh, p, which, target);
         if (rc != 0)
             return rc;
+    }
+    return 0;
+}
+
+/* Slot reuse: every peer has finished step target - 1. Usually known from an
+ * earlier read, so no cache miss. */
+static int shm_wait_done(coll_comm_t *c, coll__shm_t *sh, uint32_t target)
+{
+    for (int p = 0; p < sh->nranks; p++) {
+        if (p == sh->me || reached(sh->seen_done[p], target))
+            continue;
+        int rc = shm_wait(c, sh, p, COLL__CTR_DONE, target);
+        if (rc != 0)
+            return rc;
+        sh->seen_done[p] = atomic_load_explicit(&sh->ranks[p].done.value,
+                                                memory_order_acquire);
     }
     return 0;
 }
@@ -376,7 +447,7 @@ static int twoshot_post(coll_comm_t *c, coll__shm_t *sh, const shm_job_t *j,
                         size_t s)
 {
     uint32_t step = j->base + (uint32_t)s;
-    int rc = shm_wait_all(c, sh, COLL__CTR_DONE, step - (uint32_t)sh->nslots + 1);
+    int rc = shm_wait_done(c, sh, step - (uint32_t)sh->nslots + 1);
     if (rc != 0)
         return rc;
     size_t scount = coll__seg_count(j->count, j->seg, s);
@@ -403,7 +474,7 @@ static int twoshot_reduce(coll_comm_t *c, coll__shm_t *sh, const shm_job_t *j,
     size_t boff = coll__block_offset(scount, n, me);
     size_t bcount = coll__block_count(scount, n, me);
     size_t seg_off = s * j->seg;
-    const void **srcs = (const void **)(sh + 1);
+    const void **srcs = sh->srcs;
     for (int p = 0; p < sh->nranks; p++)
         srcs[p] = p == sh->me ? (const void *)(j->send + (seg_off + boff) * j->esize)
                               : (const void *)(in_slot(sh, p, step) + boff * j->esize);
@@ -479,6 +550,32 @@ int coll__allreduce_shm(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
 
 /* ---- one-shot ------------------------------------------------------------------ */
 
+/* A vector of at most INLINE_BYTES: one cache line per rank and step. */
+static int oneshot_inline(coll_comm_t *comm, coll__shm_t *sh,
+                          const shm_job_t *j)
+{
+    uint32_t step = j->base;
+    int which = (step & 1) ? COLL__CTR_INLINE1 : COLL__CTR_INLINE0;
+    struct coll__shm_rank *me = &sh->ranks[sh->me];
+    size_t bytes = j->count * j->esize;
+    memcpy(me->inl[step & 1].data, j->send, bytes);
+    shm_post(sh, which, step + 1);
+    /* Keep the other counters within 2^31 of the step for later waits. */
+    atomic_store_explicit(&me->posted.value, step + 1, memory_order_relaxed);
+    atomic_store_explicit(&me->reduced.value, step + 1, memory_order_relaxed);
+    int rc = shm_wait_all(comm, sh, which, step + 1);
+    if (rc != 0)
+        return rc;
+    const void **srcs = sh->srcs;
+    for (int p = 0; p < sh->nranks; p++)
+        srcs[p] = p == sh->me ? (const void *)j->send
+                              : (const void *)sh->ranks[p].inl[step & 1].data;
+    coll__reduce(j->dtype, j->recv, NULL, srcs, sh->nranks, j->count, j->scale,
+                 j->rflags);
+    shm_post(sh, COLL__CTR_DONE, step + 1);
+    return 0;
+}
+
 int coll__allreduce_shm_oneshot(coll_comm_t *comm, const void *sendbuf,
                                 void *recvbuf, size_t count,
                                 coll_dtype_t dtype, coll_op_t op)
@@ -488,16 +585,19 @@ int coll__allreduce_shm_oneshot(coll_comm_t *comm, const void *sendbuf,
     coll__shm_t *sh = comm->shm;
     shm_job_t j;
     job_init(&j, sh, sendbuf, recvbuf, count, dtype, op);
+    if (count * j.esize <= INLINE_BYTES) {
+        sh->step = j.base + 1;
+        return oneshot_inline(comm, sh, &j);
+    }
     j.seg = sh->slot_bytes / j.esize;
     size_t nseg = coll__seg_total(count, j.seg);
     sh->step = j.base + (uint32_t)nseg;
-    const void **srcs = (const void **)(sh + 1);
+    const void **srcs = sh->srcs;
     for (size_t s = 0; s < nseg; s++) {
         uint32_t step = j.base + (uint32_t)s;
         size_t scount = coll__seg_count(count, j.seg, s);
         size_t off = s * j.seg * j.esize;
-        int rc = shm_wait_all(comm, sh, COLL__CTR_DONE,
-                              step - (uint32_t)sh->nslots + 1);
+        int rc = shm_wait_done(comm, sh, step - (uint32_t)sh->nslots + 1);
         if (rc != 0)
             return rc;
         memcpy(in_slot(sh, sh->me, step), j.send + off, scount * j.esize);
@@ -512,8 +612,8 @@ int coll__allreduce_shm_oneshot(coll_comm_t *comm, const void *sendbuf,
                      j.scale, j.rflags);
         /* Keep REDUCED in step with the others so a later two-shot never
          * compares against a counter 2^31 steps stale. */
-        atomic_store_explicit(&sh->lines[sh->me].ctr[COLL__CTR_REDUCED],
-                              step + 1, memory_order_release);
+        atomic_store_explicit(&sh->ranks[sh->me].reduced.value, step + 1,
+                              memory_order_release);
         shm_post(sh, COLL__CTR_DONE, step + 1);
     }
     return 0;
