@@ -85,6 +85,7 @@ typedef struct {
     size_t nt_bytes; /* outputs this large use non-temporal stores */
     uint32_t *seen_done;   /* [nranks]: last DONE value read from each peer */
     const void **srcs;     /* [nranks]: scratch for the reduction */
+    unsigned char *scratch; /* [nranks][inline bytes]: unpacked peer data */
 } coll__shm_t;
 
 /* Collective over comm->local_comm. Leaves comm->shm NULL (and returns 0)

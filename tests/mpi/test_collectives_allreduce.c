@@ -3,8 +3,11 @@
  * one allreduce larger than 2^31 bytes. Run under mpirun -np 1..5
  * (--oversubscribe); the first argument picks the part:
  *
- *   small    counts {0,1,2,3,7,n-1,n+1,65537,300007}, every algorithm, dtype,
- *            op, in place and out of place
+ *   small    counts {0,1,2,3,7,n-1,n+1,100,240,241,65537,300007}, every
+ *            algorithm, dtype, op, in place and out of place
+ *   sequence 2000 back-to-back allreduces whose inputs change every call,
+ *            cycling through sizes that take different shared-memory paths
+ *            (stale or overwritten data shows up as a wrong sum)
  *   big      counts {1000003, 2^24+3}, every algorithm and dtype
  *   async    several requests in flight, test/wait, mixed with blocking calls
  *   helpers  barrier, broadcast, f64 max/min/sum, allgather, queries
@@ -415,7 +418,9 @@ static void test_counts(const size_t *counts, int ncounts, int ops_mask,
 static void test_small(void)
 {
     size_t n = (size_t)g_size;
-    size_t counts[] = {0, 1, 2, 3, 7, n - 1, n + 1, 65537, 300007};
+    /* 100 and 240 fp32 fill several inline lines (60 bytes each, 960 at
+     * most); 241 is the first that is not inline. */
+    size_t counts[] = {0, 1, 2, 3, 7, n - 1, n + 1, 100, 240, 241, 65537, 300007};
     test_counts(counts, (int)(sizeof counts / sizeof counts[0]), 3, 1, 1);
 }
 
@@ -423,6 +428,47 @@ static void test_big(void)
 {
     size_t counts[] = {1000003, ((size_t)1 << 24) + 3};
     test_counts(counts, 2, 3, 0, 0);
+}
+
+/* ---- sequence ------------------------------------------------------------------- */
+
+static void test_sequence(void)
+{
+    const size_t counts[] = {1, 3, 100, 241, 5000, 70000, 15, 300001};
+    enum { NC = sizeof counts / sizeof counts[0], ITERS = 2000 };
+    const char *algos[] = {NULL, "shm", "shm_oneshot"};
+    float *buf = malloc(300001 * sizeof *buf);
+    if (buf == NULL)
+        FAIL("out of memory");
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        coll_comm_t *c = make_comm(algos[a]);
+        for (int it = 0; it < ITERS; it++) {
+            /* Small vectors most of the time, a big one now and then. */
+            size_t count = counts[(size_t)it % NC];
+            if (count > 5000 && it % 50 >= NC)
+                count = 7;
+            for (size_t i = 0; i < count; i++)
+                buf[i] = (float)((it + g_rank * 3 + (int)(i % 13)) % 17);
+            int rc = coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32,
+                                    COLL_SUM);
+            if (rc != 0)
+                FAIL("sequence %s iteration %d: %s", algos[a] ? algos[a] : "auto",
+                     it, rt_strerror(rc));
+            for (size_t i = 0; i < count; i++) {
+                float want = 0;
+                for (int r = 0; r < g_size; r++)
+                    want += (float)((it + r * 3 + (int)(i % 13)) % 17);
+                if (buf[i] != want)
+                    FAIL("sequence %s iteration %d count %zu element %zu: %g, "
+                         "expected %g", algos[a] ? algos[a] : "auto", it, count,
+                         i, (double)buf[i], (double)want);
+            }
+        }
+        coll_comm_destroy(c);
+    }
+    free(buf);
+    if (g_rank == 0)
+        printf("np %d: sequence passed\n", g_size);
 }
 
 /* ---- async -------------------------------------------------------------------- */
@@ -771,6 +817,8 @@ int main(int argc, char **argv)
         test_small();
     else if (strcmp(part, "big") == 0)
         test_big();
+    else if (strcmp(part, "sequence") == 0)
+        test_sequence();
     else if (strcmp(part, "async") == 0)
         test_async();
     else if (strcmp(part, "helpers") == 0)
@@ -780,7 +828,8 @@ int main(int argc, char **argv)
     else if (strcmp(part, "huge") == 0)
         test_huge();
     else
-        FAIL("unknown part '%s' (small, big, async, helpers, misuse, huge)", part);
+        FAIL("unknown part '%s' (small, big, sequence, async, helpers, misuse, "
+             "huge)", part);
     MPI_Finalize();
     return 0;
 }
