@@ -82,7 +82,7 @@
 #define DEFAULT_NSLOTS 4
 #define MIN_SLOT_BYTES ((size_t)16 << 10)
 #define MAX_DATA_BYTES ((size_t)32 << 20) /* fits a pod's default /dev/shm */
-#define DEFAULT_NT_BYTES ((size_t)32 << 20)
+#define DEFAULT_NT_BYTES ((size_t)1 << 20)
 #define HEADER_BYTES 128
 #define INLINE_LINES 16
 #define LINE_DATA 60
