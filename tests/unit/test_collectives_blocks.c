@@ -122,18 +122,26 @@ static void test_select_auto(void **state)
     coll_comm_t one = fake(1, 1, 0);
     assert_string_equal(coll__algos[coll__select(&one, 1000, COLL_F32)].name, "copy");
 
-    /* One host with shared memory: one-shot for small, two-shot above. */
-    coll_comm_t local = fake(2, 1, 1);
+    /* One host, two ranks: one-shot at every size. */
+    coll_comm_t two = fake(2, 1, 1);
+    assert_string_equal(coll__algos[coll__select(&two, 1, COLL_F32)].name,
+                        "shm_oneshot");
+    assert_string_equal(coll__algos[coll__select(&two, 1 << 28, COLL_F32)].name,
+                        "shm_oneshot");
+    /* More ranks: one-shot for small, two-shot above a byte threshold (not
+     * an element count: the same count in fp16 is half the bytes). */
+    coll_comm_t local = fake(3, 1, 1);
     assert_string_equal(coll__algos[coll__select(&local, 1, COLL_F32)].name,
                         "shm_oneshot");
     assert_string_equal(coll__algos[coll__select(&local, 64 << 20, COLL_F32)].name,
                         "shm");
-    /* The byte threshold, not the element count, decides: */
     size_t last_small = 0;
-    for (size_t count = 1; count < (1u << 22); count *= 2)
+    for (size_t count = 1; count < ((size_t)1 << 26); count *= 2)
         if (coll__select(&local, count, COLL_F32) == COLL__ALGO_SHM_ONESHOT)
             last_small = count;
-    assert_true(last_small > 0);
+    assert_true(last_small > 0 && last_small < ((size_t)1 << 25));
+    assert_int_equal(coll__select(&local, last_small * 2, COLL_F32),
+                     COLL__ALGO_SHM);
     assert_int_equal(coll__select(&local, last_small * 2, COLL_F16),
                      COLL__ALGO_SHM_ONESHOT);
 
