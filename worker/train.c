@@ -357,7 +357,9 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         printf("Batch size:  %.0f global\n", global_batch);
         printf("             %d per rank\n", o->batch_size);
         printf("Num batches: %ld\n", timed);
-        printf("Num epochs:  %.2f\n", (double)(warmup + timed) * global_batch / (double)train.count);
+        if (o->data != WORKER_DATA_SYNTHETIC)
+            printf("Num epochs:  %.2f\n",
+                   (double)(warmup + timed) * global_batch / (double)train.count);
         printf("Ranks:       %d on %d host(s)\n", size, coll_comm_host_count(comm));
         printf("Device:      cpu, %d thread(s) per rank\n", threads);
         printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",

@@ -1,0 +1,165 @@
+/* collectives internal: the communicator, the algorithm table and what the
+ * algorithm files share. Not installed; only collectives/ and its tests
+ * include it. */
+#ifndef RINGTRAIN_COLLECTIVES_INTERNAL_H
+#define RINGTRAIN_COLLECTIVES_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collectives.h"
+#include "common/common.h"
+
+/* ---- algorithms ----------------------------------------------------------- */
+
+/* Every allreduce algorithm has this signature. sendbuf == recvbuf means in
+ * place (COLL_IN_PLACE is resolved before). count > 0, buffers valid, dtype
+ * and op valid. Runs on the thread that currently owns the communicator
+ * (the progress thread, or a blocking caller while the progress thread is
+ * idle). Returns 0 or RT_E... */
+typedef int (*coll__allreduce_fn)(coll_comm_t *comm, const void *sendbuf,
+                                  void *recvbuf, size_t count,
+                                  coll_dtype_t dtype, coll_op_t op);
+
+enum {
+    COLL__ALGO_COPY = 0,
+    COLL__ALGO_RING,
+    COLL__ALGO_RD,
+    COLL__ALGO_SHM,
+    COLL__ALGO_SHM_ONESHOT,
+    COLL__ALGO_MPI,
+    COLL__ALGO_COUNT
+};
+
+typedef struct {
+    const char *name;
+    coll__allreduce_fn fn;
+    int needs_shm; /* every rank on one host, shared segment mapped */
+} coll__algo_t;
+
+extern const coll__algo_t coll__algos[COLL__ALGO_COUNT];
+
+int coll__allreduce_copy(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                         size_t count, coll_dtype_t dtype, coll_op_t op);
+int coll__allreduce_ring(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                         size_t count, coll_dtype_t dtype, coll_op_t op);
+int coll__allreduce_rd(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                       size_t count, coll_dtype_t dtype, coll_op_t op);
+int coll__allreduce_shm(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                        size_t count, coll_dtype_t dtype, coll_op_t op);
+int coll__allreduce_shm_oneshot(coll_comm_t *comm, const void *sendbuf,
+                                void *recvbuf, size_t count,
+                                coll_dtype_t dtype, coll_op_t op);
+int coll__allreduce_mpi(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                        size_t count, coll_dtype_t dtype, coll_op_t op);
+
+/* select.c: the one place that chooses. */
+int coll__algo_lookup(const char *name);        /* index or -1 */
+int coll__algo_usable(const coll_comm_t *comm, int algo, const char **why);
+int coll__select(const coll_comm_t *comm, size_t count, coll_dtype_t dtype);
+/* Parses cfg->algorithm / RINGTRAIN_ALLREDUCE into comm->forced; logs the
+ * valid names on an unknown one. */
+int coll__select_init(coll_comm_t *comm, const char *cfg_algorithm);
+
+/* ---- shared memory (shm.c) -------------------------------------------------- */
+
+/* Counters each local rank publishes (shm.c lays them out). */
+enum { COLL__CTR_POSTED = 0, COLL__CTR_REDUCED = 1, COLL__CTR_DONE = 2,
+       COLL__CTR_INLINE0 = 3, COLL__CTR_INLINE1 = 4, COLL__CTR_COUNT = 5 };
+
+struct coll__shm_rank;
+
+typedef struct {
+    void *base;
+    size_t bytes;
+    struct coll__shm_rank *ranks; /* [nranks], each written only by its rank */
+    char *data;                   /* nslots * (nranks + 1) slots */
+    size_t slot_bytes;
+    int nslots;
+    int nranks;
+    int me;
+    uint32_t step;   /* next step number, the same on every rank */
+    int spin;        /* pause loops before yielding */
+    size_t nt_bytes; /* outputs this large use non-temporal stores */
+    uint32_t *seen_done;   /* [nranks]: last DONE value read from each peer */
+    const void **srcs;     /* [nranks]: scratch for the reduction */
+    unsigned char *scratch; /* [nranks][inline bytes]: unpacked peer data */
+} coll__shm_t;
+
+/* Collective over comm->local_comm. Leaves comm->shm NULL (and returns 0)
+ * when shared memory is not available, after warning. */
+int coll__shm_create(coll_comm_t *comm);
+void coll__shm_destroy(coll_comm_t *comm);
+
+/* ---- the communicator --------------------------------------------------------- */
+
+enum {
+    COLL__KIND_ALLREDUCE = 0,
+    COLL__KIND_BARRIER,
+    COLL__KIND_BCAST,
+    COLL__KIND_F64,        /* op: COLL__F64_MAX / MIN / SUM */
+    COLL__KIND_ALLGATHER_U64,
+};
+
+enum { COLL__F64_MAX = 0, COLL__F64_MIN, COLL__F64_SUM };
+
+/* Pipeline depth of the MPI ring (segments in flight per direction). */
+#define COLL__RING_DEPTH 4
+
+struct coll_comm {
+    MPI_Comm comm;       /* our duplicate, MPI_ERRORS_RETURN */
+    MPI_Comm local_comm; /* ranks on this host */
+    int rank, size;
+    int local_rank, local_size, host_count;
+    int forced;          /* algorithm index, or -1 for automatic */
+    size_t segment_bytes;
+    size_t mpi_chunk_bytes; /* most bytes per MPI collective call */
+    double stall_timeout;
+    int oversubscribed;  /* more local ranks than CPUs we may run on */
+    int broken;          /* RT_E... after a failure that leaves peers unsynced */
+
+    MPI_Op op_sum16[COLL_DTYPE_COUNT]; /* user ops for fp16 / bf16 */
+    char *tmp;           /* COLL__RING_DEPTH segments for ring / rd */
+
+    coll__shm_t *shm;    /* NULL when not every rank shares this host */
+
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    pthread_cond_t cv_done;
+    coll_request_t *head, *tail;
+    int busy;            /* someone executes a collective right now */
+    int stop;
+    uint64_t seq;
+};
+
+/* progress.c: runs one request on the current owner. */
+int coll__execute(coll_comm_t *comm, coll_request_t *req);
+int coll__progress_start(coll_comm_t *comm);
+void coll__progress_stop(coll_comm_t *comm);
+/* Runs req now (inline when idle, else queued behind earlier work) and
+ * waits for it. */
+int coll__run_blocking(coll_comm_t *comm, coll_request_t *req);
+
+/* MPI error reporting: "[host:rank] file:line call: <MPI's message>". */
+int coll__mpi_fail(const char *file, int line, const char *call, int code);
+#define COLL__MPI_CHECK(call)                                                  \
+    do {                                                                       \
+        int coll__rc_ = (call);                                                \
+        if (coll__rc_ != MPI_SUCCESS)                                          \
+            return coll__mpi_fail(__FILE__, __LINE__, #call, coll__rc_);       \
+    } while (0)
+
+/* Waits for MPI requests; honours comm->stall_timeout. */
+int coll__mpi_waitany(coll_comm_t *comm, int count, MPI_Request *reqs,
+                      int *index);
+
+/* Largest byte count one MPI call moves by default (keeps int counts far
+ * from 2^31); RINGTRAIN_MPI_CHUNK_BYTES lowers it so tests can exercise the
+ * chunking with small vectors. */
+#define COLL__MPI_CHUNK_BYTES ((size_t)1 << 30)
+
+#endif

@@ -1,0 +1,226 @@
+/* collectives: the progress thread, the request queue and who may run a
+ * collective.
+ *
+ * Threading rules (MPI_THREAD_SERIALIZED): exactly one thread owns the
+ * communicator at a time, marked by comm->busy under comm->mu, and only the
+ * owner calls MPI or touches the shared-memory segment. Requests run in the
+ * order they were started. The owner is normally the progress thread, which
+ * pops queued requests (coll_allreduce_start) one by one. A blocking call
+ * (coll_allreduce, the helpers) that finds the queue empty and nobody busy
+ * takes ownership itself and runs on the calling thread: handing a 4-byte
+ * allreduce to another thread through a condition variable costs several
+ * microseconds of wake-up, more than the whole collective. A blocking call
+ * that finds work queued or running queues behind it and waits, so it never
+ * overtakes earlier asynchronous work.
+ */
+#include <sched.h>
+#include <string.h>
+
+#include "coll_internal.h"
+
+static int exec_barrier(coll_comm_t *c)
+{
+    COLL__MPI_CHECK(MPI_Barrier(c->comm));
+    return 0;
+}
+
+static int exec_bcast(coll_comm_t *c, char *buf, size_t bytes, int root)
+{
+    const size_t chunk = c->mpi_chunk_bytes;
+    for (size_t off = 0; off < bytes; off += chunk) {
+        size_t n = bytes - off < chunk ? bytes - off : chunk;
+        COLL__MPI_CHECK(MPI_Bcast(buf + off, (int)n, MPI_BYTE, root, c->comm));
+    }
+    return 0;
+}
+
+static int exec_f64(coll_comm_t *c, double *values, size_t count, int op)
+{
+    MPI_Op mop = op == COLL__F64_MAX ? MPI_MAX
+                 : op == COLL__F64_MIN ? MPI_MIN
+                                       : MPI_SUM;
+    size_t chunk = c->mpi_chunk_bytes / sizeof(double);
+    for (size_t off = 0; off < count; off += chunk) {
+        size_t n = count - off < chunk ? count - off : chunk;
+        COLL__MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values + off, (int)n,
+                                      MPI_DOUBLE, mop, c->comm));
+    }
+    return 0;
+}
+
+static int exec_allgather_u64(coll_comm_t *c, const uint64_t *value,
+                              uint64_t *all)
+{
+    COLL__MPI_CHECK(MPI_Allgather(value, 1, MPI_UINT64_T, all, 1,
+                                  MPI_UINT64_T, c->comm));
+    return 0;
+}
+
+int coll__execute(coll_comm_t *c, coll_request_t *r)
+{
+    if (c->broken)
+        return c->broken;
+    int rc;
+    switch (r->kind) {
+    case COLL__KIND_ALLREDUCE:
+        rc = coll__algos[r->algorithm].fn(c, r->sendbuf, r->recvbuf, r->count,
+                                          (coll_dtype_t)r->dtype,
+                                          (coll_op_t)r->op);
+        break;
+    case COLL__KIND_BARRIER:
+        rc = exec_barrier(c);
+        break;
+    case COLL__KIND_BCAST:
+        rc = exec_bcast(c, r->recvbuf, r->count, r->root);
+        break;
+    case COLL__KIND_F64:
+        rc = exec_f64(c, r->recvbuf, r->count, r->op);
+        break;
+    case COLL__KIND_ALLGATHER_U64:
+        rc = exec_allgather_u64(c, r->sendbuf, r->recvbuf);
+        break;
+    default:
+        rc = RT_EINVAL;
+        break;
+    }
+    /* After a timeout or an MPI failure the ranks no longer agree on where
+     * they are; every later collective fails fast instead of hanging. */
+    if (rc == RT_ETIMEDOUT || rc == RT_EMPI)
+        c->broken = rc;
+    return rc;
+}
+
+static void request_finish(coll_comm_t *c, coll_request_t *r, int rc)
+{
+    /* Caller holds c->mu. The request may be reused the moment done is
+     * seen, so it is the last write. */
+    (void)c;
+    r->status = rc;
+    __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+}
+
+static void *progress_main(void *arg)
+{
+    coll_comm_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->stop && (c->head == NULL || c->busy))
+            pthread_cond_wait(&c->cv_work, &c->mu);
+        if (c->head == NULL || c->busy)
+            break; /* stop requested and nothing left to run */
+        coll_request_t *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        r->next = NULL;
+        c->busy = 1;
+        pthread_mutex_unlock(&c->mu);
+        int rc = coll__execute(c, r);
+        pthread_mutex_lock(&c->mu);
+        c->busy = 0;
+        request_finish(c, r, rc);
+        pthread_cond_broadcast(&c->cv_done);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int coll__progress_start(coll_comm_t *c)
+{
+    if (pthread_create(&c->thread, NULL, progress_main, c) != 0) {
+        rt_log_error("collectives: cannot start the progress thread");
+        return RT_ESYS;
+    }
+    c->thread_started = 1;
+    return 0;
+}
+
+void coll__progress_stop(coll_comm_t *c)
+{
+    if (!c->thread_started)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_broadcast(&c->cv_work);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    c->thread_started = 0;
+}
+
+int coll__run_blocking(coll_comm_t *c, coll_request_t *r)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->head == NULL && !c->busy) {
+        c->busy = 1;
+        pthread_mutex_unlock(&c->mu);
+        int rc = coll__execute(c, r);
+        pthread_mutex_lock(&c->mu);
+        c->busy = 0;
+        if (c->head != NULL)
+            pthread_cond_signal(&c->cv_work);
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    r->seq = c->seq++;
+    r->next = NULL;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    pthread_cond_signal(&c->cv_work);
+    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&c->cv_done, &c->mu);
+    int rc = r->status;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int coll_test(coll_request_t *req, int *done)
+{
+    if (req == NULL || done == NULL)
+        return RT_EINVAL;
+    *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE) != 0;
+    return *done ? req->status : 0;
+}
+
+int coll_wait(coll_request_t *req)
+{
+    if (req == NULL)
+        return RT_EINVAL;
+    if (__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
+        return req->status;
+    coll_comm_t *c = req->comm;
+    if (c == NULL)
+        return RT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    while (!__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&c->cv_done, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    return req->status;
+}
+
+int coll__mpi_waitany(coll_comm_t *c, int count, MPI_Request *reqs, int *index)
+{
+    if (c->stall_timeout <= 0.0 && !c->oversubscribed) {
+        COLL__MPI_CHECK(MPI_Waitany(count, reqs, index, MPI_STATUS_IGNORE));
+        return 0;
+    }
+    double start = rt_now();
+    for (unsigned long it = 0;; it++) {
+        int flag = 0;
+        COLL__MPI_CHECK(MPI_Testany(count, reqs, index, &flag,
+                                    MPI_STATUS_IGNORE));
+        if (flag)
+            return 0;
+        if (c->oversubscribed)
+            sched_yield();
+        if (c->stall_timeout > 0.0 && (it & 1023) == 0 &&
+            rt_now() - start > c->stall_timeout) {
+            rt_log_error("collectives: rank %d waited %.1f s for a peer's "
+                         "message in an allreduce; giving up (stall_timeout)",
+                         c->rank, rt_now() - start);
+            return RT_ETIMEDOUT;
+        }
+    }
+}
