@@ -307,10 +307,11 @@ int coll__shm_create(coll_comm_t *c)
     sh->nranks = nranks;
     sh->me = c->local_rank;
     sh->step = 0;
-    /* ~100 us of pause loops (26 ns each here) before yielding: long enough
-     * for a peer that is a step behind, short enough not to starve a
-     * compute thread sharing the core with the progress thread. */
-    sh->spin = (int)env_size("RINGTRAIN_SHM_SPIN", c->oversubscribed ? 64 : 4000);
+    /* ~0.5 ms of pause loops (26 ns each here) before yielding. On a busy
+     * host a peer is often preempted for less than that, and sleeping hands
+     * the core to the competitor: with ~100 us, 64 MiB allreduces took
+     * 19-24 ms instead of 8-21 ms under load. (Open MPI polls forever.) */
+    sh->spin = (int)env_size("RINGTRAIN_SHM_SPIN", c->oversubscribed ? 64 : 20000);
     sh->nt_bytes = env_size("RINGTRAIN_SHM_NT_BYTES", DEFAULT_NT_BYTES);
     sh->ranks[sh->me].pid = (int32_t)getpid();
     c->shm = sh;
