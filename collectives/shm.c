@@ -6,9 +6,10 @@
  * /dev/shm even if a rank dies). The segment holds a block of counters per
  * rank (each counter on its own 128-byte line, so a write to one does not
  * steal the line a peer is polling for another) and nslots rotating slots of
- * slot_bytes for each rank's input plus one result slot. Vectors are processed in segments that fit a
- * slot; slots are small (256 KiB by default) so the shared traffic stays in
- * the caches and memory sees only the caller's input read and output write.
+ * slot_bytes for each rank's input plus one result slot. Vectors are
+ * processed in segments that fit a slot; slots are small (256 KiB by
+ * default) so the shared traffic stays in the caches and memory sees only the
+ * caller's input read and output write.
  *
  * Synchronisation: per-rank monotonic step counters (C11 atomics, release on
  * post, acquire on wait), one per stage: POSTED (my input for step s is in my
