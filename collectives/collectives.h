@@ -2,10 +2,13 @@
  *
  * A communicator wraps an MPI communicator (CPU buffers). After
  * coll_comm_create() every MPI call of the process is made by the
- * communicator's single progress thread (the process must be initialised
- * with MPI_Init_thread(..., MPI_THREAD_SERIALIZED or higher)); compute
- * threads only queue work and wait. Collectives run in the order they were
- * started, which must be the same on every rank.
+ * communicator, one thread at a time (the process must be initialised with
+ * MPI_Init_thread(..., MPI_THREAD_SERIALIZED or higher)): queued
+ * (asynchronous) work runs on its progress thread; a blocking call that finds
+ * nothing queued or running runs on the calling thread, since a hand-off
+ * costs more than a small collective. Programs never call MPI themselves.
+ * Collectives run in the order they were started, which must be the same on
+ * every rank.
  *
  * Buffers are persistent: the first call of a given size may allocate,
  * later calls do not. Algorithms (ring, rd, shm, copy, mpi, ...) are chosen

@@ -85,8 +85,9 @@ int coll__select_init(coll_comm_t *comm, const char *cfg_algorithm)
             strncat(list, ", ", sizeof list - strlen(list) - 1);
             strncat(list, coll__algos[a].name, sizeof list - strlen(list) - 1);
         }
-        rt_log_error("collectives: unknown allreduce algorithm '%s' in %s; "
-                     "valid names: %s", name, source, list);
+        if (comm->rank == 0)
+            rt_log_error("collectives: unknown allreduce algorithm '%s' in "
+                         "%s; valid names: %s", name, source, list);
         return RT_EINVAL;
     }
     comm->forced = algo;
