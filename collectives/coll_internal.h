@@ -117,6 +117,7 @@ struct coll_comm {
     size_t segment_bytes;
     size_t mpi_chunk_bytes; /* most bytes per MPI collective call */
     double stall_timeout;
+    int caller_runs_mpi; /* see coll_config_t */
     int oversubscribed;  /* more local ranks than CPUs we may run on */
     int broken;          /* RT_E... after a failure that leaves peers unsynced */
 

@@ -2,11 +2,13 @@
  *
  * A communicator wraps an MPI communicator (CPU buffers). After
  * coll_comm_create() every MPI call of the process is made by the
- * communicator, one thread at a time (the process must be initialised with
- * MPI_Init_thread(..., MPI_THREAD_SERIALIZED or higher)): queued
- * (asynchronous) work runs on its progress thread; a blocking call that finds
- * nothing queued or running runs on the calling thread, since a hand-off
- * costs more than a small collective. Programs never call MPI themselves.
+ * communicator's progress thread (the process must be initialised with
+ * MPI_Init_thread(..., MPI_THREAD_SERIALIZED or higher)); compute threads
+ * only queue work and wait. One exception keeps small collectives cheap: a
+ * blocking call whose algorithm needs no MPI (shared memory, copy) and that
+ * finds nothing queued or running runs on the calling thread, since a
+ * hand-off costs more than the collective. Programs never call MPI
+ * themselves.
  * Collectives run in the order they were started, which must be the same on
  * every rank.
  *
@@ -52,6 +54,10 @@ typedef struct {
      * reports which ranks are missing and fails with RT_ETIMEDOUT
      * (0: wait forever). */
     double stall_timeout;
+    /* Benchmarks only: let a blocking call on an idle communicator make its
+     * MPI calls on the calling thread too, as a plain MPI_Allreduce caller
+     * does, so a baseline is measured without the hand-off (0: never). */
+    int caller_runs_mpi;
 } coll_config_t;
 
 /* Fills cfg with defaults. */

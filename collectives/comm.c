@@ -26,6 +26,7 @@ void coll_config_init(coll_config_t *cfg)
     cfg->algorithm = NULL;
     cfg->segment_bytes = 0;
     cfg->stall_timeout = 0.0;
+    cfg->caller_runs_mpi = 0;
 }
 
 int coll__mpi_fail(const char *file, int line, const char *call, int code)
@@ -203,6 +204,7 @@ int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
     c->segment_bytes = cfg->segment_bytes ? rt_align_up(cfg->segment_bytes, 64)
                                           : DEFAULT_SEGMENT_BYTES;
     c->stall_timeout = cfg->stall_timeout;
+    c->caller_runs_mpi = cfg->caller_runs_mpi != 0;
     c->mpi_chunk_bytes = COLL__MPI_CHUNK_BYTES;
     const char *chunk_env = getenv("RINGTRAIN_MPI_CHUNK_BYTES");
     uint64_t chunk = 0;

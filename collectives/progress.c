@@ -147,10 +147,17 @@ void coll__progress_stop(coll_comm_t *c)
     c->thread_started = 0;
 }
 
+/* Whether r makes no MPI call: an allreduce on shared memory or a copy. */
+static int request_is_local(const coll_request_t *r)
+{
+    return r->kind == COLL__KIND_ALLREDUCE &&
+           (r->algorithm == COLL__ALGO_COPY || coll__algos[r->algorithm].needs_shm);
+}
+
 int coll__run_blocking(coll_comm_t *c, coll_request_t *r)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->head == NULL && !c->busy) {
+    if (c->head == NULL && !c->busy && (c->caller_runs_mpi || request_is_local(r))) {
         c->busy = 1;
         pthread_mutex_unlock(&c->mu);
         int rc = coll__execute(c, r);
