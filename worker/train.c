@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -433,6 +434,9 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         printf("----------------------------------------------------------------\n");
         printf("total images/sec: %.2f\n", global_batch * (double)timed / elapsed);
         printf("----------------------------------------------------------------\n");
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            printf("peak RSS (rank 0): %.0f MiB\n", (double)ru.ru_maxrss / 1024.0);
         fflush(stdout);
     }
 
