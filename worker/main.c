@@ -33,6 +33,8 @@ int main(int argc, char **argv)
     coll_config_init(&cfg);
     if (parse_rc == 0 && opts.allreduce[0])
         cfg.algorithm = opts.allreduce;
+    if (parse_rc == 0)
+        cfg.stall_timeout = opts.stall_timeout;
     coll_comm_t *comm = NULL;
     int rc = coll_comm_create(&comm, MPI_COMM_WORLD, &cfg);
     if (rc) {

@@ -442,6 +442,20 @@ size_t model_memory_bytes(const model_t *m)
                             (size_t)m->batch * (size_t)m->classes);
 }
 
+void model_node_describe(const model_t *m, int node, char *buf, size_t bytes)
+{
+    static const char *const kinds[] = {"conv", "batchnorm", "relu", "maxpool",
+                                        "avgpool", "global-avgpool", "linear", "add"};
+    const node_t *n = &m->nodes[node];
+    const tensor_t *in = &m->tensors[n->in0], *out = &m->tensors[n->out];
+    if (n->kind == NODE_CONV)
+        snprintf(buf, bytes, "conv %dx%d/%d %d->%d", n->k, n->k, n->stride, in->c, out->c);
+    else if (n->kind == NODE_LINEAR)
+        snprintf(buf, bytes, "linear %zu->%d", per_sample(in), out->c);
+    else
+        snprintf(buf, bytes, "%s %dx%dx%d", kinds[n->kind], out->c, out->h, out->w);
+}
+
 static size_t fan_in_of(const model_t *m, const node_t *n)
 {
     if (n->kind == NODE_CONV)

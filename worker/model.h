@@ -146,6 +146,9 @@ typedef void (*model_ready_fn)(void *ctx, size_t ready_floats);
 void model_backward(model_t *m, const float *input, const int32_t *labels,
                     int B, model_ready_fn ready, void *ctx);
 
+/* "conv 5x5/1 32->64", "linear 3136->512", ... for messages. */
+void model_node_describe(const model_t *m, int node, char *buf, size_t bytes);
+
 /* Memory the model holds, in bytes (arenas). */
 size_t model_memory_bytes(const model_t *m);
 

@@ -73,6 +73,15 @@ static const opt_t opts[] = {
      "momentum or sgd: both are SGD with --momentum"},
     {"data_format", OPT_CHOICE, NOSTORE, 0, 0, 0, "NCHW",
      "NCHW (the only layout)"},
+    {"checkpoint_dir", OPT_STRING, OFF(checkpoint_dir), 0, 0, SZ(checkpoint_dir), NULL,
+     "rank 0 writes checkpoints here and every run resumes from the newest valid one"},
+    {"checkpoint_every", OPT_LONG, OFF(checkpoint_every), 0, 1e12, 0, NULL,
+     "steps between checkpoints (default 0: one at the end)"},
+    {"checkpoints_to_keep", OPT_INT, OFF(checkpoints_to_keep), 1, 1e6, 0, NULL,
+     "newest checkpoints kept (default 5)"},
+    {"stall_timeout", OPT_DOUBLE, OFF(stall_timeout), 0, 1e7, 0, NULL,
+     "seconds a gradient allreduce waits for a rank before the job is aborted "
+     "(default 60; 0: forever)"},
     {"dump_params", OPT_STRING, OFF(dump_params), 0, 0, SZ(dump_params), NULL,
      "rank 0 writes the final parameters (raw float32) to this file"},
     {"help", OPT_BOOL, OFF(help), 0, 0, 0, NULL, "print this help"},
@@ -97,6 +106,8 @@ void worker_options_init(worker_options_t *o)
     o->bucket_mb = 25;
     o->overlap = 1;
     o->bind = 1;
+    o->checkpoints_to_keep = 5;
+    o->stall_timeout = 60;
 }
 
 const char *worker_usage(void)

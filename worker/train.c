@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include "checkpoint.h"
 #include "common/common.h"
 #include "data.h"
 #include "kernels/kernels.h"
@@ -87,15 +90,18 @@ static void on_ready(void *ctx, size_t ready_floats)
         bucket_start(g, g->next++);
 }
 
-static int buckets_finish(grad_sync_t *g)
+static int buckets_finish(grad_sync_t *g, int *failed)
 {
     while (g->next < g->count)
         bucket_start(g, g->next++);
     int status = g->status;
+    *failed = status ? g->started : -1;
     for (int k = 0; k < g->started; k++) {
         int rc = coll_wait(&g->req[k]);
-        if (rc && !status)
+        if (rc && !status) {
             status = rc;
+            *failed = k;
+        }
     }
     g->next = 0;
     g->started = 0;
@@ -244,6 +250,127 @@ static int evaluate(coll_comm_t *comm, model_t *m, const dataset_t *ds,
     return rc;
 }
 
+/* Fault injection for tests (RINGTRAIN_FAULT=kill@STEP:RANK or
+ * stop@STEP:RANK): that rank sends itself SIGKILL / SIGSTOP when it starts
+ * step STEP (1-based), the way a crashed or frozen process looks to the job. */
+typedef struct {
+    int sig;
+    long step;
+    int rank;
+} fault_t;
+
+static void fault_parse(fault_t *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *spec = getenv("RINGTRAIN_FAULT");
+    char kind[8];
+    long step;
+    int rank;
+    if (!spec || sscanf(spec, "%7[a-z]@%ld:%d", kind, &step, &rank) != 3)
+        return;
+    f->sig = strcmp(kind, "kill") == 0 ? SIGKILL : strcmp(kind, "stop") == 0 ? SIGSTOP : 0;
+    f->step = step;
+    f->rank = rank;
+}
+
+/* After a non-finite loss: which layer's parameters went non-finite (so its
+ * gradients at the previous step were), or -1. */
+static int nonfinite_node(const model_t *m)
+{
+    for (int i = m->node_count - 1; i >= 0; i--) {
+        const node_t *n = &m->nodes[i];
+        const float *w = m->params + n->w_off, *b = m->params + n->b_off;
+        for (size_t j = 0; j < n->w_count; j++)
+            if (!isfinite(w[j]))
+                return i;
+        for (size_t j = 0; j < n->b_count; j++)
+            if (!isfinite(b[j]))
+                return i;
+    }
+    return -1;
+}
+
+static void report_nonfinite(const model_t *m, int rank, long step, double loss)
+{
+    int node = nonfinite_node(m);
+    char what[128];
+    if (node >= 0) {
+        model_node_describe(m, node, what, sizeof what);
+        fprintf(stderr,
+                "ringtrain-worker: error: rank %d: non-finite gradients at step %ld in layer %d "
+                "(%s) made its parameters non-finite; lower --learning_rate or check the data\n",
+                rank, step - 1, node, what);
+    } else {
+        fprintf(stderr,
+                "ringtrain-worker: error: rank %d: non-finite loss (%g) at step %ld; lower "
+                "--learning_rate or check the data\n",
+                rank, loss, step);
+    }
+}
+
+/* Rank 0 loads the newest valid checkpoint; every rank gets its state.
+ * Returns the completed step count to continue from (0: fresh start). */
+static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
+                  long *start_step)
+{
+    int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
+    /* [found, step] from rank 0 */
+    double head[2] = {0, 0};
+    if (rank == 0) {
+        ckpt_info_t expect = {.model_hash = model_shape_hash(m),
+                              .arena_floats = m->arena_floats,
+                              .state_floats = m->state_floats};
+        ckpt_info_t info;
+        ckpt_data_t data = {m->params, m->momentum, m->state};
+        char path[4096], err[512];
+        int rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &data, path,
+                                  sizeof path, err, sizeof err);
+        if (rc == 0) {
+            head[0] = 1;
+            head[1] = (double)info.step;
+            printf("Resuming:    %s (step %llu)\n", path, (unsigned long long)info.step);
+            if (info.ranks != (uint32_t)size || info.batch != (uint32_t)o->batch_size)
+                rt_log_warn("checkpoint %s was written by %u ranks x batch %u, this run is %d x %d: "
+                            "the data order differs from the original run",
+                            path, info.ranks, info.batch, size, o->batch_size);
+            if (info.seed != o->seed)
+                rt_log_warn("checkpoint %s was written with --seed=%llu, this run has %llu",
+                            path, (unsigned long long)info.seed, (unsigned long long)o->seed);
+        } else if (rc != RT_ENOENT) {
+            fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
+                    o->checkpoint_dir, err);
+            head[0] = -1;
+        }
+    }
+    int rc = coll_broadcast(comm, head, sizeof head, 0);
+    if (rc)
+        return rc;
+    if (head[0] < 0)
+        return RT_EIO;
+    *start_step = (long)head[1];
+    return 0;
+}
+
+static int save_checkpoint(const worker_options_t *o, const model_t *m, int ranks,
+                           long step)
+{
+    ckpt_info_t info = {.model_hash = model_shape_hash(m),
+                        .step = (uint64_t)step,
+                        .seed = o->seed,
+                        .arena_floats = m->arena_floats,
+                        .state_floats = m->state_floats,
+                        .ranks = (uint32_t)ranks,
+                        .batch = (uint32_t)o->batch_size};
+    ckpt_data_t data = {m->params, m->momentum, m->state};
+    char path[4096], err[512];
+    int rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path,
+                       sizeof path, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
+                o->checkpoint_dir, err);
+    return rc;
+}
+
 int worker_run(const worker_options_t *o, coll_comm_t *comm)
 {
     int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
@@ -325,14 +452,32 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
 
     /* Parameters: rank 0's initial values everywhere. */
     model_init_params(m, o->seed);
+    long start_step = 0;
+    if (o->checkpoint_dir[0]) {
+        rc = resume(o, comm, m, &start_step);
+        if (rc)
+            goto out;
+    }
     rc = coll_broadcast(comm, m->params, m->arena_floats * sizeof(float), 0);
+    if (!rc)
+        rc = coll_broadcast(comm, m->momentum, m->arena_floats * sizeof(float), 0);
     if (!rc)
         rc = coll_broadcast(comm, m->state, m->state_floats * sizeof(float), 0);
     if (rc)
         goto out;
+    long display_base = warmup;
+    if (start_step > warmup + timed)
+        start_step = warmup + timed;
+    if (start_step > warmup) {
+        /* Resuming past the warm-up: time what is left. */
+        timed = warmup + timed - start_step;
+        warmup = start_step;
+    }
+    fault_t fault;
+    fault_parse(&fault);
 
     sync = calloc(1, sizeof *sync);
-    size_t keep = (size_t)(timed < (1L << 20) ? timed : (1L << 20));
+    size_t keep = (size_t)(timed < 1 ? 1 : timed < (1L << 20) ? timed : (1L << 20));
     times = calloc(keep, sizeof *times);
     scratch = calloc(keep, sizeof *scratch);
     if (!sync || !times || !scratch) {
@@ -376,9 +521,11 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         fflush(stdout);
     }
 
-    double t_start = 0;
+    double t_start = rt_now();
     long total_steps = warmup + timed;
-    for (long step = 0; step < total_steps; step++) {
+    for (long step = start_step; step < total_steps; step++) {
+        if (fault.sig && fault.rank == rank && fault.step == step + 1)
+            raise(fault.sig);
         if (step == warmup) {
             if (rank == 0) {
                 if (warmup > 0)
@@ -394,31 +541,50 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         sampler_batch(&sampler, (uint64_t)step, &images, &labels);
         float loss = model_forward(m, images, labels, o->batch_size);
         if (!isfinite(loss)) {
-            fprintf(stderr, "ringtrain-worker: error: rank %d: non-finite loss (%g) at step %ld; "
-                            "lower --learning_rate or check the data\n",
-                    rank, (double)loss, step + 1);
+            report_nonfinite(m, rank, step + 1, (double)loss);
             coll_abort(comm, 1);
             rc = RT_ENONFINITE;
             goto out;
         }
         model_backward(m, images, labels, o->batch_size, on_ready, sync);
-        rc = buckets_finish(sync);
+        int failed_bucket = -1;
+        rc = buckets_finish(sync, &failed_bucket);
         if (rc) {
-            fprintf(stderr, "ringtrain-worker: error: rank %d: gradient allreduce failed at step %ld: %s\n",
-                    rank, step + 1, rt_strerror(rc));
+            if (rc == RT_ETIMEDOUT)
+                fprintf(stderr,
+                        "ringtrain-worker: error: rank %d: step %ld: gradient bucket %d of %d (%.2f MiB) "
+                        "not completed within --stall_timeout=%g s: a rank has not joined it (named "
+                        "above); aborting the job\n",
+                        rank, step + 1, failed_bucket + 1, sync->count,
+                        (double)(sync->end[failed_bucket] - sync->start[failed_bucket]) *
+                            sizeof(float) / 1048576.0,
+                        o->stall_timeout);
+            else
+                fprintf(stderr, "ringtrain-worker: error: rank %d: gradient allreduce failed at step %ld (bucket %d): %s\n",
+                        rank, step + 1, failed_bucket + 1, rt_strerror(rc));
             coll_abort(comm, 1);
             goto out;
         }
         sgd_update_cpu(m->params, m->momentum, m->grads, m->arena_floats,
                        (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
+        if (o->checkpoint_dir[0] && rank == 0 && o->checkpoint_every > 0 &&
+            (step + 1) % o->checkpoint_every == 0) {
+            rc = save_checkpoint(o, m, size, step + 1);
+            if (rc) {
+                coll_abort(comm, 1);
+                goto out;
+            }
+        }
         double dt = rt_now() - t0;
         if (step < warmup)
             continue;
         long k = step - warmup;
         times[(size_t)k % keep] = dt;
-        long shown = k + 1;
-        if (rank == 0 && (shown == 1 || shown % o->display_every == 0 || shown == timed)) {
-            size_t n = (size_t)(shown < (long)keep ? shown : (long)keep);
+        /* Step lines number timed steps from the original warm-up, so a
+         * resumed run numbers its steps as the uninterrupted run does. */
+        long shown = step + 1 - display_base;
+        if (rank == 0 && (k == 0 || shown % o->display_every == 0 || step + 1 == total_steps)) {
+            size_t n = (size_t)(k + 1 < (long)keep ? k + 1 : (long)keep);
             double mean, unc, jit;
             speed_stats(times, n, global_batch, scratch, &mean, &unc, &jit);
             printf("%ld\timages/sec: %.1f +/- %.1f (jitter = %.1f)\t%.3f\n", shown, mean, unc,
@@ -430,7 +596,20 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     rc = coll_allreduce_f64_max(comm, &elapsed, 1);
     if (rc)
         goto out;
-    if (rank == 0) {
+    /* The last update is never followed by a forward: check it here. */
+    if (nonfinite_node(m) >= 0) {
+        report_nonfinite(m, rank, total_steps + 1, 0.0);
+        rc = RT_ENONFINITE;
+        goto out;
+    }
+    if (o->checkpoint_dir[0] && rank == 0 &&
+        (o->checkpoint_every <= 0 || total_steps % o->checkpoint_every != 0) &&
+        total_steps > start_step) {
+        rc = save_checkpoint(o, m, size, total_steps);
+        if (rc)
+            goto out;
+    }
+    if (rank == 0 && timed > 0) {
         printf("----------------------------------------------------------------\n");
         printf("total images/sec: %.2f\n", global_batch * (double)timed / elapsed);
         printf("----------------------------------------------------------------\n");

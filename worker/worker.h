@@ -34,6 +34,10 @@ typedef struct {
     int bind;                  /* bind compute threads to the slot's cores */
     char allreduce[32];        /* forced algorithm, "" = auto */
     char dump_params[1024];    /* rank 0 writes final parameters here */
+    char checkpoint_dir[1024]; /* "" = no checkpoints */
+    long checkpoint_every;     /* steps between checkpoints (0: at the end only) */
+    int checkpoints_to_keep;
+    double stall_timeout;      /* seconds a collective may wait for a rank */
     int help;
 } worker_options_t;
 
