@@ -107,6 +107,9 @@ typedef struct coll_request {
     volatile int status; /* 0 or RT_E..., valid when done */
     struct coll_request *next;
     uint64_t seq;
+    /* rt_now() when the progress thread began and finished it (timelines);
+     * valid when done. */
+    double t_begin, t_end;
 } coll_request_t;
 
 /* Allreduce: recvbuf[i] = op over ranks of sendbuf[i], i < count. count may be

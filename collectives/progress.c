@@ -115,7 +115,9 @@ static void *progress_main(void *arg)
         r->next = NULL;
         c->busy = 1;
         pthread_mutex_unlock(&c->mu);
+        r->t_begin = rt_now();
         int rc = coll__execute(c, r);
+        r->t_end = rt_now();
         pthread_mutex_lock(&c->mu);
         c->busy = 0;
         request_finish(c, r, rc);

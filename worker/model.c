@@ -539,6 +539,7 @@ float model_forward(model_t *m, const float *input, const int32_t *labels,
         const float *w = m->params + n->w_off;
         const float *b = n->b_count ? m->params + n->b_off : NULL;
         size_t count = per_sample(out) * (size_t)B;
+        double t0 = m->trace ? rt_now() : 0.0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_shape_t s = conv_shape(m, n, B);
@@ -578,6 +579,8 @@ float model_forward(model_t *m, const float *input, const int32_t *labels,
             add_forward_cpu(out->act, in->act, m->tensors[n->in1].act, count);
             break;
         }
+        if (m->trace)
+            m->trace(m->trace_ctx, i, 0, t0, rt_now());
     }
     if (!labels)
         return 0.0f;
@@ -630,6 +633,7 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
         float *din = NULL;
         if (n->kind != NODE_ADD)
             din = input_grad_target(m, n->in0, &acc);
+        double t0 = m->trace ? rt_now() : 0.0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_shape_t s = conv_shape(m, n, B);
@@ -679,6 +683,8 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
         }
         }
         finish_input_grad(m, n->in0, acc, B);
+        if (m->trace)
+            m->trace(m->trace_ctx, i, 1, t0, rt_now());
         if (ready)
             ready(ctx, m->ready_prefix[i]);
     }

@@ -99,6 +99,10 @@ typedef struct {
     float *probs;         /* (batch, classes) softmax output */
     unsigned char *grad_written; /* per tensor, reset each backward */
     int bn_eval;          /* forward uses running statistics */
+    /* Optional: called after each node's forward (backward = 0) or backward
+     * (1) with its start and end times (rt_now()); for timelines. */
+    void (*trace)(void *ctx, int node, int backward, double t0, double t1);
+    void *trace_ctx;
 } model_t;
 
 /* Builder: add nodes, then model_build() sizes and allocates everything.

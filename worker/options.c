@@ -82,6 +82,8 @@ static const opt_t opts[] = {
     {"stall_timeout", OPT_DOUBLE, OFF(stall_timeout), 0, 1e7, 0, NULL,
      "seconds a gradient allreduce waits for a rank before the job is aborted "
      "(default 60; 0: forever)"},
+    {"timeline", OPT_STRING, OFF(timeline), 0, 0, SZ(timeline), NULL,
+     "write a Chrome trace (Perfetto) of every rank's layers and allreduces here"},
     {"dump_params", OPT_STRING, OFF(dump_params), 0, 0, SZ(dump_params), NULL,
      "rank 0 writes the final parameters (raw float32) to this file"},
     {"help", OPT_BOOL, OFF(help), 0, 0, 0, NULL, "print this help"},

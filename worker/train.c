@@ -21,6 +21,7 @@
 #include "data.h"
 #include "kernels/kernels.h"
 #include "model.h"
+#include "timeline.h"
 #include "topo.h"
 #include "worker.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     int started;                     /* buckets handed to the progress thread */
     int overlap;
     int status;
+    timeline_t *tl;                  /* NULL unless --timeline */
     coll_request_t req[MAX_BUCKETS];
 } grad_sync_t;
 
@@ -79,6 +81,11 @@ static void bucket_start(grad_sync_t *g, int k)
         g->status = rc;
     else
         g->started = k + 1;
+    if (g->tl) {
+        double now = rt_now();
+        timeline_add(g->tl, TL_READY, k, now, now,
+                     (int64_t)((g->end[k] - g->start[k]) * sizeof(float)), k);
+    }
 }
 
 static void on_ready(void *ctx, size_t ready_floats)
@@ -96,6 +103,7 @@ static int buckets_finish(grad_sync_t *g, int *failed)
         bucket_start(g, g->next++);
     int status = g->status;
     *failed = status ? g->started : -1;
+    double t0 = rt_now();
     for (int k = 0; k < g->started; k++) {
         int rc = coll_wait(&g->req[k]);
         if (rc && !status) {
@@ -103,10 +111,45 @@ static int buckets_finish(grad_sync_t *g, int *failed)
             *failed = k;
         }
     }
+    if (g->tl) {
+        timeline_add(g->tl, TL_WAIT, -1, t0, rt_now(), 0, -1);
+        for (int k = 0; k < g->started; k++)
+            timeline_add(g->tl, TL_ALLREDUCE, k, g->req[k].t_begin, g->req[k].t_end,
+                         (int64_t)((g->end[k] - g->start[k]) * sizeof(float)), k);
+    }
     g->next = 0;
     g->started = 0;
     g->status = 0;
     return status;
+}
+
+static void trace_node(void *ctx, int node, int backward, double t0, double t1)
+{
+    timeline_add(ctx, backward ? TL_BACKWARD : TL_FORWARD, node, t0, t1, 0, -1);
+}
+
+/* Writes the timeline (collective); names come from the model and buckets. */
+static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline_t *tl,
+                          const model_t *m, const grad_sync_t *g)
+{
+    char (*descr)[64] = calloc((size_t)m->node_count, sizeof *descr);
+    const char **nodes = calloc((size_t)m->node_count, sizeof *nodes);
+    const char **algos = calloc((size_t)g->count, sizeof *algos);
+    int rc = RT_ENOMEM;
+    if (descr && nodes && algos) {
+        for (int i = 0; i < m->node_count; i++) {
+            model_node_describe(m, i, descr[i], sizeof descr[i]);
+            nodes[i] = descr[i];
+        }
+        for (int k = 0; k < g->count; k++)
+            algos[k] = coll_algorithm_for(comm, g->end[k] - g->start[k], COLL_F32);
+        timeline_names_t names = {nodes, m->node_count, algos};
+        rc = timeline_write(tl, comm, o->timeline, &names);
+    }
+    free(descr);
+    free(nodes);
+    free(algos);
+    return rc;
 }
 
 /* Every rank learns whether any rank failed (the failing rank has printed
@@ -383,6 +426,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     float *eval_images = NULL;
     int32_t *eval_labels = NULL;
     grad_sync_t *sync = NULL;
+    timeline_t timeline = {0};
     char err[1536] = "";
 
     if (o->device == WORKER_DEVICE_CUDA) {
@@ -488,6 +532,20 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     sync->grads = m->grads;
     sync->overlap = o->overlap;
     buckets_plan(sync, m, o->bucket_mb);
+    if (o->timeline[0]) {
+        /* Room for every span of every step; beyond it spans are dropped. */
+        size_t per_step = 2 * (size_t)m->node_count + 3 * (size_t)sync->count + 8;
+        size_t steps = (size_t)(warmup + timed - start_step);
+        size_t capacity = per_step * steps + 64;
+        if (capacity > (size_t)4 << 20)
+            capacity = (size_t)4 << 20;
+        rc = timeline_init(&timeline, capacity, comm);
+        if (rc)
+            goto out;
+        sync->tl = &timeline;
+        m->trace = trace_node;
+        m->trace_ctx = &timeline;
+    }
 
     double global_batch = (double)o->batch_size * size;
     if (rank == 0) {
@@ -536,6 +594,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             t_start = rt_now();
         }
         double t0 = rt_now();
+        timeline.step = step + 1;
         const float *images;
         const int32_t *labels;
         sampler_batch(&sampler, (uint64_t)step, &images, &labels);
@@ -565,16 +624,24 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             coll_abort(comm, 1);
             goto out;
         }
+        double t_opt = rt_now();
         sgd_update_cpu(m->params, m->momentum, m->grads, m->arena_floats,
                        (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
+        if (sync->tl)
+            timeline_add(&timeline, TL_OPTIMIZER, -1, t_opt, rt_now(), 0, -1);
         if (o->checkpoint_dir[0] && rank == 0 && o->checkpoint_every > 0 &&
             (step + 1) % o->checkpoint_every == 0) {
+            double t_ck = rt_now();
             rc = save_checkpoint(o, m, size, step + 1);
             if (rc) {
                 coll_abort(comm, 1);
                 goto out;
             }
+            if (sync->tl)
+                timeline_add(&timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
         }
+        if (sync->tl)
+            timeline_add(&timeline, TL_STEP, -1, t0, rt_now(), 0, -1);
         double dt = rt_now() - t0;
         if (step < warmup)
             continue;
@@ -596,6 +663,12 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     rc = coll_allreduce_f64_max(comm, &elapsed, 1);
     if (rc)
         goto out;
+    if (o->timeline[0]) {
+        m->trace = NULL;
+        rc = write_timeline(o, comm, &timeline, m, sync);
+        if (rc)
+            goto out;
+    }
     /* The last update is never followed by a forward: check it here. */
     if (nonfinite_node(m) >= 0) {
         report_nonfinite(m, rank, total_steps + 1, 0.0);
@@ -646,6 +719,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     rc = agree_status(comm, rc);
 
 out:
+    timeline_free(&timeline);
     rt_free_aligned(eval_images);
     free(eval_labels);
     free(times);

@@ -38,6 +38,7 @@ typedef struct {
     long checkpoint_every;     /* steps between checkpoints (0: at the end only) */
     int checkpoints_to_keep;
     double stall_timeout;      /* seconds a collective may wait for a rank */
+    char timeline[1024];       /* Chrome trace JSON written here ("" = none) */
     int help;
 } worker_options_t;
 
