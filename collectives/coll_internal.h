@@ -101,6 +101,7 @@ enum {
     COLL__KIND_BCAST,
     COLL__KIND_F64,        /* op: COLL__F64_MAX / MIN / SUM */
     COLL__KIND_ALLGATHER_U64,
+    COLL__KIND_EXCHANGE,   /* sendbuf: the exchange (p2p.c) */
 };
 
 enum { COLL__F64_MAX = 0, COLL__F64_MIN, COLL__F64_SUM };
@@ -123,6 +124,8 @@ struct coll_comm {
 
     MPI_Op op_sum16[COLL_DTYPE_COUNT]; /* user ops for fp16 / bf16 */
     char *tmp;           /* COLL__RING_DEPTH segments for ring / rd */
+    MPI_Request *p2p_reqs; /* coll_exchange's requests, grown once */
+    size_t p2p_cap;
 
     coll__shm_t *shm;    /* NULL when not every rank shares this host */
 
@@ -153,6 +156,9 @@ int coll__mpi_fail(const char *file, int line, const char *call, int code);
         if (coll__rc_ != MPI_SUCCESS)                                          \
             return coll__mpi_fail(__FILE__, __LINE__, #call, coll__rc_);       \
     } while (0)
+
+/* p2p.c: runs a coll_exchange on the owning thread. */
+int coll__exec_exchange(coll_comm_t *c, const void *exchange);
 
 /* Waits for MPI requests; honours comm->stall_timeout. */
 int coll__mpi_waitany(coll_comm_t *comm, int count, MPI_Request *reqs,

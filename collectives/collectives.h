@@ -139,6 +139,17 @@ int coll_allreduce_f64_sum(coll_comm_t *comm, double *values, size_t count);
 /* all[size] receives every rank's value (rank order). */
 int coll_allgather_u64(coll_comm_t *comm, uint64_t value, uint64_t *all);
 
+/* Point-to-point exchange (parameter-server mode): posts every receive and
+ * every send, returns when all completed. Between two ranks, messages match
+ * in the order each side lists them. Blocking (on the progress thread). */
+typedef struct {
+    void *buf;     /* sends read it, receives fill it */
+    size_t bytes;  /* any size (chunked) */
+    int peer;      /* another rank */
+} coll_msg_t;
+int coll_exchange(coll_comm_t *comm, const coll_msg_t *sends, int nsends,
+                  const coll_msg_t *recvs, int nrecvs);
+
 /* Fatal-error path for programs: aborts every rank of the job (MPI_Abort on
  * the communicator's MPI communicator). Safe to call from any thread. */
 void coll_abort(coll_comm_t *comm, int exit_code);

@@ -281,6 +281,7 @@ void coll_comm_destroy(coll_comm_t *c)
             MPI_Comm_free(&c->comm);
     }
     rt_free_aligned(c->tmp);
+    free(c->p2p_reqs);
     pthread_cond_destroy(&c->cv_done);
     pthread_cond_destroy(&c->cv_work);
     pthread_mutex_destroy(&c->mu);

@@ -79,6 +79,9 @@ int coll__execute(coll_comm_t *c, coll_request_t *r)
     case COLL__KIND_ALLGATHER_U64:
         rc = exec_allgather_u64(c, r->sendbuf, r->recvbuf);
         break;
+    case COLL__KIND_EXCHANGE:
+        rc = coll__exec_exchange(c, r->sendbuf);
+        break;
     default:
         rc = RT_EINVAL;
         break;
