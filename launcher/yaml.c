@@ -1,4 +1,4 @@
-/* A strict YAML reader for MPIJob manifests: libfyaml's event parser feeds a
+/* A strict YAML reader for job manifests (MPIJob, TFJob): libfyaml's event parser feeds a
  * small tree of maps, sequences and scalars. Anchors, aliases and tags are
  * refused outright (no alias bomb can expand), as are several documents,
  * complex keys, nesting deeper than 64 and more than 200000 nodes. Scalars
@@ -7,10 +7,13 @@
 #include "launcher_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libfyaml.h>
 
@@ -129,18 +132,19 @@ static void diag_first_error(struct fy_diag *diag, const char *source, launch_er
     }
 }
 
-int launch__yaml_load(const char *text, size_t bytes, const char *source,
+int launch__yaml_load(const char *text, size_t bytes, const char *source, const char *kind,
                       launch__yaml_node_t **root_out, launch_error_t *err)
 {
     *root_out = NULL;
     if (bytes > LAUNCH_YAML_MAX_BYTES) {
-        launch__error_set(err, "%s: file is %zu bytes, over the 1 MiB limit for an MPIJob; "
-                          "remove what is not needed (status, managedFields)", source, bytes);
+        launch__error_set(err, "%s: file is %zu bytes, over the 1 MiB limit for a %s manifest; "
+                          "remove what is not needed (status, managedFields)", source, bytes,
+                          kind);
         return RT_ERANGE;
     }
     if (memchr(text, '\0', bytes) != NULL) {
         launch__error_set(err, "%s: contains a NUL byte, so it is not YAML text; give the "
-                          "MPIJob manifest file", source);
+                          "%s manifest file", source, kind);
         return RT_EFORMAT;
     }
 
@@ -190,8 +194,8 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
         if (ev->type == FYET_DOCUMENT_START) {
             if (++documents > 1) {
                 launch__error_set(err, "%s:%d:%d: a second YAML document starts here; put exactly "
-                                  "one MPIJob in the file (no further '---' documents)",
-                                  source, line, column);
+                                  "one %s in the file (no further '---' documents)",
+                                  source, line, column, kind);
                 rc = RT_EFORMAT;
             }
         } else if (ev->type == FYET_ALIAS) {
@@ -204,15 +208,15 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
                               "not accepted; write the values out", source, line, column);
             rc = RT_EFORMAT;
         } else if (tag != NULL) {
-            launch__error_set(err, "%s:%d:%d: YAML tag (!...) found; tags are not accepted in an "
-                              "MPIJob; remove it", source, line, column);
+            launch__error_set(err, "%s:%d:%d: YAML tag (!...) found; tags are not accepted in a "
+                              "%s manifest; remove it", source, line, column, kind);
             rc = RT_EFORMAT;
         } else if (ev->type == FYET_SCALAR || ev->type == FYET_MAPPING_START ||
                    ev->type == FYET_SEQUENCE_START) {
             if (++nodes > LAUNCH__YAML_MAX_NODES) {
-                launch__error_set(err, "%s:%d:%d: more than %d YAML nodes; an MPIJob is far "
-                                  "smaller, give the right file", source, line, column,
-                                  LAUNCH__YAML_MAX_NODES);
+                launch__error_set(err, "%s:%d:%d: more than %d YAML nodes; a %s manifest is "
+                                  "far smaller, give the right file", source, line, column,
+                                  LAUNCH__YAML_MAX_NODES, kind);
                 rc = RT_ERANGE;
             } else {
                 launch__yaml_node_t *node = calloc(1, sizeof *node);
@@ -259,9 +263,10 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
                         launch__yaml_free(node);
                     } else if (node->kind != LAUNCH__YAML_SCALAR) {
                         if (depth == LAUNCH__YAML_MAX_DEPTH) {
-                            launch__error_set(err, "%s:%d:%d: nested deeper than %d levels; an "
-                                              "MPIJob never is, give the right file", source, line,
-                                              column, LAUNCH__YAML_MAX_DEPTH);
+                            launch__error_set(err,
+                                              "%s:%d:%d: nested deeper than %d levels; a "
+                                              "%s manifest never is, give the right file",
+                                              source, line, column, LAUNCH__YAML_MAX_DEPTH, kind);
                             rc = RT_ERANGE;
                         } else {
                             stack[depth++] = node;
@@ -282,8 +287,8 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
     if (rc == RT_ENOMEM)
         launch__error_set(err, "%s: out of memory while reading the YAML; retry", source);
     if (rc == 0 && root == NULL) {
-        launch__error_set(err, "%s: no YAML document (the file is empty); give the MPIJob "
-                          "manifest", source);
+        launch__error_set(err, "%s: no YAML document (the file is empty); give the %s "
+                          "manifest", source, kind);
         rc = RT_EFORMAT;
     }
     if (rc != 0) {
@@ -295,4 +300,58 @@ fail_parser:
     fy_parser_destroy(parser);
     fy_diag_destroy(diag);
     return rc;
+}
+
+int launch__file_read(const char *path, const char *what, char **text_out, size_t *bytes_out,
+                      launch_error_t *err)
+{
+    *text_out = NULL;
+    *bytes_out = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        launch__error_set(err, "%s: cannot open: %s; give the path of %s", path, strerror(e),
+                          what);
+        return e == ENOENT ? RT_ENOENT : RT_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        launch__error_set(err, "%s: not a regular file; give the path of %s", path, what);
+        return RT_EINVAL;
+    }
+    /* Read one byte past the limit to tell "at the limit" from "over it". */
+    size_t cap = LAUNCH_YAML_MAX_BYTES + 1;
+    char *text = malloc(cap);
+    if (text == NULL) {
+        close(fd);
+        launch__error_set(err, "%s: out of memory; retry", path);
+        return RT_ENOMEM;
+    }
+    size_t bytes = 0;
+    while (bytes < cap) {
+        ssize_t got = read(fd, text + bytes, cap - bytes);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            free(text);
+            close(fd);
+            launch__error_set(err, "%s: read failed: %s; check the file", path, strerror(e));
+            return RT_EIO;
+        }
+        if (got == 0)
+            break;
+        bytes += (size_t)got;
+    }
+    close(fd);
+    if (bytes > LAUNCH_YAML_MAX_BYTES) {
+        free(text);
+        launch__error_set(err, "%s: file is over the 1 MiB limit (%lld bytes); give %s alone",
+                          path, (long long)st.st_size, what);
+        return RT_ERANGE;
+    }
+    *text_out = text;
+    *bytes_out = bytes;
+    return 0;
 }
