@@ -118,7 +118,7 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static bool host_is_local(const char *host)
+bool launch__host_is_local(const char *host)
 {
     char self[256];
     if (strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
@@ -305,7 +305,7 @@ int launch_hostlist_parse(const char *text, size_t bytes, int mpi_hint, const ch
         launch_hostlist_free(list);
         return rc;
     }
-    list->first_is_local = host_is_local(list->hosts[0]);
+    list->first_is_local = launch__host_is_local(list->hosts[0]);
     return 0;
 }
 

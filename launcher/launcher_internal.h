@@ -88,6 +88,10 @@ int launch__check_label(launch__ctx_t *c, const launch__yaml_node_t *node, const
 int launch__file_read(const char *path, const char *what, char **text, size_t *bytes,
                       launch_error_t *err);
 
+/* host is this machine: "localhost", 127.x, ::1, this hostname or
+ * "<hostname>.<anything>" (a pod's FQDN starts with its hostname). */
+bool launch__host_is_local(const char *host);
+
 /* launch_job_parse with the input named source in messages. */
 int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
                             const launch_legacy_opts_t *legacy, launch_job_t *job,

@@ -384,8 +384,9 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
     if (strcmp(node->text, "MPIJob") != 0) {
         char shown[120];
         launch__quote(node->text, node->bytes, shown, sizeof shown);
-        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest",
-                          shown, node->line);
+        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest%s",
+                          shown, node->line,
+                          strcmp(node->text, "TFJob") == 0 ? " (for a TFJob use --tfjob)" : "");
         rc = RT_EINVAL;
         goto done;
     }
