@@ -552,7 +552,6 @@ int main(int argc, char **argv)
         /* The map keeps the roles; hosts takes the host list. */
         hosts = tfmap.hosts;
         memset(&tfmap.hosts, 0, sizeof tfmap.hosts);
-        tf_report_idle(&tfmap);
         output_paths(&c, tfjob.namespace_name, tfjob.name, out_dir, hostfile_path, discover_path,
                      sizeof out_dir);
     } else if (!c.local) {
@@ -605,6 +604,10 @@ int main(int argc, char **argv)
                     (unsigned long long)slots_total, (unsigned long long)slots_total);
         goto done;
     }
+
+    /* The input is good: say what of the TFJob will not run. */
+    if (have_tf)
+        tf_report_idle(&tfmap);
 
     if (raw_hostfile != NULL) {
         hostfile_text = raw_hostfile;

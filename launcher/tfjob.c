@@ -105,6 +105,12 @@ static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec
             return RT_EFORMAT;
         }
         seen[type] = key;
+        if (launch__is_null(value)) {
+            /* tf-operator refuses a replica type without a spec too. */
+            launch__error_set(c->err, "spec.tfReplicaSpecs.%s: empty (line %d); give it a "
+                              "mapping, e.g. %s: {replicas: 1}", key->text, key->line, key->text);
+            return RT_EFORMAT;
+        }
         /* The key is a replica type name, so it is safe to print as it is. */
         int rc = parse_replica_spec(c, value, type, key->text, &job->replicas[type]);
         if (rc != 0)
