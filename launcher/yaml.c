@@ -1,9 +1,9 @@
-/* A strict YAML reader for job manifests (MPIJob, TFJob): libfyaml's event parser feeds a
- * small tree of maps, sequences and scalars. Anchors, aliases and tags are
- * refused outright (no alias bomb can expand), as are several documents,
- * complex keys, nesting deeper than 64 and more than 200000 nodes. Scalars
- * keep whether they were quoted, so `replicas: "2"` can be told from
- * `replicas: 2`. */
+/* A strict YAML reader for job manifests (MPIJob, TFJob): libfyaml's event
+ * parser feeds a small tree of maps, sequences and scalars. Anchors, aliases
+ * and tags are refused outright (no alias bomb can expand), as are several
+ * documents, complex keys, nesting deeper than 64, more than 200000 nodes
+ * and text that is not UTF-8. Scalars keep whether they were quoted, so
+ * `replicas: "2"` can be told from `replicas: 2`. */
 #include "launcher_internal.h"
 
 #include <errno.h>
@@ -132,6 +132,48 @@ static void diag_first_error(struct fy_diag *diag, const char *source, launch_er
     }
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0: overlong forms,
+ * surrogates and code points past U+10FFFF are invalid (RFC 3629). */
+static size_t utf8_sequence(const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > left)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/* YAML is Unicode, and Kubernetes reads manifests as UTF-8. Checked before
+ * libfyaml sees the text: libfyaml 0.7.12 (Debian 12) loops forever on a
+ * directive with invalid UTF-8, e.g. "%\xcf" (found by tests/fuzz). */
+static int utf8_check(const char *text, size_t bytes, const char *source, const char *kind,
+                      launch_error_t *err)
+{
+    int line = 1, column = 1;
+    for (size_t i = 0; i < bytes;) {
+        size_t len = utf8_sequence((const unsigned char *)text + i, bytes - i);
+        if (len == 0) {
+            launch__error_set(err, "%s:%d:%d: byte 0x%02x is not UTF-8 text; save the %s "
+                              "manifest as UTF-8", source, line, column,
+                              (unsigned char)text[i], kind);
+            return RT_EFORMAT;
+        }
+        column = text[i] == '\n' ? 1 : column + 1;
+        line += text[i] == '\n';
+        i += len;
+    }
+    return 0;
+}
+
 int launch__yaml_load(const char *text, size_t bytes, const char *source, const char *kind,
                       launch__yaml_node_t **root_out, launch_error_t *err)
 {
@@ -147,6 +189,10 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source, const 
                           "%s manifest file", source, kind);
         return RT_EFORMAT;
     }
+
+    int rc = utf8_check(text, bytes, source, kind, err);
+    if (rc != 0)
+        return rc;
 
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);
@@ -171,7 +217,6 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source, const 
         launch__error_set(err, "%s: out of memory creating the YAML parser; retry", source);
         return RT_ENOMEM;
     }
-    int rc = 0;
     if (fy_parser_set_string(parser, text, bytes) != 0) {
         launch__error_set(err, "%s: cannot hand the text to the YAML parser; retry", source);
         rc = RT_ENOMEM;

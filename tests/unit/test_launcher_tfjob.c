@@ -492,6 +492,8 @@ static const bad_case_t bad_cases[] = {
     {"empty", "", RT_EFORMAT, "TFJob: ", "no YAML document"},
     {"syntax error", TF "metadata:\n  name: \"job\n" OK_SPECS, RT_EFORMAT, "TFJob:",
      "YAML syntax error"},
+    {"invalid UTF-8 in a directive (hung libfyaml 0.7.12)", "%a\xcf\n" TF META OK_SPECS,
+     RT_EFORMAT, "TFJob:1:3: ", "save the TFJob manifest as UTF-8"},
     {"duplicate name", TF "metadata:\n  name: job\n  name: other\n" OK_SPECS, RT_EFORMAT,
      "metadata.name: ", "appears twice"},
 };
