@@ -118,7 +118,7 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static bool host_is_local(const char *host)
+bool launch__host_is_local(const char *host)
 {
     char self[256];
     if (strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
@@ -149,6 +149,17 @@ int launch_hostlist_parse(const char *text, size_t bytes, int mpi_hint, const ch
                           launch_hostlist_t *list, launch_error_t *err)
 {
     memset(list, 0, sizeof *list);
+    /* A NUL would end a host name early: "10.0.0.1\0junk" must not read
+     * as 10.0.0.1 (found by tests/fuzz/fuzz_mpijob). */
+    const char *nul = memchr(text, '\0', bytes);
+    if (nul != NULL) {
+        size_t line_no = 1;
+        for (const char *p = text; p < nul; p++)
+            line_no += *p == '\n';
+        launch__error_set(err, "%s:%zu: contains a NUL byte, so it is not a hostfile; give the "
+                          "hostfile the operator wrote (\"host slots=N\" lines)", source, line_no);
+        return RT_EFORMAT;
+    }
     size_t lines = 1;
     for (size_t i = 0; i < bytes; i++)
         lines += text[i] == '\n';
@@ -305,7 +316,7 @@ int launch_hostlist_parse(const char *text, size_t bytes, int mpi_hint, const ch
         launch_hostlist_free(list);
         return rc;
     }
-    list->first_is_local = host_is_local(list->hosts[0]);
+    list->first_is_local = launch__host_is_local(list->hosts[0]);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /* ringtrain launcher: turns a kubeflow MPIJob (or an operator-written
- * hostfile) into the hostfile and discover_hosts.sh the mpi-operator
- * controller would write, waits until every worker answers on its ssh port,
- * and runs mpirun with posix_spawn, forwarding signals and returning the
- * job's exit status. Standalone: no MPI linkage.
+ * hostfile, or a tf-operator TFJob) into the hostfile and discover_hosts.sh
+ * the mpi-operator controller would write, waits until every worker answers
+ * on its ssh port, and runs mpirun with posix_spawn, forwarding signals and
+ * returning the job's exit status. Standalone: no MPI linkage.
  *
  * Every function returns 0 or a negative RT_E... code (common/common.h).
  * Functions that can fail on user input fill a launch_error_t with one line
@@ -107,6 +107,88 @@ int launch_discover_hosts_render(const launch_hostlist_t *list, const unsigned c
  * place, so readers never see half a file. */
 int launch_file_write_atomic(const char *path, const char *text, size_t bytes, mode_t mode,
                              launch_error_t *err);
+
+/* ---- TFJob (kubeflow tf-operator) -------------------------------------- */
+
+/* Replica types of a TFJob, in the order their hosts take MPI ranks: the
+ * chief (Chief, or Master, its older name) is rank 0, the workers follow,
+ * then the parameter servers (only in parameter-server mode). The
+ * Evaluator is never part of the training cluster. */
+typedef enum {
+    LAUNCH_TF_CHIEF = 0,
+    LAUNCH_TF_MASTER,
+    LAUNCH_TF_WORKER,
+    LAUNCH_TF_PS,
+    LAUNCH_TF_EVALUATOR,
+    LAUNCH_TF_TYPES, /* how many */
+} launch_tf_type_t;
+
+#define LAUNCH_TF_API_V1 "kubeflow.org/v1"
+#define LAUNCH_TF_API_V1BETA1 "kubeflow.org/v1beta1"
+/* The environment variable that tells every rank which ranks are parameter
+ * servers (see launcher/README.md, "The parameter-server contract"). */
+#define LAUNCH_PS_RANKS_ENV "RINGTRAIN_PS_RANKS"
+
+/* "Chief", "Master", "Worker", "PS", "Evaluator". */
+const char *launch_tf_type_name(launch_tf_type_t type);
+
+typedef struct {
+    char api_version[32];                      /* "kubeflow.org/v1" or "…/v1beta1" */
+    char name[LAUNCH_LABEL_MAX + 1];           /* metadata.name */
+    char namespace_name[LAUNCH_LABEL_MAX + 1]; /* metadata.namespace, default "default" */
+    unsigned char present[LAUNCH_TF_TYPES];    /* the type is in spec.tfReplicaSpecs */
+    uint32_t replicas[LAUNCH_TF_TYPES];        /* default 1 when present; 0 when absent */
+} launch_tfjob_t;
+
+/* Parses and validates one TFJob document (kubeflow.org/v1 or v1beta1):
+ * spec.tfReplicaSpecs.{Chief,Master,Worker,PS,Evaluator} (keys in any case,
+ * as tf-operator folds them), each with replicas (default 1) and an optional
+ * restartPolicy. *job is only written on success. */
+int launch_tfjob_parse(const char *yaml, size_t bytes, launch_tfjob_t *job,
+                       launch_error_t *err);
+/* Reads path (at most LAUNCH_YAML_MAX_BYTES) and parses it. */
+int launch_tfjob_load(const char *path, launch_tfjob_t *job, launch_error_t *err);
+
+/* What one host of a TFJob is. */
+typedef struct {
+    launch_tf_type_t type;
+    uint32_t index;      /* replica index within its type */
+    uint64_t first_rank; /* its ranks: first_rank .. first_rank + slots - 1 (hosts only) */
+} launch_tf_role_t;
+
+typedef struct {
+    int ps_mode;                /* the PS replicas are ranks (parameter-server mode) */
+    uint32_t slots;             /* slots per Chief/Master/Worker host (0: 1); PS hosts get 1 */
+    const char *cluster_domain; /* NULL or "": none */
+    launch_mpi_t mpi;           /* hostfile syntax */
+} launch_tf_map_opts_t;
+
+/* A TFJob as one MPI job. */
+typedef struct {
+    launch_hostlist_t hosts;   /* in rank order */
+    launch_tf_role_t *roles;   /* hosts.count entries */
+    char **idle;               /* hosts that get no rank (PS outside PS mode, Evaluators) */
+    launch_tf_role_t *idle_roles;
+    size_t idle_count;
+    uint64_t ranks;            /* total slots of hosts */
+    uint64_t ps_ranks;         /* how many of them are parameter servers (the last ones) */
+} launch_tf_map_t;
+
+/* Hosts named the tf-operator way, one Service per replica:
+ * "<job>-<type>-<i>.<namespace>.svc[.<cluster_domain>]", type in lower case.
+ * The first host is marked local when it is this machine (the launcher runs
+ * in the chief's pod). */
+int launch_tfjob_map(const launch_tfjob_t *job, const launch_tf_map_opts_t *opts,
+                     launch_tf_map_t *map, launch_error_t *err);
+void launch_tf_map_free(launch_tf_map_t *map);
+/* The parameter servers' ranks, ascending and comma-separated ("3,4"; ""
+ * when there are none), malloc'd. */
+int launch_tf_map_ps_ranks(const launch_tf_map_t *map, char **text);
+
+/* 1 when the program's arguments select parameter-server mode: the last
+ * --variable_update (or absl's -variable_update), as "--variable_update=V"
+ * or "--variable_update V", is parameter_server; 0 otherwise. */
+int launch_args_ps_mode(const char *const *args, size_t count);
 
 /* ---- readiness ---------------------------------------------------------- */
 

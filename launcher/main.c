@@ -1,5 +1,6 @@
 /* ringtrain-launcher: the launcher of an MPIJob. Reads the MPIJob (or the
- * operator's /etc/mpi/hostfile), writes the hostfile and discover_hosts.sh
+ * operator's /etc/mpi/hostfile, or a tf-operator TFJob mapped to one MPI
+ * job), writes the hostfile and discover_hosts.sh
  * the mpi-operator controller would write, waits for every worker's ssh
  * port, runs mpirun (posix_spawn, no shell) and exits with the job's status.
  * --local runs mpirun on this machine only. Exit codes: the job's own, 2 for
@@ -20,8 +21,10 @@ extern char **environ;
 
 #define PROG "ringtrain-launcher"
 
-static const char usage_text[] =
+/* In parts: ISO C bounds one string literal at 4095 characters. */
+static const char *const usage_text[] = {
     "usage: " PROG " --mpijob FILE [options] -- PROGRAM [ARGS...]\n"
+    "       " PROG " --tfjob FILE [options] -- PROGRAM [ARGS...]\n"
     "       " PROG " [--hostfile FILE] [options] -- PROGRAM [ARGS...]\n"
     "       " PROG " --local -np N [--oversubscribe] [options] -- PROGRAM [ARGS...]\n"
     "\n"
@@ -32,20 +35,33 @@ static const char usage_text[] =
     "the job's status (128+signal when a signal ended it). Without --mpijob the\n"
     "operator-written hostfile (/etc/mpi/hostfile) is used as it is.\n"
     "\n"
+    "A TFJob (tf-operator) runs as one MPI job on its replicas' pods, named as\n"
+    "tf-operator names them (<job>-<type>-<i>.<namespace>.svc): the Chief or Master\n"
+    "is rank 0, the Workers follow; the PS replicas come last and are ranks only\n"
+    "when PROGRAM's arguments say --variable_update=parameter_server (their ranks\n"
+    "are then given to every rank as " LAUNCH_PS_RANKS_ENV "=r,r,...); otherwise they\n"
+    "are reported as unused. Evaluators are not part of the training cluster.\n"
+    "Run the launcher in the chief's pod (or Worker 0's when there is no chief).\n"
+    "\n"
     "Input:\n"
     "  --mpijob FILE            MPIJob YAML: kubeflow.org/v2beta1, v1 or legacy v1alpha1\n"
+    "  --tfjob FILE             TFJob YAML: kubeflow.org/v1 or v1beta1 (see above)\n"
+    "  --slots-per-worker N     TFJob: ranks per Chief/Master/Worker pod (default 1:\n"
+    "                           tf-operator runs one task per pod); PS pods run one\n"
+    "                           rank each\n"
     "  --hostfile FILE          existing hostfile to use when no --mpijob is given\n"
     "                           (default " LAUNCH_HOSTFILE_DEFAULT ")\n"
     "  --local                  run on this machine only (no hostfile, no waiting)\n"
-    "  --mpi-implementation X   OpenMPI, Intel or MPICH for --hostfile/--local\n"
-    "                           (default: from the MPIJob, or the hostfile's syntax)\n"
+    "  --mpi-implementation X   OpenMPI, Intel or MPICH for --hostfile/--local/--tfjob\n"
+    "                           (default: from the MPIJob, the hostfile's syntax, or\n"
+    "                           OpenMPI)\n"
     "  --cluster-domain D       append .D to every host (e.g. cluster.local)\n"
     "  --gpus-per-node N        v1alpha1 `gpus` sizing: GPUs per node (default 8)\n"
     "  --processing-units-per-node N\n"
     "                           v1alpha1 `processingUnits` sizing (default: --gpus-per-node)\n"
     "  --output-dir DIR         where hostfile and discover_hosts.sh are written\n"
     "                           (default $TMPDIR or /tmp, + /ringtrain-<namespace>-<job>)\n"
-    "\n"
+    "\n",
     "Readiness:\n"
     "  --ssh-port P             port each worker must accept TCP on (default 22; the\n"
     "                           mpi-operator images use 2222)\n"
@@ -55,7 +71,8 @@ static const char usage_text[] =
     "\n"
     "mpirun:\n"
     "  -np N, -n N, --np N      processes (default: workers x slots, plus the launcher's\n"
-    "                           slots with runLauncherAsWorker; --local needs it)\n"
+    "                           slots with runLauncherAsWorker; --local needs it; a\n"
+    "                           TFJob's count is fixed by its replicas)\n"
     "  --oversubscribe          allow more processes than slots (Open MPI)\n"
     "  --bind-to POLICY         Open MPI --bind-to (default none, as Horovod advises for\n"
     "                           multi-threaded ranks; `default` leaves mpirun's choice)\n"
@@ -88,10 +105,12 @@ static const char usage_text[] =
     "  HYDRA_LAUNCH_EXTRA_ARGS.\n"
     "\n"
     "Exit status: the job's; 2 for bad input; 1 when workers never came or mpirun\n"
-    "could not be started.\n";
+    "could not be started.\n",
+};
 
 typedef struct {
     const char *mpijob;
+    const char *tfjob;
     const char *hostfile_in;
     const char *output_dir;
     const char *cluster_domain;
@@ -108,6 +127,7 @@ typedef struct {
     uint64_t np;                /* 0: not given */
     uint32_t gpus_per_node;
     uint32_t pu_per_node;
+    uint32_t slots_per_worker;  /* 0: not given */
     uint16_t ssh_port;
     double wait_timeout_s;
     double kill_grace_s;
@@ -188,7 +208,8 @@ static int parse_cli(int argc, char **argv, cli_t *c)
             c->program_count = (size_t)(argc - i - 1);
             break;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, stdout);
+            for (size_t k = 0; k < sizeof usage_text / sizeof usage_text[0]; k++)
+                fputs(usage_text[k], stdout);
             return -1;
         } else if (strcmp(a, "--version") == 0) {
             printf(PROG " %s\n", RINGTRAIN_VERSION);
@@ -209,6 +230,13 @@ static int parse_cli(int argc, char **argv, cli_t *c)
             c->print_discover = true;
         } else if ((v = opt_value(argc, argv, &i, "--mpijob", &missing))) {
             c->mpijob = v;
+        } else if ((v = opt_value(argc, argv, &i, "--tfjob", &missing))) {
+            c->tfjob = v;
+        } else if ((v = opt_value(argc, argv, &i, "--slots-per-worker", &missing))) {
+            if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
+                return fail(2, "--slots-per-worker: \"%s\" is not 1..%u; give the ranks to run "
+                            "in each Chief/Master/Worker pod", v, LAUNCH_SLOTS_MAX);
+            c->slots_per_worker = (uint32_t)u;
         } else if ((v = opt_value(argc, argv, &i, "--hostfile", &missing))) {
             c->hostfile_in = v;
         } else if ((v = opt_value(argc, argv, &i, "--output-dir", &missing))) {
@@ -281,8 +309,15 @@ static int parse_cli(int argc, char **argv, cli_t *c)
         if (missing)
             return fail(2, "%s: needs a value; see --help", a);
     }
-    if (c->local && (c->mpijob || c->hostfile_in))
-        return fail(2, "--local: cannot be combined with --mpijob or --hostfile; choose one");
+    if (c->local && (c->mpijob || c->hostfile_in || c->tfjob))
+        return fail(2, "--local: cannot be combined with --mpijob, --tfjob or --hostfile; "
+                    "choose one");
+    if (c->tfjob && (c->mpijob || c->hostfile_in))
+        return fail(2, "--tfjob: cannot be combined with --mpijob or --hostfile (the TFJob "
+                    "defines the hosts); choose one");
+    if (c->slots_per_worker && !c->tfjob)
+        return fail(2, "--slots-per-worker: only applies with --tfjob (an MPIJob says "
+                    "spec.slotsPerWorker); drop it");
     if (c->mpijob && c->hostfile_in)
         return fail(2, "--hostfile: cannot be combined with --mpijob (the MPIJob defines the "
                     "hosts); choose one");
@@ -370,6 +405,93 @@ static char *read_small_file(const char *path, size_t limit, size_t *bytes, int 
     return text;
 }
 
+/* <output-dir>/hostfile and discover_hosts.sh; the directory defaults to
+ * $TMPDIR/ringtrain-<namespace>-<job>. */
+static void output_paths(const cli_t *c, const char *namespace_name, const char *name,
+                         char *out_dir, char *hostfile_path, char *discover_path, size_t bytes)
+{
+    if (c->output_dir) {
+        snprintf(out_dir, bytes, "%s", c->output_dir);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(out_dir, bytes, "%s/ringtrain-%s-%s", tmp && tmp[0] == '/' ? tmp : "/tmp",
+                 namespace_name, name);
+    }
+    snprintf(hostfile_path, bytes, "%s/hostfile", out_dir);
+    snprintf(discover_path, bytes, "%s/discover_hosts.sh", out_dir);
+}
+
+/* The TFJob's hosts that get no rank, said once on stderr: parameter servers
+ * outside parameter-server mode, and evaluators. */
+static void tf_report_idle(const launch_tf_map_t *map)
+{
+    static const launch_tf_type_t types[] = {LAUNCH_TF_PS, LAUNCH_TF_EVALUATOR};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        size_t count = 0;
+        for (size_t i = 0; i < map->idle_count; i++)
+            count += map->idle_roles[i].type == types[k];
+        if (count == 0)
+            continue;
+        fprintf(stderr, PROG ": note: spec.tfReplicaSpecs.%s: ", launch_tf_type_name(types[k]));
+        if (types[k] == LAUNCH_TF_PS)
+            fprintf(stderr, "%zu parameter server%s unused (", count, count == 1 ? "" : "s");
+        else
+            fprintf(stderr, "%zu evaluator%s not run (", count, count == 1 ? "" : "s");
+        size_t shown = 0;
+        for (size_t i = 0; i < map->idle_count && shown < 3; i++)
+            if (map->idle_roles[i].type == types[k])
+                fprintf(stderr, "%s%s", shown++ ? ", " : "", map->idle[i]);
+        if (count > shown)
+            fprintf(stderr, " and %zu more", count - shown);
+        if (types[k] == LAUNCH_TF_PS)
+            fprintf(stderr, "): the program does not ask for --variable_update=parameter_server "
+                    "and allreduce needs none; those pods stay idle\n");
+        else
+            fprintf(stderr, "): an evaluator is not part of the training cluster\n");
+    }
+}
+
+/* The --dry-run lines that say which host holds which ranks, and why the
+ * others hold none. */
+static void tf_print_ranks(const launch_tfjob_t *job, const launch_tf_map_t *map,
+                           const launch_hostlist_t *hosts, int ps_mode, launch_mpi_t mpi)
+{
+    printf("# TFJob %s/%s (%s):", job->namespace_name, job->name, job->api_version);
+    static const launch_tf_type_t shown[] = {LAUNCH_TF_CHIEF, LAUNCH_TF_MASTER, LAUNCH_TF_WORKER,
+                                             LAUNCH_TF_PS, LAUNCH_TF_EVALUATOR};
+    int first = 1;
+    for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
+        if (!job->present[shown[k]])
+            continue;
+        printf("%s %s %u", first ? "" : ",", launch_tf_type_name(shown[k]),
+               job->replicas[shown[k]]);
+        first = 0;
+    }
+    printf("; %s mode: %zu host%s, %s, %llu process%s\n",
+           ps_mode ? "parameter_server" : "allreduce", hosts->count,
+           hosts->count == 1 ? "" : "s", launch_mpi_name(mpi), (unsigned long long)map->ranks,
+           map->ranks == 1 ? "" : "es");
+    printf("# ranks: the chief first, then the workers%s\n",
+           ps_mode ? ", then the parameter servers" : "");
+    for (size_t h = 0; h < hosts->count; h++) {
+        const launch_tf_role_t *r = &map->roles[h];
+        if (hosts->slots[h] == 1)
+            printf("# rank %llu: ", (unsigned long long)r->first_rank);
+        else
+            printf("# ranks %llu-%llu: ", (unsigned long long)r->first_rank,
+                   (unsigned long long)(r->first_rank + hosts->slots[h] - 1));
+        printf("%s (%s %u%s)\n", hosts->hosts[h], launch_tf_type_name(r->type), r->index,
+               r->type == LAUNCH_TF_PS ? ", parameter server" : "");
+    }
+    for (size_t i = 0; i < map->idle_count; i++) {
+        const launch_tf_role_t *r = &map->idle_roles[i];
+        printf("# no rank: %s (%s %u): %s\n", map->idle[i], launch_tf_type_name(r->type),
+               r->index,
+               r->type == LAUNCH_TF_PS ? "unused without --variable_update=parameter_server"
+                                       : "not part of the training cluster");
+    }
+}
+
 int main(int argc, char **argv)
 {
     cli_t c;
@@ -382,13 +504,19 @@ int main(int argc, char **argv)
     int code = 0;
     launch_error_t err = {{0}};
     launch_job_t job;
+    launch_tfjob_t tfjob;
+    launch_tf_map_t tfmap = {0};
     launch_hostlist_t hosts = {0};
+    launch_env_t tf_env = {0}, merged = {0};
+    const char **tf_base = NULL; /* environ without the variables the TFJob decides */
+    char *ps_ranks = NULL;
+    int ps_mode = 0;
     launch_env_t additions = {0}, exports = {0}, env = {0};
     char **mpirun_argv = NULL;
     char *hostfile_text = NULL, *discover_text = NULL, *line = NULL;
     size_t hostfile_bytes = 0, discover_bytes = 0;
     char hostfile_path[4096] = "", discover_path[4096] = "", out_dir[4096] = "";
-    bool have_job = false;
+    bool have_job = false, have_tf = false;
     char *raw_hostfile = NULL; /* an existing hostfile, printed as it is */
     size_t raw_hostfile_bytes = 0;
     launch_mpi_t mpi = c.mpi_hint >= 0 ? (launch_mpi_t)c.mpi_hint : LAUNCH_MPI_OPENMPI;
@@ -403,15 +531,29 @@ int main(int argc, char **argv)
         }
         have_job = true;
         mpi = job.mpi;
-        if (c.output_dir) {
-            snprintf(out_dir, sizeof out_dir, "%s", c.output_dir);
-        } else {
-            const char *tmp = getenv("TMPDIR");
-            snprintf(out_dir, sizeof out_dir, "%s/ringtrain-%s-%s",
-                     tmp && tmp[0] == '/' ? tmp : "/tmp", job.namespace_name, job.name);
+        output_paths(&c, job.namespace_name, job.name, out_dir, hostfile_path, discover_path,
+                     sizeof out_dir);
+    } else if (c.tfjob) {
+        ps_mode = launch_args_ps_mode((const char *const *)c.program, c.program_count);
+        launch_tf_map_opts_t mo = {.ps_mode = ps_mode,
+                                   .slots = c.slots_per_worker,
+                                   .cluster_domain = c.cluster_domain,
+                                   .mpi = mpi};
+        if (launch_tfjob_load(c.tfjob, &tfjob, &err) != 0 ||
+            launch_tfjob_map(&tfjob, &mo, &tfmap, &err) != 0) {
+            code = fail(2, "%s", err.text);
+            goto done;
         }
-        snprintf(hostfile_path, sizeof hostfile_path, "%s/hostfile", out_dir);
-        snprintf(discover_path, sizeof discover_path, "%s/discover_hosts.sh", out_dir);
+        have_tf = true;
+        if (launch_tf_map_ps_ranks(&tfmap, &ps_ranks) != 0) {
+            code = fail(1, "out of memory");
+            goto done;
+        }
+        /* The map keeps the roles; hosts takes the host list. */
+        hosts = tfmap.hosts;
+        memset(&tfmap.hosts, 0, sizeof tfmap.hosts);
+        output_paths(&c, tfjob.namespace_name, tfjob.name, out_dir, hostfile_path, discover_path,
+                     sizeof out_dir);
     } else if (!c.local) {
         const char *path = c.hostfile_in ? c.hostfile_in : LAUNCH_HOSTFILE_DEFAULT;
         size_t bytes = 0;
@@ -436,9 +578,9 @@ int main(int argc, char **argv)
         mpi = hosts.mpi;
         snprintf(hostfile_path, sizeof hostfile_path, "%s", path);
     }
-    if (c.cluster_domain && !c.mpijob) {
-        code = fail(2, "--cluster-domain: only applies with --mpijob (an existing hostfile is "
-                    "used as it is); drop it");
+    if (c.cluster_domain && !c.mpijob && !c.tfjob) {
+        code = fail(2, "--cluster-domain: only applies with --mpijob or --tfjob (an existing "
+                    "hostfile is used as it is); drop it");
         goto done;
     }
     if (c.local && mpi != LAUNCH_MPI_OPENMPI && c.oversubscribe) {
@@ -448,12 +590,24 @@ int main(int argc, char **argv)
 
     uint64_t slots_total = c.local ? c.np : launch_hostlist_total_slots(&hosts);
     uint64_t np = c.np ? c.np : slots_total;
+    if (have_tf && np != slots_total) {
+        /* Each replica is one task with its role and rank: fewer processes
+         * would drop roles (the parameter servers come last), more have none. */
+        code = fail(2, "-np: %llu processes, but the TFJob's replicas make %llu ranks; drop -np "
+                    "(or change the replicas or --slots-per-worker)", (unsigned long long)np,
+                    (unsigned long long)slots_total);
+        goto done;
+    }
     if (!c.local && np > slots_total && !c.oversubscribe) {
         code = fail(2, "-np: %llu processes but the hosts have %llu slots; use -np up to %llu or "
                     "add --oversubscribe", (unsigned long long)np,
                     (unsigned long long)slots_total, (unsigned long long)slots_total);
         goto done;
     }
+
+    /* The input is good: say what of the TFJob will not run. */
+    if (have_tf)
+        tf_report_idle(&tfmap);
 
     if (raw_hostfile != NULL) {
         hostfile_text = raw_hostfile;
@@ -486,15 +640,46 @@ int main(int argc, char **argv)
     /* What mpirun gets: the operator's launcher variables, the forwarded
      * variables, the argv. */
     uint32_t default_slots = hosts.count > 0 ? hosts.slots[hosts.count - 1] : 1;
+    const char *const *base = (const char *const *)environ;
+    if (have_tf) {
+        /* The TFJob decides which ranks are parameter servers: a value
+         * inherited from the launcher's environment is replaced, and in
+         * allreduce mode set empty, so no rank mistakes itself for one. */
+        size_t count = 0;
+        while (environ[count] != NULL)
+            count++;
+        tf_base = calloc(count + 1, sizeof *tf_base);
+        if (tf_base == NULL) {
+            code = fail(1, "out of memory building the environment");
+            goto done;
+        }
+        size_t kept = 0;
+        for (size_t i = 0; i < count; i++)
+            if (strncmp(environ[i], LAUNCH_PS_RANKS_ENV "=", strlen(LAUNCH_PS_RANKS_ENV) + 1) != 0)
+                tf_base[kept++] = environ[i];
+        base = tf_base;
+        default_slots = c.slots_per_worker ? c.slots_per_worker : 1;
+        size_t bytes = strlen(LAUNCH_PS_RANKS_ENV) + strlen(ps_ranks) + 2;
+        tf_env.vars = calloc(2, sizeof *tf_env.vars);
+        char *var = malloc(bytes);
+        if (tf_env.vars == NULL || var == NULL) {
+            free(var);
+            code = fail(1, "out of memory building the environment");
+            goto done;
+        }
+        snprintf(var, bytes, "%s=%s", LAUNCH_PS_RANKS_ENV, ps_ranks);
+        tf_env.vars[0] = var;
+        tf_env.count = 1;
+    }
     if (!c.local &&
-        launch_env_additions((const char *const *)environ, mpi, hostfile_path, default_slots,
-                             &additions) != 0) {
+        launch_env_additions(base, mpi, hostfile_path, default_slots, &additions) != 0) {
         code = fail(1, "out of memory building the environment");
         goto done;
     }
-    if (launch_exports_collect((const char *const *)environ, c.exports, c.export_count,
-                               &exports) != 0 ||
-        launch_env_merge((const char *const *)environ, &additions, &env) != 0) {
+    if (launch_env_merge(base, &additions, &merged) != 0 ||
+        launch_env_merge((const char *const *)merged.vars, &tf_env, &env) != 0 ||
+        launch_exports_collect(have_tf ? (const char *const *)env.vars : base, c.exports,
+                               c.export_count, &exports) != 0) {
         code = fail(1, "out of memory building the environment");
         goto done;
     }
@@ -535,6 +720,8 @@ int main(int argc, char **argv)
 
     if (c.dry_run) {
         printf("# " PROG " --dry-run: nothing is written or run\n");
+        if (have_tf)
+            tf_print_ranks(&tfjob, &tfmap, &hosts, ps_mode, mpi);
         if (have_job)
             printf("# MPIJob %s/%s (%s): %u worker%s x %u slot%s%s, %s, %llu process%s\n",
                    job.namespace_name, job.name, job.api_version, job.workers,
@@ -542,7 +729,8 @@ int main(int argc, char **argv)
                    job.launcher_is_worker ? " + the launcher as a worker" : "",
                    launch_mpi_name(job.mpi), (unsigned long long)np, np == 1 ? "" : "es");
         if (hosts.count > 0) {
-            printf("# hostfile %s%s\n", hostfile_path, have_job ? "" : " (used as it is)");
+            printf("# hostfile %s%s\n", hostfile_path,
+                   have_job || have_tf ? "" : " (used as it is)");
             fwrite(hostfile_text, 1, hostfile_bytes, stdout);
         }
         size_t remote = hosts.count - (hosts.first_is_local && hosts.count > 0 ? 1 : 0);
@@ -551,7 +739,7 @@ int main(int argc, char **argv)
         else if (remote > 0)
             printf("# readiness: wait up to %g s for %zu host%s to accept TCP on port %u\n",
                    c.wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c.ssh_port);
-        if (have_job) {
+        if (have_job || have_tf) {
             printf("# %s (once the workers are up)\n", discover_path);
             fwrite(discover_text, 1, discover_bytes, stdout);
         }
@@ -560,11 +748,16 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < additions.count; i++)
                 printf("%s\n", additions.vars[i]);
         }
+        if (tf_env.count > 0) {
+            printf("# environment set for mpirun from the TFJob (replacing any inherited value)\n");
+            for (size_t i = 0; i < tf_env.count; i++)
+                printf("%s\n", tf_env.vars[i]);
+        }
         printf("# argv\n%s\n", line);
         goto done;
     }
 
-    if (have_job) {
+    if (have_job || have_tf) {
         if ((code = ensure_output_dir(out_dir)) != 0)
             goto done;
         if (launch_file_write_atomic(hostfile_path, hostfile_text, hostfile_bytes, 0444, &err) !=
@@ -608,7 +801,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": all %zu host%s ready after %.1f s\n", remote,
                 remote == 1 ? "" : "s", rt_now() - t0);
     }
-    if (have_job &&
+    if ((have_job || have_tf) &&
         launch_file_write_atomic(discover_path, discover_text, discover_bytes, 0555, &err) != 0) {
         code = fail(1, "%s", err.text);
         goto done;
@@ -635,6 +828,11 @@ int main(int argc, char **argv)
 
 done:
     free(line);
+    free(ps_ranks);
+    free(tf_base);
+    launch_env_free(&tf_env);
+    launch_env_free(&merged);
+    launch_tf_map_free(&tfmap);
     launch_argv_free(mpirun_argv);
     launch_env_free(&env);
     launch_env_free(&exports);

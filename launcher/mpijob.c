@@ -79,249 +79,6 @@ int launch_is_dns1123_subdomain(const char *text, size_t bytes)
     return 1;
 }
 
-/* ---- typed access to the tree ------------------------------------------ */
-
-typedef struct {
-    const char *source;
-    launch_error_t *err;
-} ctx_t;
-
-typedef enum { SC_NULL, SC_BOOL, SC_INT, SC_FLOAT, SC_STRING } scalar_class_t;
-
-static bool all_digits(const char *s, size_t bytes)
-{
-    if (bytes == 0)
-        return false;
-    for (size_t i = 0; i < bytes; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return true;
-}
-
-static bool text_in(const char *s, const char *const *words)
-{
-    for (size_t i = 0; words[i] != NULL; i++)
-        if (strcmp(s, words[i]) == 0)
-            return true;
-    return false;
-}
-
-/* What a plain scalar is in YAML 1.2's core schema, plus YAML 1.1's yes/no/on/off,
- * which Kubernetes' YAML decoder still treats as booleans. */
-static scalar_class_t scalar_class(const launch__yaml_node_t *node)
-{
-    static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE",
-                                        "yes", "Yes", "YES", "no", "No", "NO",
-                                        "on", "On", "ON", "off", "Off", "OFF", NULL};
-    if (!node->plain)
-        return SC_STRING;
-    const char *s = node->text;
-    size_t bytes = node->bytes;
-    if (text_in(s, nulls))
-        return SC_NULL;
-    if (text_in(s, bools))
-        return SC_BOOL;
-    size_t sign = (s[0] == '-' || s[0] == '+') ? 1 : 0;
-    if (all_digits(s + sign, bytes - sign))
-        return SC_INT;
-    if (bytes > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
-        return SC_INT;
-    /* Anything strtod takes whole (1.5, 1e3, .inf, .nan) is a float. */
-    bool has_digit = false;
-    for (size_t i = 0; i < bytes; i++)
-        if (s[i] >= '0' && s[i] <= '9')
-            has_digit = true;
-    static const char *const specials[] = {".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF",
-                                           "+.inf", "+.Inf", "+.INF", ".nan", ".NaN", ".NAN",
-                                           NULL};
-    if (text_in(s, specials))
-        return SC_FLOAT;
-    if (has_digit) {
-        char *end = NULL;
-        errno = 0;
-        (void)strtod(s, &end);
-        if (end == s + bytes)
-            return SC_FLOAT;
-    }
-    return SC_STRING;
-}
-
-static const char *kind_text(const launch__yaml_node_t *node)
-{
-    if (node->kind == LAUNCH__YAML_MAP)
-        return "a mapping";
-    if (node->kind == LAUNCH__YAML_SEQ)
-        return "a list";
-    switch (scalar_class(node)) {
-    case SC_NULL:
-        return "null";
-    case SC_BOOL:
-        return "a boolean";
-    case SC_INT:
-        return "an integer";
-    case SC_FLOAT:
-        return "a number with a fraction";
-    case SC_STRING:
-        return "a string";
-    }
-    return "?";
-}
-
-static bool is_null(const launch__yaml_node_t *node)
-{
-    return node == NULL || (node->kind == LAUNCH__YAML_SCALAR && scalar_class(node) == SC_NULL);
-}
-
-/* Looks key up in map; a key present twice is an error, as in Kubernetes'
- * strict decoding. Returns 0 and *out (NULL when absent). */
-static int map_get(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
-                   const launch__yaml_node_t **out)
-{
-    *out = NULL;
-    const launch__yaml_node_t *found = NULL;
-    for (size_t i = 0; i + 1 < map->count; i += 2) {
-        const launch__yaml_node_t *k = map->kids[i];
-        if (k->kind == LAUNCH__YAML_SCALAR && k->bytes == strlen(key) &&
-            memcmp(k->text, key, k->bytes) == 0) {
-            if (found != NULL) {
-                launch__error_set(c->err, "%s: key appears twice (lines %d and %d); keep one",
-                                  field, found->line, k->line);
-                return RT_EFORMAT;
-            }
-            found = map->kids[i + 1];
-        }
-    }
-    *out = is_null(found) ? NULL : found;
-    return 0;
-}
-
-static int want_map(ctx_t *c, const launch__yaml_node_t *node, const char *field)
-{
-    if (node->kind == LAUNCH__YAML_MAP)
-        return 0;
-    launch__error_set(c->err, "%s: expected a mapping, got %s (line %d); write it as `key: value` "
-                      "lines indented under %s", field, kind_text(node), node->line, field);
-    return RT_EFORMAT;
-}
-
-static int get_map(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
-                   bool required, const launch__yaml_node_t **out)
-{
-    int rc = map_get(c, map, key, field, out);
-    if (rc != 0)
-        return rc;
-    if (*out == NULL) {
-        if (!required)
-            return 0;
-        launch__error_set(c->err, "%s: missing; an MPIJob needs it (see deploy/ or the "
-                          "mpi-operator examples)", field);
-        return RT_EFORMAT;
-    }
-    return want_map(c, *out, field);
-}
-
-/* A string field: quoted, or plain and not a number, boolean or null. */
-static int get_string(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
-                      bool required, const launch__yaml_node_t **out)
-{
-    int rc = map_get(c, map, key, field, out);
-    if (rc != 0)
-        return rc;
-    const launch__yaml_node_t *node = *out;
-    if (node == NULL) {
-        if (!required)
-            return 0;
-        launch__error_set(c->err, "%s: missing; set it", field);
-        return RT_EFORMAT;
-    }
-    if (node->kind != LAUNCH__YAML_SCALAR || scalar_class(node) != SC_STRING) {
-        launch__error_set(c->err, "%s: expected a string, got %s (line %d); give a single "
-                          "string value (quote it if it looks like a number or boolean)",
-                          field, kind_text(node), node->line);
-        return RT_EFORMAT;
-    }
-    if (memchr(node->text, '\0', node->bytes) != NULL) {
-        launch__error_set(c->err, "%s: contains a NUL byte (line %d); remove it", field,
-                          node->line);
-        return RT_EFORMAT;
-    }
-    return 0;
-}
-
-/* An integer field in [min, max]; *have says whether it was present. */
-static int get_int(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
-                   int64_t min, int64_t max, bool *have, int64_t *value)
-{
-    const launch__yaml_node_t *node;
-    *have = false;
-    int rc = map_get(c, map, key, field, &node);
-    if (rc != 0 || node == NULL)
-        return rc;
-    char shown[120] = "";
-    if (node->kind == LAUNCH__YAML_SCALAR)
-        launch__quote(node->text, node->bytes, shown, sizeof shown);
-    if (node->kind != LAUNCH__YAML_SCALAR || scalar_class(node) != SC_INT) {
-        launch__error_set(c->err, "%s: expected an integer, got %s%s%s (line %d); write a whole "
-                          "number without quotes, e.g. %s: %lld", field, kind_text(node),
-                          shown[0] ? " " : "", shown, node->line, key, (long long)min);
-        return RT_EFORMAT;
-    }
-    const char *s = node->text;
-    size_t sign = (s[0] == '-' || s[0] == '+') ? 1 : 0;
-    if (!all_digits(s + sign, node->bytes - sign)) {
-        launch__error_set(c->err, "%s: %s is not a decimal integer (line %d); write it in "
-                          "decimal, e.g. %s: %lld", field, shown, node->line, key, (long long)min);
-        return RT_EFORMAT;
-    }
-    /* Digits beyond 18 overflow int64 and are out of every range here. */
-    size_t digits = node->bytes - sign;
-    while (digits > 1 && s[sign] == '0') {
-        sign++;
-        digits--;
-    }
-    int64_t v = 0;
-    bool huge = digits > 18;
-    if (!huge)
-        for (size_t i = 0; i < digits; i++)
-            v = v * 10 + (s[sign + i] - '0');
-    if (s[0] == '-')
-        v = -v;
-    if (huge || v < min || v > max) {
-        launch__error_set(c->err, "%s: %s is out of range (line %d); use %lld..%lld", field,
-                          shown, node->line, (long long)min, (long long)max);
-        return RT_ERANGE;
-    }
-    *have = true;
-    *value = v;
-    return 0;
-}
-
-static int get_bool(ctx_t *c, const launch__yaml_node_t *map, const char *key, const char *field,
-                    bool *value)
-{
-    const launch__yaml_node_t *node;
-    int rc = map_get(c, map, key, field, &node);
-    if (rc != 0 || node == NULL)
-        return rc;
-    static const char *const yes[] = {"true", "True", "TRUE", NULL};
-    static const char *const no[] = {"false", "False", "FALSE", NULL};
-    if (node->kind == LAUNCH__YAML_SCALAR && node->plain && text_in(node->text, yes)) {
-        *value = true;
-        return 0;
-    }
-    if (node->kind == LAUNCH__YAML_SCALAR && node->plain && text_in(node->text, no)) {
-        *value = false;
-        return 0;
-    }
-    char shown[120] = "";
-    if (node->kind == LAUNCH__YAML_SCALAR)
-        launch__quote(node->text, node->bytes, shown, sizeof shown);
-    launch__error_set(c->err, "%s: expected true or false, got %s%s%s (line %d); write "
-                      "%s: true or %s: false", field, kind_text(node), shown[0] ? " " : "",
-                      shown, node->line, key, key);
-    return RT_EFORMAT;
-}
 
 /* ---- the job ----------------------------------------------------------- */
 
@@ -329,22 +86,6 @@ static const char api_v2beta1[] = "kubeflow.org/v2beta1";
 static const char api_v1[] = "kubeflow.org/v1";
 static const char api_v1alpha1[] = "kubeflow.org/v1alpha1";
 
-static int check_label(ctx_t *c, const launch__yaml_node_t *node, const char *field, bool dns1035)
-{
-    bool ok = dns1035 ? launch_is_dns1035_label(node->text, node->bytes)
-                      : launch_is_dns1123_label(node->text, node->bytes);
-    if (ok)
-        return 0;
-    char shown[120];
-    launch__quote(node->text, node->bytes, shown, sizeof shown);
-    launch__error_set(c->err, "%s: %s is not a valid %s (at most 63 characters: lower-case "
-                      "letters, digits and '-', %s, ending with a letter or digit) (line %d); "
-                      "rename it, e.g. %s", field, shown, dns1035 ? "DNS-1035 label" :
-                      "DNS-1123 label", dns1035 ? "starting with a letter" :
-                      "starting with a letter or digit", node->line,
-                      dns1035 ? "my-job" : "default");
-    return RT_EINVAL;
-}
 
 /* Whole units in a resource quantity: "8", 8, "4000m". */
 static int quantity_units(const launch__yaml_node_t *node, int64_t *units)
@@ -355,7 +96,7 @@ static int quantity_units(const launch__yaml_node_t *node, int64_t *units)
     size_t bytes = node->bytes;
     bool milli = bytes > 1 && s[bytes - 1] == 'm';
     size_t digits = milli ? bytes - 1 : bytes;
-    if (!all_digits(s, digits) || digits > 15)
+    if (!launch__all_digits(s, digits) || digits > 15)
         return RT_EFORMAT;
     int64_t v = 0;
     for (size_t i = 0; i < digits; i++)
@@ -372,29 +113,29 @@ static int quantity_units(const launch__yaml_node_t *node, int64_t *units)
 /* Workers and units per worker for legacy v1alpha1, as its controller sized
  * them: total below the per-node count -> one worker with all of it; a
  * multiple -> total/perNode workers with perNode each; otherwise an error. */
-static int parse_v1alpha1(ctx_t *c, const launch__yaml_node_t *spec,
+static int parse_v1alpha1(launch__ctx_t *c, const launch__yaml_node_t *spec,
                           const launch_legacy_opts_t *legacy, launch_job_t *job)
 {
     const int64_t units_max = (int64_t)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX;
     bool have_gpus, have_pu, have_replicas, have_gpn, have_pupn, have_slots;
     int64_t gpus = 0, pu = 0, replicas = 0, gpn = 0, pupn = 0, slots = 0;
     int rc;
-    if ((rc = get_int(c, spec, "gpus", "spec.gpus", 1, units_max, &have_gpus, &gpus)) ||
-        (rc = get_int(c, spec, "processingUnits", "spec.processingUnits", 1, units_max, &have_pu,
-                      &pu)) ||
-        (rc = get_int(c, spec, "replicas", "spec.replicas", 1, LAUNCH_REPLICAS_MAX,
-                      &have_replicas, &replicas)) ||
-        (rc = get_int(c, spec, "gpusPerNode", "spec.gpusPerNode", 1, LAUNCH_SLOTS_MAX, &have_gpn,
-                      &gpn)) ||
-        (rc = get_int(c, spec, "processingUnitsPerNode", "spec.processingUnitsPerNode", 1,
-                      LAUNCH_SLOTS_MAX, &have_pupn, &pupn)) ||
-        (rc = get_int(c, spec, "slotsPerWorker", "spec.slotsPerWorker", 1, LAUNCH_SLOTS_MAX,
-                      &have_slots, &slots)))
+    if ((rc = launch__get_int(c, spec, "gpus", "spec.gpus", 1, units_max, &have_gpus, &gpus)) ||
+        (rc = launch__get_int(c, spec, "processingUnits", "spec.processingUnits", 1, units_max,
+                              &have_pu, &pu)) ||
+        (rc = launch__get_int(c, spec, "replicas", "spec.replicas", 1, LAUNCH_REPLICAS_MAX,
+                              &have_replicas, &replicas)) ||
+        (rc = launch__get_int(c, spec, "gpusPerNode", "spec.gpusPerNode", 1, LAUNCH_SLOTS_MAX,
+                              &have_gpn, &gpn)) ||
+        (rc = launch__get_int(c, spec, "processingUnitsPerNode", "spec.processingUnitsPerNode", 1,
+                              LAUNCH_SLOTS_MAX, &have_pupn, &pupn)) ||
+        (rc = launch__get_int(c, spec, "slotsPerWorker", "spec.slotsPerWorker", 1, LAUNCH_SLOTS_MAX,
+                              &have_slots, &slots)))
         return rc;
 
     const launch__yaml_node_t *type_node;
-    if ((rc = get_string(c, spec, "processingResourceType", "spec.processingResourceType", false,
-                         &type_node)))
+    if ((rc = launch__get_string(c, spec, "processingResourceType", "spec.processingResourceType",
+                                 false, &type_node)))
         return rc;
     const char *resource = "nvidia.com/gpu";
     if (type_node != NULL) {
@@ -458,9 +199,10 @@ static int parse_v1alpha1(ctx_t *c, const launch__yaml_node_t *spec,
         workers = replicas;
         /* Units per worker from the pod template's first container. */
         const launch__yaml_node_t *tmpl, *tspec, *containers, *resources, *limits, *value;
-        if ((rc = get_map(c, spec, "template", "spec.template", true, &tmpl)) ||
-            (rc = get_map(c, tmpl, "spec", "spec.template.spec", true, &tspec)) ||
-            (rc = map_get(c, tspec, "containers", "spec.template.spec.containers", &containers)))
+        if ((rc = launch__get_map(c, spec, "template", "spec.template", true, &tmpl)) ||
+            (rc = launch__get_map(c, tmpl, "spec", "spec.template.spec", true, &tspec)) ||
+            (rc = launch__map_get(c, tspec, "containers", "spec.template.spec.containers",
+                                  &containers)))
             return rc;
         if (containers == NULL || containers->kind != LAUNCH__YAML_SEQ || containers->count == 0) {
             launch__error_set(c->err, "spec.template.spec.containers: expected a list with at "
@@ -468,18 +210,18 @@ static int parse_v1alpha1(ctx_t *c, const launch__yaml_node_t *spec,
             return RT_EFORMAT;
         }
         const launch__yaml_node_t *first = containers->kids[0];
-        if ((rc = want_map(c, first, "spec.template.spec.containers[0]")) ||
-            (rc = get_map(c, first, "resources", "spec.template.spec.containers[0].resources",
-                          false, &resources)))
+        if ((rc = launch__want_map(c, first, "spec.template.spec.containers[0]")) ||
+            (rc = launch__get_map(c, first, "resources",
+                                  "spec.template.spec.containers[0].resources", false, &resources)))
             return rc;
         value = NULL;
         if (resources != NULL) {
-            if ((rc = get_map(c, resources, "limits",
+            if ((rc = launch__get_map(c, resources, "limits",
                               "spec.template.spec.containers[0].resources.limits", false,
                               &limits)))
                 return rc;
             if (limits != NULL &&
-                (rc = map_get(c, limits, resource,
+                (rc = launch__map_get(c, limits, resource,
                               "spec.template.spec.containers[0].resources.limits", &value)))
                 return rc;
         }
@@ -522,18 +264,19 @@ static int parse_v1alpha1(ctx_t *c, const launch__yaml_node_t *spec,
 
 /* kubeflow.org/v2beta1 and v1: slotsPerWorker, mpiImplementation,
  * runLauncherAsWorker, sshAuthMountPath, mpiReplicaSpecs.{Launcher,Worker}. */
-static int parse_replica_specs(ctx_t *c, const launch__yaml_node_t *spec, launch_job_t *job)
+static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec, launch_job_t *job)
 {
     int rc;
     bool have;
     int64_t value;
-    if ((rc = get_int(c, spec, "slotsPerWorker", "spec.slotsPerWorker", 1, LAUNCH_SLOTS_MAX,
+    if ((rc = launch__get_int(c, spec, "slotsPerWorker", "spec.slotsPerWorker", 1, LAUNCH_SLOTS_MAX,
                       &have, &value)))
         return rc;
     job->slots = have ? (uint32_t)value : 1;
 
     const launch__yaml_node_t *node;
-    if ((rc = get_string(c, spec, "mpiImplementation", "spec.mpiImplementation", false, &node)))
+    if ((rc = launch__get_string(c, spec, "mpiImplementation", "spec.mpiImplementation", false,
+                                 &node)))
         return rc;
     job->mpi = LAUNCH_MPI_OPENMPI;
     if (node != NULL && launch_mpi_parse(node->text, &job->mpi) != 0) {
@@ -545,11 +288,13 @@ static int parse_replica_specs(ctx_t *c, const launch__yaml_node_t *spec, launch
     }
 
     bool as_worker = false;
-    if ((rc = get_bool(c, spec, "runLauncherAsWorker", "spec.runLauncherAsWorker", &as_worker)))
+    if ((rc = launch__get_bool(c, spec, "runLauncherAsWorker", "spec.runLauncherAsWorker",
+                               &as_worker)))
         return rc;
     job->launcher_is_worker = as_worker;
 
-    if ((rc = get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false, &node)))
+    if ((rc = launch__get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false,
+                                 &node)))
         return rc;
     if (node != NULL) {
         bool ok = node->bytes > 0 && node->bytes < sizeof job->ssh_auth_mount_path &&
@@ -568,16 +313,17 @@ static int parse_replica_specs(ctx_t *c, const launch__yaml_node_t *spec, launch
     }
 
     const launch__yaml_node_t *specs, *launcher, *worker;
-    if ((rc = get_map(c, spec, "mpiReplicaSpecs", "spec.mpiReplicaSpecs", true, &specs)) ||
-        (rc = get_map(c, specs, "Launcher", "spec.mpiReplicaSpecs.Launcher", true, &launcher)) ||
-        (rc = get_map(c, specs, "Worker", "spec.mpiReplicaSpecs.Worker", false, &worker)))
+    if ((rc = launch__get_map(c, spec, "mpiReplicaSpecs", "spec.mpiReplicaSpecs", true, &specs)) ||
+        (rc = launch__get_map(c, specs, "Launcher", "spec.mpiReplicaSpecs.Launcher", true,
+                              &launcher)) ||
+        (rc = launch__get_map(c, specs, "Worker", "spec.mpiReplicaSpecs.Worker", false, &worker)))
         return rc;
-    if ((rc = get_int(c, launcher, "replicas", "spec.mpiReplicaSpecs.Launcher.replicas", 1, 1,
-                      &have, &value)))
+    if ((rc = launch__get_int(c, launcher, "replicas", "spec.mpiReplicaSpecs.Launcher.replicas", 1,
+                              1, &have, &value)))
         return rc;
     job->workers = 0;
     if (worker != NULL) {
-        if ((rc = get_int(c, worker, "replicas", "spec.mpiReplicaSpecs.Worker.replicas", 1,
+        if ((rc = launch__get_int(c, worker, "replicas", "spec.mpiReplicaSpecs.Worker.replicas", 1,
                           LAUNCH_REPLICAS_MAX, &have, &value)))
             return rc;
         job->workers = have ? (uint32_t)value : 1; /* the CRD's default */
@@ -600,10 +346,13 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
                             const launch_legacy_opts_t *legacy, launch_job_t *job_out,
                             launch_error_t *err)
 {
-    ctx_t ctx = {.source = source, .err = err};
-    ctx_t *c = &ctx;
+    launch__ctx_t ctx = {.source = source,
+                         .kind_article = "an MPIJob",
+                         .examples = "see deploy/ or the mpi-operator examples",
+                         .err = err};
+    launch__ctx_t *c = &ctx;
     launch__yaml_node_t *root = NULL;
-    int rc = launch__yaml_load(yaml, bytes, source, &root, err);
+    int rc = launch__yaml_load(yaml, bytes, source, "MPIJob", &root, err);
     if (rc != 0)
         return rc;
     launch_job_t job;
@@ -614,11 +363,11 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
     const launch__yaml_node_t *node, *metadata, *spec;
     if (root->kind != LAUNCH__YAML_MAP) {
         launch__error_set(err, "%s: the document is %s, not a mapping; give an MPIJob manifest "
-                          "(apiVersion, kind, metadata, spec)", source, kind_text(root));
+                          "(apiVersion, kind, metadata, spec)", source, launch__kind_text(root));
         rc = RT_EFORMAT;
         goto done;
     }
-    if ((rc = get_string(c, root, "apiVersion", "apiVersion", true, &node)))
+    if ((rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
         goto done;
     if (strcmp(node->text, api_v2beta1) != 0 && strcmp(node->text, api_v1) != 0 &&
         strcmp(node->text, api_v1alpha1) != 0) {
@@ -630,31 +379,32 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
         goto done;
     }
     snprintf(job.api_version, sizeof job.api_version, "%s", node->text);
-    if ((rc = get_string(c, root, "kind", "kind", true, &node)))
+    if ((rc = launch__get_string(c, root, "kind", "kind", true, &node)))
         goto done;
     if (strcmp(node->text, "MPIJob") != 0) {
         char shown[120];
         launch__quote(node->text, node->bytes, shown, sizeof shown);
-        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest",
-                          shown, node->line);
+        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest%s",
+                          shown, node->line,
+                          strcmp(node->text, "TFJob") == 0 ? " (for a TFJob use --tfjob)" : "");
         rc = RT_EINVAL;
         goto done;
     }
 
-    if ((rc = get_map(c, root, "metadata", "metadata", true, &metadata)) ||
-        (rc = get_string(c, metadata, "name", "metadata.name", true, &node)) ||
-        (rc = check_label(c, node, "metadata.name", true)))
+    if ((rc = launch__get_map(c, root, "metadata", "metadata", true, &metadata)) ||
+        (rc = launch__get_string(c, metadata, "name", "metadata.name", true, &node)) ||
+        (rc = launch__check_label(c, node, "metadata.name", true)))
         goto done;
     memcpy(job.name, node->text, node->bytes + 1);
-    if ((rc = get_string(c, metadata, "namespace", "metadata.namespace", false, &node)))
+    if ((rc = launch__get_string(c, metadata, "namespace", "metadata.namespace", false, &node)))
         goto done;
     if (node != NULL) {
-        if ((rc = check_label(c, node, "metadata.namespace", false)))
+        if ((rc = launch__check_label(c, node, "metadata.namespace", false)))
             goto done;
         memcpy(job.namespace_name, node->text, node->bytes + 1);
     }
 
-    if ((rc = get_map(c, root, "spec", "spec", true, &spec)))
+    if ((rc = launch__get_map(c, root, "spec", "spec", true, &spec)))
         goto done;
     if (strcmp(job.api_version, api_v1alpha1) == 0)
         rc = parse_v1alpha1(c, spec, legacy, &job);
@@ -685,50 +435,12 @@ done:
 int launch_job_load(const char *path, const launch_legacy_opts_t *legacy, launch_job_t *job,
                     launch_error_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        launch__error_set(err, "%s: cannot open: %s; give the path of the MPIJob YAML", path,
-                          strerror(errno));
-        return errno == ENOENT ? RT_ENOENT : RT_EIO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        launch__error_set(err, "%s: not a regular file; give the path of the MPIJob YAML", path);
-        return RT_EINVAL;
-    }
-    /* Read one byte past the limit to tell "at the limit" from "over it". */
-    size_t cap = LAUNCH_YAML_MAX_BYTES + 1;
-    char *text = malloc(cap);
-    if (text == NULL) {
-        close(fd);
-        launch__error_set(err, "%s: out of memory; retry", path);
-        return RT_ENOMEM;
-    }
+    char *text = NULL;
     size_t bytes = 0;
-    while (bytes < cap) {
-        ssize_t got = read(fd, text + bytes, cap - bytes);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            int e = errno;
-            free(text);
-            close(fd);
-            launch__error_set(err, "%s: read failed: %s; check the file", path, strerror(e));
-            return RT_EIO;
-        }
-        if (got == 0)
-            break;
-        bytes += (size_t)got;
-    }
-    close(fd);
-    if (bytes > LAUNCH_YAML_MAX_BYTES) {
-        free(text);
-        launch__error_set(err, "%s: file is over the 1 MiB limit for an MPIJob (%lld bytes); "
-                          "give the MPIJob manifest alone", path, (long long)st.st_size);
-        return RT_ERANGE;
-    }
-    int rc = launch__job_parse_named(text, bytes, path, legacy, job, err);
+    int rc = launch__file_read(path, "the MPIJob YAML", &text, &bytes, err);
+    if (rc != 0)
+        return rc;
+    rc = launch__job_parse_named(text, bytes, path, legacy, job, err);
     free(text);
     return rc;
 }

@@ -1,16 +1,19 @@
-/* A strict YAML reader for MPIJob manifests: libfyaml's event parser feeds a
- * small tree of maps, sequences and scalars. Anchors, aliases and tags are
- * refused outright (no alias bomb can expand), as are several documents,
- * complex keys, nesting deeper than 64 and more than 200000 nodes. Scalars
- * keep whether they were quoted, so `replicas: "2"` can be told from
- * `replicas: 2`. */
+/* A strict YAML reader for job manifests (MPIJob, TFJob): libfyaml's event
+ * parser feeds a small tree of maps, sequences and scalars. Anchors, aliases
+ * and tags are refused outright (no alias bomb can expand), as are several
+ * documents, complex keys, nesting deeper than 64, more than 200000 nodes
+ * and text that is not UTF-8. Scalars keep whether they were quoted, so
+ * `replicas: "2"` can be told from `replicas: 2`. */
 #include "launcher_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libfyaml.h>
 
@@ -129,20 +132,111 @@ static void diag_first_error(struct fy_diag *diag, const char *source, launch_er
     }
 }
 
-int launch__yaml_load(const char *text, size_t bytes, const char *source,
+/* Length of the valid UTF-8 sequence at s (1..4), or 0: overlong forms,
+ * surrogates and code points past U+10FFFF are invalid (RFC 3629). */
+static size_t utf8_sequence(const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > left)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/* Copies a scalar's text into node. libfyaml 0.7.12 (Debian 12) misreads a
+ * single-quoted scalar with two escaped quotes in a row ('x''''y' reads as
+ * "x'''" instead of "x''y") and can leak while doing so (found by
+ * tests/fuzz): such a scalar is refused rather than read wrong. */
+static int scalar_copy(struct fy_token *token, const char *input, size_t input_bytes,
+                       const char *source, int line, int column, launch__yaml_node_t *node,
+                       launch_error_t *err)
+{
+    enum fy_scalar_style style = fy_token_scalar_style(token);
+    if (style == FYSS_SINGLE_QUOTED) {
+        /* The marks span the text between the quotes, as written. */
+        const struct fy_mark *start = fy_token_start_mark(token);
+        const struct fy_mark *end = fy_token_end_mark(token);
+        if (start == NULL || end == NULL || start->input_pos > end->input_pos ||
+            end->input_pos > input_bytes) {
+            launch__error_set(err, "%s:%d:%d: cannot locate a single-quoted string in the "
+                              "input; write it in double quotes", source, line, column);
+            return RT_EFORMAT;
+        }
+        if (memmem(input + start->input_pos, end->input_pos - start->input_pos, "''''", 4)) {
+            launch__error_set(err, "%s:%d:%d: a single-quoted string with two escaped quotes "
+                              "in a row ('''') is misread by this libfyaml (0.7); write the "
+                              "value in double quotes", source, line, column);
+            return RT_EFORMAT;
+        }
+    }
+    size_t len = 0;
+    const char *value = fy_token_get_text(token, &len);
+    if (value == NULL && len > 0) {
+        launch__error_set(err, "%s:%d:%d: libfyaml could not give the text of a value; "
+                          "simplify it", source, line, column);
+        return RT_EFORMAT;
+    }
+    node->plain = style == FYSS_PLAIN;
+    node->text = malloc(len + 1);
+    if (node->text == NULL)
+        return RT_ENOMEM;
+    if (len)
+        memcpy(node->text, value, len);
+    node->text[len] = '\0';
+    node->bytes = len;
+    return 0;
+}
+
+/* YAML is Unicode, and Kubernetes reads manifests as UTF-8. Checked before
+ * libfyaml sees the text: libfyaml 0.7.12 (Debian 12) loops forever on a
+ * directive with invalid UTF-8, e.g. "%\xcf" (found by tests/fuzz). */
+static int utf8_check(const char *text, size_t bytes, const char *source, const char *kind,
+                      launch_error_t *err)
+{
+    int line = 1, column = 1;
+    for (size_t i = 0; i < bytes;) {
+        size_t len = utf8_sequence((const unsigned char *)text + i, bytes - i);
+        if (len == 0) {
+            launch__error_set(err, "%s:%d:%d: byte 0x%02x is not UTF-8 text; save the %s "
+                              "manifest as UTF-8", source, line, column,
+                              (unsigned char)text[i], kind);
+            return RT_EFORMAT;
+        }
+        column = text[i] == '\n' ? 1 : column + 1;
+        line += text[i] == '\n';
+        i += len;
+    }
+    return 0;
+}
+
+int launch__yaml_load(const char *text, size_t bytes, const char *source, const char *kind,
                       launch__yaml_node_t **root_out, launch_error_t *err)
 {
     *root_out = NULL;
     if (bytes > LAUNCH_YAML_MAX_BYTES) {
-        launch__error_set(err, "%s: file is %zu bytes, over the 1 MiB limit for an MPIJob; "
-                          "remove what is not needed (status, managedFields)", source, bytes);
+        launch__error_set(err, "%s: file is %zu bytes, over the 1 MiB limit for a %s manifest; "
+                          "remove what is not needed (status, managedFields)", source, bytes,
+                          kind);
         return RT_ERANGE;
     }
     if (memchr(text, '\0', bytes) != NULL) {
         launch__error_set(err, "%s: contains a NUL byte, so it is not YAML text; give the "
-                          "MPIJob manifest file", source);
+                          "%s manifest file", source, kind);
         return RT_EFORMAT;
     }
+
+    int rc = utf8_check(text, bytes, source, kind, err);
+    if (rc != 0)
+        return rc;
 
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);
@@ -167,7 +261,6 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
         launch__error_set(err, "%s: out of memory creating the YAML parser; retry", source);
         return RT_ENOMEM;
     }
-    int rc = 0;
     if (fy_parser_set_string(parser, text, bytes) != 0) {
         launch__error_set(err, "%s: cannot hand the text to the YAML parser; retry", source);
         rc = RT_ENOMEM;
@@ -190,8 +283,8 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
         if (ev->type == FYET_DOCUMENT_START) {
             if (++documents > 1) {
                 launch__error_set(err, "%s:%d:%d: a second YAML document starts here; put exactly "
-                                  "one MPIJob in the file (no further '---' documents)",
-                                  source, line, column);
+                                  "one %s in the file (no further '---' documents)",
+                                  source, line, column, kind);
                 rc = RT_EFORMAT;
             }
         } else if (ev->type == FYET_ALIAS) {
@@ -204,15 +297,15 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
                               "not accepted; write the values out", source, line, column);
             rc = RT_EFORMAT;
         } else if (tag != NULL) {
-            launch__error_set(err, "%s:%d:%d: YAML tag (!...) found; tags are not accepted in an "
-                              "MPIJob; remove it", source, line, column);
+            launch__error_set(err, "%s:%d:%d: YAML tag (!...) found; tags are not accepted in a "
+                              "%s manifest; remove it", source, line, column, kind);
             rc = RT_EFORMAT;
         } else if (ev->type == FYET_SCALAR || ev->type == FYET_MAPPING_START ||
                    ev->type == FYET_SEQUENCE_START) {
             if (++nodes > LAUNCH__YAML_MAX_NODES) {
-                launch__error_set(err, "%s:%d:%d: more than %d YAML nodes; an MPIJob is far "
-                                  "smaller, give the right file", source, line, column,
-                                  LAUNCH__YAML_MAX_NODES);
+                launch__error_set(err, "%s:%d:%d: more than %d YAML nodes; a %s manifest is "
+                                  "far smaller, give the right file", source, line, column,
+                                  LAUNCH__YAML_MAX_NODES, kind);
                 rc = RT_ERANGE;
             } else {
                 launch__yaml_node_t *node = calloc(1, sizeof *node);
@@ -222,19 +315,9 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
                     node->line = line;
                     node->column = column;
                     if (ev->type == FYET_SCALAR) {
-                        size_t len = 0;
-                        const char *value = fy_token_get_text(ev->scalar.value, &len);
                         node->kind = LAUNCH__YAML_SCALAR;
-                        node->plain = fy_token_scalar_style(ev->scalar.value) == FYSS_PLAIN;
-                        node->text = malloc(len + 1);
-                        if (node->text == NULL) {
-                            rc = RT_ENOMEM;
-                        } else {
-                            if (len)
-                                memcpy(node->text, value, len);
-                            node->text[len] = '\0';
-                            node->bytes = len;
-                        }
+                        rc = scalar_copy(ev->scalar.value, text, bytes, source, line, column,
+                                         node, err);
                     } else {
                         node->kind = ev->type == FYET_MAPPING_START ? LAUNCH__YAML_MAP
                                                                     : LAUNCH__YAML_SEQ;
@@ -259,9 +342,10 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
                         launch__yaml_free(node);
                     } else if (node->kind != LAUNCH__YAML_SCALAR) {
                         if (depth == LAUNCH__YAML_MAX_DEPTH) {
-                            launch__error_set(err, "%s:%d:%d: nested deeper than %d levels; an "
-                                              "MPIJob never is, give the right file", source, line,
-                                              column, LAUNCH__YAML_MAX_DEPTH);
+                            launch__error_set(err,
+                                              "%s:%d:%d: nested deeper than %d levels; a "
+                                              "%s manifest never is, give the right file",
+                                              source, line, column, LAUNCH__YAML_MAX_DEPTH, kind);
                             rc = RT_ERANGE;
                         } else {
                             stack[depth++] = node;
@@ -282,8 +366,8 @@ int launch__yaml_load(const char *text, size_t bytes, const char *source,
     if (rc == RT_ENOMEM)
         launch__error_set(err, "%s: out of memory while reading the YAML; retry", source);
     if (rc == 0 && root == NULL) {
-        launch__error_set(err, "%s: no YAML document (the file is empty); give the MPIJob "
-                          "manifest", source);
+        launch__error_set(err, "%s: no YAML document (the file is empty); give the %s "
+                          "manifest", source, kind);
         rc = RT_EFORMAT;
     }
     if (rc != 0) {
@@ -295,4 +379,58 @@ fail_parser:
     fy_parser_destroy(parser);
     fy_diag_destroy(diag);
     return rc;
+}
+
+int launch__file_read(const char *path, const char *what, char **text_out, size_t *bytes_out,
+                      launch_error_t *err)
+{
+    *text_out = NULL;
+    *bytes_out = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        launch__error_set(err, "%s: cannot open: %s; give the path of %s", path, strerror(e),
+                          what);
+        return e == ENOENT ? RT_ENOENT : RT_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        launch__error_set(err, "%s: not a regular file; give the path of %s", path, what);
+        return RT_EINVAL;
+    }
+    /* Read one byte past the limit to tell "at the limit" from "over it". */
+    size_t cap = LAUNCH_YAML_MAX_BYTES + 1;
+    char *text = malloc(cap);
+    if (text == NULL) {
+        close(fd);
+        launch__error_set(err, "%s: out of memory; retry", path);
+        return RT_ENOMEM;
+    }
+    size_t bytes = 0;
+    while (bytes < cap) {
+        ssize_t got = read(fd, text + bytes, cap - bytes);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            free(text);
+            close(fd);
+            launch__error_set(err, "%s: read failed: %s; check the file", path, strerror(e));
+            return RT_EIO;
+        }
+        if (got == 0)
+            break;
+        bytes += (size_t)got;
+    }
+    close(fd);
+    if (bytes > LAUNCH_YAML_MAX_BYTES) {
+        free(text);
+        launch__error_set(err, "%s: file is over the 1 MiB limit (%lld bytes); give %s alone",
+                          path, (long long)st.st_size, what);
+        return RT_ERANGE;
+    }
+    *text_out = text;
+    *bytes_out = bytes;
+    return 0;
 }

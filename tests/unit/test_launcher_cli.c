@@ -29,6 +29,7 @@
 
 #define FAKE FIXTURE_DIR "/fake-mpirun.sh"
 #define JOBS FIXTURE_DIR "/mpijob/"
+#define TFJOBS FIXTURE_DIR "/tfjob/"
 
 extern char **environ;
 
@@ -146,7 +147,8 @@ static void test_help_documents_every_flag(void **state)
         "--gpus-per-node", "--processing-units-per-node", "--output-dir", "--ssh-port",
         "--wait-timeout", "--no-wait", "-np", "-n", "--np", "--oversubscribe", "--bind-to", "-x",
         "--export", "--mpirun-arg", "--mpirun", "--allow-run-as-root", "--kill-grace",
-        "--dry-run", "--print-hostfile", "--print-discover-hosts", "-h", "--help", "--version"};
+        "--dry-run", "--print-hostfile", "--print-discover-hosts", "-h", "--help", "--version",
+        "--tfjob", "--slots-per-worker"};
     const char *args[] = {"--help", NULL};
     result_t *r = run(args, NULL);
     assert_int_equal(r->code, 0);
@@ -177,6 +179,11 @@ static void test_help_documents_every_flag(void **state)
             fail_msg("%s %s: exit %d: %s", with_value[i].flag,
                      with_value[i].value ? with_value[i].value : "", r->code, r->err);
     }
+    const char *tf[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--dry-run",
+                        "--slots-per-worker", "2", "--mpi-implementation", "MPICH", NULL};
+    r = run(tf, NULL);
+    if (r->code != 0)
+        fail_msg("--tfjob --slots-per-worker --mpi-implementation: exit %d: %s", r->code, r->err);
     const char *v[] = {"--version", NULL};
     r = run(v, NULL);
     assert_int_equal(r->code, 0);
@@ -216,6 +223,196 @@ static void test_dry_run_2x8(void **state)
              geteuid() == 0 ? " --allow-run-as-root" : "");
     assert_string_equal(r->out, expected);
     assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
+}
+
+/* The issue's acceptance: a TFJob with 1 Master, 2 Workers and 1 PS
+ * dry-runs to the expected hostfile and ranks, in both modes. A
+ * RINGTRAIN_PS_RANKS inherited from the launcher's environment is replaced. */
+static void test_tfjob_dry_run_both_modes(void **state)
+{
+    (void)state;
+    char *envp[] = {"PATH=/usr/bin:/bin", "RINGTRAIN_PS_RANKS=7", NULL};
+    const char *root = geteuid() == 0 ? " --allow-run-as-root" : "";
+    const char *allreduce[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir",
+                               "/tmp/rt-tf", "--ssh-port", "2222", "--dry-run", "--",
+                               "ringtrain-worker", "--model", "mlp", NULL};
+    result_t *r = run(allreduce, envp);
+    assert_int_equal(r->code, 0);
+    char expected[4096];
+    snprintf(expected, sizeof expected,
+             "# ringtrain-launcher --dry-run: nothing is written or run\n"
+             "# TFJob default/dist-mnist (kubeflow.org/v1): Master 1, Worker 2, PS 1; allreduce "
+             "mode: 3 hosts, OpenMPI, 3 processes\n"
+             "# ranks: the chief first, then the workers\n"
+             "# rank 0: dist-mnist-master-0.default.svc (Master 0)\n"
+             "# rank 1: dist-mnist-worker-0.default.svc (Worker 0)\n"
+             "# rank 2: dist-mnist-worker-1.default.svc (Worker 1)\n"
+             "# no rank: dist-mnist-ps-0.default.svc (PS 0): unused without "
+             "--variable_update=parameter_server\n"
+             "# hostfile /tmp/rt-tf/hostfile\n"
+             "dist-mnist-master-0.default.svc slots=1\n"
+             "dist-mnist-worker-0.default.svc slots=1\n"
+             "dist-mnist-worker-1.default.svc slots=1\n"
+             "# readiness: wait up to 300 s for 3 hosts to accept TCP on port 2222\n"
+             "# /tmp/rt-tf/discover_hosts.sh (once the workers are up)\n"
+             "#!/bin/sh\n"
+             "echo dist-mnist-master-0.default.svc\n"
+             "echo dist-mnist-worker-0.default.svc\n"
+             "echo dist-mnist-worker-1.default.svc\n"
+             "# environment added for mpirun (where not already set)\n"
+             "K_MPI_JOB_ROLE=launcher\n"
+             "OMPI_MCA_orte_keep_fqdn_hostnames=true\n"
+             "OMPI_MCA_orte_default_hostfile=/tmp/rt-tf/hostfile\n"
+             "OMPI_MCA_plm_rsh_args=-o ConnectionAttempts=10\n"
+             "OMPI_MCA_orte_set_default_slots=1\n"
+             "# environment set for mpirun from the TFJob (replacing any inherited value)\n"
+             "RINGTRAIN_PS_RANKS=\n"
+             "# argv\n"
+             "mpirun%s -np 3 --hostfile /tmp/rt-tf/hostfile --map-by slot --bind-to none "
+             "-x PATH -x RINGTRAIN_PS_RANKS ringtrain-worker --model mlp\n",
+             root);
+    assert_string_equal(r->out, expected);
+    /* The unused parameter server is a note on stderr, not an error. */
+    assert_string_equal(r->err,
+                        "ringtrain-launcher: note: spec.tfReplicaSpecs.PS: 1 parameter server "
+                        "unused (dist-mnist-ps-0.default.svc): the program does not ask for "
+                        "--variable_update=parameter_server and allreduce needs none; those pods "
+                        "stay idle\n");
+
+    const char *ps[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir",
+                        "/tmp/rt-tf", "--ssh-port", "2222", "--dry-run", "--", "ringtrain-worker",
+                        "--model", "mlp", "--variable_update", "parameter_server", NULL};
+    r = run(ps, envp);
+    assert_int_equal(r->code, 0);
+    snprintf(expected, sizeof expected,
+             "# ringtrain-launcher --dry-run: nothing is written or run\n"
+             "# TFJob default/dist-mnist (kubeflow.org/v1): Master 1, Worker 2, PS 1; "
+             "parameter_server mode: 4 hosts, OpenMPI, 4 processes\n"
+             "# ranks: the chief first, then the workers, then the parameter servers\n"
+             "# rank 0: dist-mnist-master-0.default.svc (Master 0)\n"
+             "# rank 1: dist-mnist-worker-0.default.svc (Worker 0)\n"
+             "# rank 2: dist-mnist-worker-1.default.svc (Worker 1)\n"
+             "# rank 3: dist-mnist-ps-0.default.svc (PS 0, parameter server)\n"
+             "# hostfile /tmp/rt-tf/hostfile\n"
+             "dist-mnist-master-0.default.svc slots=1\n"
+             "dist-mnist-worker-0.default.svc slots=1\n"
+             "dist-mnist-worker-1.default.svc slots=1\n"
+             "dist-mnist-ps-0.default.svc slots=1\n"
+             "# readiness: wait up to 300 s for 4 hosts to accept TCP on port 2222\n"
+             "# /tmp/rt-tf/discover_hosts.sh (once the workers are up)\n"
+             "#!/bin/sh\n"
+             "echo dist-mnist-master-0.default.svc\n"
+             "echo dist-mnist-ps-0.default.svc\n"
+             "echo dist-mnist-worker-0.default.svc\n"
+             "echo dist-mnist-worker-1.default.svc\n"
+             "# environment added for mpirun (where not already set)\n"
+             "K_MPI_JOB_ROLE=launcher\n"
+             "OMPI_MCA_orte_keep_fqdn_hostnames=true\n"
+             "OMPI_MCA_orte_default_hostfile=/tmp/rt-tf/hostfile\n"
+             "OMPI_MCA_plm_rsh_args=-o ConnectionAttempts=10\n"
+             "OMPI_MCA_orte_set_default_slots=1\n"
+             "# environment set for mpirun from the TFJob (replacing any inherited value)\n"
+             "RINGTRAIN_PS_RANKS=3\n"
+             "# argv\n"
+             "mpirun%s -np 4 --hostfile /tmp/rt-tf/hostfile --map-by slot --bind-to none "
+             "-x PATH -x RINGTRAIN_PS_RANKS ringtrain-worker --model mlp --variable_update "
+             "parameter_server\n",
+             root);
+    assert_string_equal(r->out, expected);
+    assert_string_equal(r->err, "");
+    assert_int_equal(access("/tmp/rt-tf", F_OK), -1); /* nothing written */
+
+    /* Several slots per pod: ranges per host; the parameter server is one rank. */
+    const char *slots[] = {"--tfjob", TFJOBS "v1-chief-evaluator.yaml", "--dry-run",
+                           "--slots-per-worker", "2", "--", "w",
+                           "-variable_update=parameter_server", NULL};
+    r = run(slots, envp);
+    assert_int_equal(r->code, 0);
+    assert_non_null(strstr(r->out, "# ranks 0-1: mnist-chief-chief-0.ml-team.svc (Chief 0)\n"
+                                    "# ranks 2-3: mnist-chief-worker-0.ml-team.svc (Worker 0)\n"));
+    assert_non_null(strstr(r->out, "# rank 8: mnist-chief-ps-0.ml-team.svc (PS 0, parameter "
+                                   "server)\n# no rank: mnist-chief-evaluator-0.ml-team.svc "
+                                   "(Evaluator 0): not part of the training cluster\n"));
+    assert_non_null(strstr(r->out, "\nRINGTRAIN_PS_RANKS=8\n"));
+    assert_non_null(strstr(r->out, " -np 9 "));
+    assert_non_null(strstr(r->err, "note: spec.tfReplicaSpecs.Evaluator: 1 evaluator not run"));
+}
+
+static void test_tfjob_print_hostfile(void **state)
+{
+    (void)state;
+    const char *args[] = {"--tfjob", TFJOBS "v1beta1-lowercase.yaml", "--print-hostfile",
+                          "--cluster-domain", "cluster.local", "--", "w",
+                          "--variable_update=parameter_server", NULL};
+    result_t *r = run(args, NULL);
+    assert_int_equal(r->code, 0);
+    assert_string_equal(r->out, "legacy-tf-worker-0.default.svc.cluster.local slots=1\n"
+                                "legacy-tf-worker-1.default.svc.cluster.local slots=1\n"
+                                "legacy-tf-worker-2.default.svc.cluster.local slots=1\n"
+                                "legacy-tf-worker-3.default.svc.cluster.local slots=1\n"
+                                "legacy-tf-ps-0.default.svc.cluster.local slots=1\n"
+                                "legacy-tf-ps-1.default.svc.cluster.local slots=1\n");
+    const char *intel[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--print-hostfile",
+                           "--mpi-implementation", "Intel", NULL};
+    r = run(intel, NULL);
+    assert_int_equal(r->code, 0);
+    assert_string_equal(r->out, "dist-mnist-master-0.default.svc:1\n"
+                                "dist-mnist-worker-0.default.svc:1\n"
+                                "dist-mnist-worker-1.default.svc:1\n");
+    assert_non_null(strstr(r->err, "1 parameter server unused"));
+}
+
+/* What mpirun really gets for a TFJob: the files, the argv, and exactly one
+ * RINGTRAIN_PS_RANKS in its environment (the inherited one replaced). */
+static void test_tfjob_run_env(void **state)
+{
+    (void)state;
+    char outdir[128], args_file[128], env_file[128];
+    snprintf(outdir, sizeof outdir, "%s/tf", scratch);
+    snprintf(args_file, sizeof args_file, "%s/tfargs", scratch);
+    snprintf(env_file, sizeof env_file, "%s/tfenv", scratch);
+    char *envp[] = {"PATH=/usr/bin:/bin", "RINGTRAIN_PS_RANKS=0,1", NULL};
+    const char *args[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir",
+                          outdir, "--no-wait", "--mpirun", FAKE, "--", "fake-job", "args",
+                          args_file, "--variable_update=parameter_server", NULL};
+    result_t *r = run(args, envp);
+    assert_int_equal(r->code, 0);
+    char text[4096], want[4096];
+    slurp(args_file, text, sizeof text);
+    snprintf(want, sizeof want,
+             "%s\n%s-np\n4\n--hostfile\n%s/hostfile\n--map-by\nslot\n--bind-to\nnone\n-x\nPATH\n"
+             "-x\nRINGTRAIN_PS_RANKS\nfake-job\nargs\n%s\n--variable_update=parameter_server\n",
+             FAKE, geteuid() == 0 ? "--allow-run-as-root\n" : "", outdir, args_file);
+    assert_string_equal(text, want);
+    char path[256];
+    snprintf(path, sizeof path, "%s/hostfile", outdir);
+    slurp(path, text, sizeof text);
+    assert_string_equal(text, "dist-mnist-master-0.default.svc slots=1\n"
+                              "dist-mnist-worker-0.default.svc slots=1\n"
+                              "dist-mnist-worker-1.default.svc slots=1\n"
+                              "dist-mnist-ps-0.default.svc slots=1\n");
+
+    const char *env_args[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir",
+                              outdir, "--no-wait", "--mpirun", FAKE, "--", "fake-job", "env",
+                              env_file, "--variable_update=parameter_server", NULL};
+    r = run(env_args, envp);
+    assert_int_equal(r->code, 0);
+    slurp(env_file, text, sizeof text);
+    const char *at = strstr(text, "RINGTRAIN_PS_RANKS=");
+    assert_non_null(at);
+    assert_int_equal(strncmp(at, "RINGTRAIN_PS_RANKS=3\n", 21), 0);
+    assert_null(strstr(at + 1, "RINGTRAIN_PS_RANKS="));
+    /* Allreduce mode: set, and empty. */
+    const char *plain[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir",
+                           outdir, "--no-wait", "--mpirun", FAKE, "--", "fake-job", "env",
+                           env_file, NULL};
+    r = run(plain, envp);
+    assert_int_equal(r->code, 0);
+    slurp(env_file, text, sizeof text);
+    at = strstr(text, "RINGTRAIN_PS_RANKS=");
+    assert_non_null(at);
+    assert_int_equal(strncmp(at, "RINGTRAIN_PS_RANKS=\n", 20), 0);
+    assert_null(strstr(at + 1, "RINGTRAIN_PS_RANKS="));
 }
 
 static void test_relative_program_made_absolute(void **state)
@@ -278,7 +475,7 @@ static void test_bad_input_exits_2(void **state)
     char outdir[128];
     snprintf(outdir, sizeof outdir, "%s/never", scratch);
     static const struct {
-        const char *args[12];
+        const char *args[14];
         const char *says;
     } cases[] = {
         {{"--mpijob", JOBS "hostile-name.yaml", "--output-dir", NULL, "--", "true", NULL},
@@ -316,12 +513,35 @@ static void test_bad_input_exits_2(void **state)
         {{"--local", "--output-dir", NULL, "-np", "0", "--", "true", NULL}, "-np: "},
         {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--mpijob", NULL},
          "--mpijob: needs a value"},
+        {{"--tfjob", TFJOBS "both-master-chief.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "spec.tfReplicaSpecs: both Chief"},
+        {{"--tfjob", TFJOBS "hostile-name.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "metadata.name: \"a;rm -rf /\""},
+        {{"--tfjob", TFJOBS "alias.yaml", "--output-dir", NULL, "--", "true", NULL}, "anchor"},
+        {{"--tfjob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "apiVersion: \"kubeflow.org/v2beta1\" is not supported for a TFJob"},
+        {{"--mpijob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL, "--", "true",
+          NULL}, "use --tfjob"},
+        {{"--tfjob", TFJOBS "v1-workers-only.yaml", "--output-dir", NULL, "--", "w",
+          "--variable_update=parameter_server", NULL}, "spec.tfReplicaSpecs.PS: "},
+        {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL, "-np", "2", "--",
+          "true", NULL}, "-np: 2 processes, but the TFJob's replicas make 3 ranks"},
+        {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL, "-np", "4",
+          "--oversubscribe", "--", "true", NULL}, "make 3 ranks"},
+        {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL, "--mpijob",
+          JOBS "v2beta1-2x8.yaml", "--", "true", NULL}, "--tfjob: cannot be combined"},
+        {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL,
+          "--slots-per-worker", "0", "--", "true", NULL}, "--slots-per-worker: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--slots-per-worker", "2",
+          "--", "true", NULL}, "--slots-per-worker: only applies with --tfjob"},
+        {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL,
+          "--cluster-domain", "Bad_Domain", "--", "true", NULL}, "--cluster-domain: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *args[16];
         size_t count = 0;
         /* A NULL right after --output-dir stands for outdir; the next ends the list. */
-        for (size_t k = 0; k < 12; k++) {
+        for (size_t k = 0; k < 14; k++) {
             bool is_dir = k > 0 && cases[i].args[k - 1] != NULL &&
                           strcmp(cases[i].args[k - 1], "--output-dir") == 0;
             if (cases[i].args[k] == NULL && !is_dir)
@@ -614,6 +834,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_documents_every_flag),
         cmocka_unit_test(test_dry_run_2x8),
+        cmocka_unit_test(test_tfjob_dry_run_both_modes),
+        cmocka_unit_test(test_tfjob_print_hostfile),
+        cmocka_unit_test(test_tfjob_run_env),
         cmocka_unit_test(test_relative_program_made_absolute),
         cmocka_unit_test(test_print_hostfile),
         cmocka_unit_test(test_bad_input_exits_2),

@@ -274,6 +274,21 @@ static void test_parse_bad_hostfiles(void **state)
         assert_null(strchr(err.text, '\n'));
         assert_null(list.hosts);
     }
+    /* Regression (tests/fuzz/fuzz_mpijob): a NUL byte cut a host name short,
+     * so "127.0.0.1\0\x80\0\x04" read as host 127.0.0.1. */
+    static const char with_nul[] = "127.0.0.1\0\x80\0\x04";
+    static const char nul_line3[] = "a slots=1\nb slots=1\nc\0d slots=1\n";
+    launch_hostlist_t list;
+    launch_error_t err = {{0}};
+    assert_int_equal(launch_hostlist_parse(with_nul, sizeof with_nul - 1, -1, "hf", &list, &err),
+                     RT_EFORMAT);
+    assert_string_equal(err.text, "hf:1: contains a NUL byte, so it is not a hostfile; give the "
+                                  "hostfile the operator wrote (\"host slots=N\" lines)");
+    assert_null(list.hosts);
+    assert_int_equal(launch_hostlist_parse(nul_line3, sizeof nul_line3 - 1, -1, "hf", &list,
+                                           &err),
+                     RT_EFORMAT);
+    assert_int_equal(strncmp(err.text, "hf:3: contains a NUL byte", 25), 0);
 }
 
 static void test_atomic_write(void **state)

@@ -211,6 +211,37 @@ static void test_v1alpha1_replicas(void **state)
     assert_int_equal(job.slots, 1);
 }
 
+static void test_utf8_accepted(void **state)
+{
+    (void)state;
+    /* Two-, three- and four-byte characters in comments and strings. */
+    const char *yaml = "# caf\xc3\xa9 \xe2\x98\x95 \xf0\x9d\x84\x9e\n"
+                       "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata:\n  name: job\n"
+                       "  annotations: {note: \"\xe6\x97\xa5\xe6\x9c\xac\"}\n"
+                       "spec:\n  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n"
+                       "    Worker: {replicas: 3}\n";
+    launch_job_t job;
+    launch_error_t err = {{0}};
+    assert_int_equal(launch_job_parse(yaml, strlen(yaml), NULL, &job, &err), 0);
+    assert_int_equal(job.workers, 3);
+}
+
+static void test_single_quoted(void **state)
+{
+    (void)state;
+    /* One escaped quote at a time is read right (the workaround for
+     * libfyaml refuses only two in a row). */
+    const char *yaml = "apiVersion: 'kubeflow.org/v2beta1'\nkind: 'MPIJob'\nmetadata:\n"
+                       "  name: 'job'\nspec:\n  sshAuthMountPath: '/home/o''neil/.ss''h'\n"
+                       "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n"
+                       "    Worker: {replicas: 2}\n";
+    launch_job_t job;
+    launch_error_t err = {{0}};
+    assert_int_equal(launch_job_parse(yaml, strlen(yaml), NULL, &job, &err), 0);
+    assert_string_equal(job.ssh_auth_mount_path, "/home/o'neil/.ss'h");
+    assert_string_equal(job.name, "job");
+}
+
 static void test_label_checks(void **state)
 {
     (void)state;
@@ -381,6 +412,23 @@ static const bad_case_t bad_cases[] = {
      "  template:\n    spec:\n      containers:\n      - name: w\n        resources: {limits: "
      "{cpu: 500m}}\n", RT_EINVAL, "spec.template.spec.containers[0].resources.limits.cpu: ",
      "whole number"},
+    /* Regression (tests/fuzz/fuzz_mpijob): libfyaml 0.7.12 looped forever on
+     * a directive with invalid UTF-8; a hang here times the test out. */
+    {"invalid UTF-8 in a directive", "%\xcf", RT_EFORMAT, "MPIJob:1:2: ", "not UTF-8"},
+    {"invalid UTF-8 in a directive name", "%YAML\xcf\n" V2 META_OK SPEC_OK, RT_EFORMAT,
+     "MPIJob:1:6: ", "byte 0xcf is not UTF-8"},
+    {"UTF-8 surrogate", V2 META_OK "# \xed\xa0\x80\n" SPEC_OK, RT_EFORMAT, "MPIJob:5:3: ",
+     "byte 0xed"},
+    {"overlong UTF-8", V2 "metadata:\n  name: \"\xc0\xaf\"\n" SPEC_OK, RT_EFORMAT,
+     "MPIJob:4:10: ", "not UTF-8"},
+    {"Latin-1 text", V2 "metadata:\n  name: caf\xe9\n" SPEC_OK, RT_EFORMAT, "MPIJob:4:12: ",
+     "save the MPIJob manifest as UTF-8"},
+    /* Regression (tests/fuzz/fuzz_mpijob): libfyaml 0.7.12 reads 'a''''b' as
+     * "a'''" and leaks; refused instead of read wrong. */
+    {"two escaped quotes in a row", V2 META_OK "x: 'a''''b'\n" SPEC_OK, RT_EFORMAT,
+     "MPIJob:5:5: ", "write the value in double quotes"},
+    {"two escaped quotes in a row, in a list", V2 META_OK "x: [p, 'q''''''''''''''''''''']\n"
+     SPEC_OK, RT_EFORMAT, "MPIJob:5:9: ", "two escaped quotes in a row"},
     {"v1alpha1 replicas without containers", V1A "spec:\n  replicas: 2\n  template:\n"
      "    spec: {}\n", RT_EFORMAT, "spec.template.spec.containers: ", "at least one"},
 };
@@ -486,6 +534,8 @@ int main(void)
         cmocka_unit_test(test_v1alpha1_spec_per_node_wins),
         cmocka_unit_test(test_v1alpha1_processing_units),
         cmocka_unit_test(test_v1alpha1_replicas),
+        cmocka_unit_test(test_utf8_accepted),
+        cmocka_unit_test(test_single_quoted),
         cmocka_unit_test(test_label_checks),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_bad_fixture_files),
