@@ -67,8 +67,10 @@ static const opt_t opts[] = {
      "core (default): bind each rank to its share of the host's cores; none"},
     {"allreduce", OPT_STRING, OFF(allreduce), 0, 0, SZ(allreduce), NULL,
      "force an allreduce algorithm (default auto; see RINGTRAIN_ALLREDUCE)"},
-    {"variable_update", OPT_CHOICE, NOSTORE, 0, 0, 0, "allreduce|horovod",
-     "allreduce (default; horovod is accepted as its alias)"},
+    {"variable_update", OPT_CHOICE, OFF(variable_update), 0, 0, 0,
+     "allreduce|horovod|parameter_server",
+     "allreduce (default; horovod is its alias) or parameter_server (servers named by "
+     "RINGTRAIN_PS_RANKS)"},
     {"optimizer", OPT_CHOICE, NOSTORE, 0, 0, 0, "momentum|sgd",
      "momentum or sgd: both are SGD with --momentum"},
     {"data_format", OPT_CHOICE, NOSTORE, 0, 0, 0, "NCHW",

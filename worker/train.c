@@ -21,6 +21,7 @@
 #include "data.h"
 #include "kernels/kernels.h"
 #include "model.h"
+#include "ps.h"
 #include "timeline.h"
 #include "topo.h"
 #include "worker.h"
@@ -152,6 +153,37 @@ static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline
     return rc;
 }
 
+/* Allreduce mode after backward: waits for every bucket (averaged), then SGD
+ * over the whole arena. A stalled or failed bucket is named. */
+static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync_t *sync,
+                                int rank, long step)
+{
+    int failed = -1;
+    int rc = buckets_finish(sync, &failed);
+    if (rc == RT_ETIMEDOUT) {
+        fprintf(stderr,
+                "ringtrain-worker: error: rank %d: step %ld: gradient bucket %d of %d (%.2f MiB) "
+                "not completed within --stall_timeout=%g s: a rank has not joined it (named "
+                "above); aborting the job\n",
+                rank, step, failed + 1, sync->count,
+                (double)(sync->end[failed] - sync->start[failed]) * sizeof(float) / 1048576.0,
+                o->stall_timeout);
+        return rc;
+    }
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: gradient allreduce failed at step %ld "
+                        "(bucket %d): %s\n",
+                rank, step, failed + 1, rt_strerror(rc));
+        return rc;
+    }
+    double t0 = rt_now();
+    sgd_update_cpu(m->params, m->momentum, m->grads, m->arena_floats, (float)o->learning_rate,
+                   (float)o->momentum, (float)o->weight_decay);
+    if (sync->tl)
+        timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, rt_now(), 0, -1);
+    return 0;
+}
+
 /* Every rank learns whether any rank failed (the failing rank has printed
  * why); returns the most negative code. */
 static int agree_status(coll_comm_t *comm, int rc)
@@ -273,12 +305,15 @@ static int write_params(const char *path, const model_t *m)
     return 0;
 }
 
-static int evaluate(coll_comm_t *comm, model_t *m, const dataset_t *ds,
-                    float *images, int32_t *labels, double *accuracy)
+/* Each of `ranks` data ranks evaluates its slice (data_rank < 0: none). */
+static int evaluate(coll_comm_t *comm, model_t *m, const dataset_t *ds, int data_rank,
+                    int ranks, float *images, int32_t *labels, double *accuracy)
 {
-    int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
-    size_t first = ds->count * (size_t)rank / (size_t)size;
-    size_t last = ds->count * (size_t)(rank + 1) / (size_t)size;
+    size_t first = 0, last = 0;
+    if (data_rank >= 0) {
+        first = ds->count * (size_t)data_rank / (size_t)ranks;
+        last = ds->count * (size_t)(data_rank + 1) / (size_t)ranks;
+    }
     double counts[2] = {0, (double)(last - first)};
     m->bn_eval = 1;
     for (size_t i = first; i < last; i += (size_t)m->batch) {
@@ -427,6 +462,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     int32_t *eval_labels = NULL;
     grad_sync_t *sync = NULL;
     timeline_t timeline = {0};
+    ps_t ps = {0};
     char err[1536] = "";
 
     if (o->device == WORKER_DEVICE_CUDA) {
@@ -460,6 +496,29 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     if (rc)
         goto out;
 
+    const char *ps_list = getenv("RINGTRAIN_PS_RANKS");
+    if (o->variable_update == WORKER_UPDATE_PARAMETER_SERVER) {
+        rc = ps_init(&ps, ps_list, rank, size, m->arena_floats, err, sizeof err);
+        if (rc == 0 && o->checkpoint_dir[0]) {
+            snprintf(err, sizeof err, "--checkpoint_dir is not supported with "
+                                      "--variable_update=parameter_server (the servers hold the "
+                                      "optimizer state); use allreduce");
+            rc = RT_EINVAL;
+        }
+        if (rc && rank == 0)
+            fprintf(stderr, "ringtrain-worker: error: %s\n", err);
+        rc = agree_status(comm, rc);
+        if (rc)
+            goto out;
+    } else if (ps_list && *ps_list && rank == 0) {
+        rt_log_warn("RINGTRAIN_PS_RANKS=%s is ignored with --variable_update=allreduce: those "
+                    "ranks train like any other", ps_list);
+    }
+    /* Ranks that take data: every rank, or the workers in PS mode. */
+    int data_rank = ps.enabled ? (ps.is_server ? 0 : ps.index) : rank;
+    int data_ranks = ps.enabled ? ps.workers : size;
+    int printer = ps.enabled ? ps.chief : 0;
+
     /* Data. */
     if (o->data == WORKER_DATA_FASHION_MNIST) {
         rc = dataset_load_fashion_mnist(&train, o->eval ? &test : NULL, o->data_dir, err,
@@ -469,15 +528,15 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
                     err, o->data_dir);
     } else {
         rc = dataset_synthetic(&train, c, h, w, m->classes,
-                               (size_t)o->batch_size * (size_t)size, o->seed);
+                               (size_t)o->batch_size * (size_t)data_ranks, o->seed);
     }
     if (!rc) {
-        rc = sampler_init(&sampler, &train, rank, size, o->batch_size,
+        rc = sampler_init(&sampler, &train, data_rank, data_ranks, o->batch_size,
                           o->data != WORKER_DATA_SYNTHETIC, o->seed);
         if (rc == RT_EINVAL)
             fprintf(stderr, "ringtrain-worker: error: --batch_size=%d x %d ranks is larger than "
                             "the %zu training samples; use a smaller batch\n",
-                    o->batch_size, size, train.count);
+                    o->batch_size, data_ranks, train.count);
     }
     rc = agree_status(comm, rc);
     if (rc)
@@ -547,8 +606,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         m->trace_ctx = &timeline;
     }
 
-    double global_batch = (double)o->batch_size * size;
-    if (rank == 0) {
+    double global_batch = (double)o->batch_size * data_ranks;
+    if (rank == printer) {
         char params[32];
         print_thousands(params, sizeof params, m->param_count);
         printf("ringtrain:   %s\n", "0.1.0");
@@ -571,7 +630,11 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         printf("Parameters:  %s\n", params);
         printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
                o->learning_rate, o->momentum, o->weight_decay);
-        printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s, %s)\n", sync->count,
+        if (ps.enabled)
+            printf("Variables:   parameter_server (%d server(s), %d worker(s))\n", ps.servers,
+                   ps.workers);
+        else
+            printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s, %s)\n", sync->count,
                o->bucket_mb, o->overlap ? "on" : "off",
                coll_algorithm_for(comm, sync->end[sync->count - 1] - sync->start[sync->count - 1], COLL_F32));
         printf("==========\n");
@@ -585,7 +648,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         if (fault.sig && fault.rank == rank && fault.step == step + 1)
             raise(fault.sig);
         if (step == warmup) {
-            if (rank == 0) {
+            if (rank == printer) {
                 if (warmup > 0)
                     printf("Done warm up\n");
                 printf("Step\tImg/sec\ttotal_loss\n");
@@ -595,40 +658,40 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         }
         double t0 = rt_now();
         timeline.step = step + 1;
-        const float *images;
-        const int32_t *labels;
-        sampler_batch(&sampler, (uint64_t)step, &images, &labels);
-        float loss = model_forward(m, images, labels, o->batch_size);
-        if (!isfinite(loss)) {
-            report_nonfinite(m, rank, step + 1, (double)loss);
-            coll_abort(comm, 1);
-            rc = RT_ENONFINITE;
-            goto out;
+        float loss = 0.0f;
+        if (ps.enabled && ps.is_server) {
+            rc = ps_server_step(&ps, comm, m->params, m->momentum, m->grads,
+                                (float)o->learning_rate, (float)o->momentum,
+                                (float)o->weight_decay);
+            if (rc)
+                fprintf(stderr, "ringtrain-worker: error: rank %d (parameter server): step %ld: %s\n",
+                        rank, step + 1, rt_strerror(rc));
+        } else {
+            const float *images;
+            const int32_t *labels;
+            sampler_batch(&sampler, (uint64_t)step, &images, &labels);
+            loss = model_forward(m, images, labels, o->batch_size);
+            if (!isfinite(loss)) {
+                report_nonfinite(m, rank, step + 1, (double)loss);
+                coll_abort(comm, 1);
+                rc = RT_ENONFINITE;
+                goto out;
+            }
+            model_backward(m, images, labels, o->batch_size, ps.enabled ? NULL : on_ready, sync);
+            if (ps.enabled) {
+                rc = ps_worker_exchange(&ps, comm, m->grads, m->params);
+                if (rc)
+                    fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: exchange with the "
+                                    "parameter servers failed: %s\n",
+                            rank, step + 1, rt_strerror(rc));
+            } else {
+                rc = allreduce_and_update(o, m, sync, rank, step + 1);
+            }
         }
-        model_backward(m, images, labels, o->batch_size, on_ready, sync);
-        int failed_bucket = -1;
-        rc = buckets_finish(sync, &failed_bucket);
         if (rc) {
-            if (rc == RT_ETIMEDOUT)
-                fprintf(stderr,
-                        "ringtrain-worker: error: rank %d: step %ld: gradient bucket %d of %d (%.2f MiB) "
-                        "not completed within --stall_timeout=%g s: a rank has not joined it (named "
-                        "above); aborting the job\n",
-                        rank, step + 1, failed_bucket + 1, sync->count,
-                        (double)(sync->end[failed_bucket] - sync->start[failed_bucket]) *
-                            sizeof(float) / 1048576.0,
-                        o->stall_timeout);
-            else
-                fprintf(stderr, "ringtrain-worker: error: rank %d: gradient allreduce failed at step %ld (bucket %d): %s\n",
-                        rank, step + 1, failed_bucket + 1, rt_strerror(rc));
             coll_abort(comm, 1);
             goto out;
         }
-        double t_opt = rt_now();
-        sgd_update_cpu(m->params, m->momentum, m->grads, m->arena_floats,
-                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
-        if (sync->tl)
-            timeline_add(&timeline, TL_OPTIMIZER, -1, t_opt, rt_now(), 0, -1);
         if (o->checkpoint_dir[0] && rank == 0 && o->checkpoint_every > 0 &&
             (step + 1) % o->checkpoint_every == 0) {
             double t_ck = rt_now();
@@ -650,7 +713,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         /* Step lines number timed steps from the original warm-up, so a
          * resumed run numbers its steps as the uninterrupted run does. */
         long shown = step + 1 - display_base;
-        if (rank == 0 && (k == 0 || shown % o->display_every == 0 || step + 1 == total_steps)) {
+        if (rank == printer && (k == 0 || shown % o->display_every == 0 || step + 1 == total_steps)) {
             size_t n = (size_t)(k + 1 < (long)keep ? k + 1 : (long)keep);
             double mean, unc, jit;
             speed_stats(times, n, global_batch, scratch, &mean, &unc, &jit);
@@ -682,7 +745,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         if (rc)
             goto out;
     }
-    if (rank == 0 && timed > 0) {
+    if (rank == printer && timed > 0) {
         printf("----------------------------------------------------------------\n");
         printf("total images/sec: %.2f\n", global_batch * (double)timed / elapsed);
         printf("----------------------------------------------------------------\n");
@@ -702,15 +765,16 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             goto out;
         }
         double accuracy = 0;
-        rc = evaluate(comm, m, eval_set, eval_images, eval_labels, &accuracy);
+        rc = evaluate(comm, m, eval_set, ps.enabled && ps.is_server ? -1 : data_rank, data_ranks,
+                      eval_images, eval_labels, &accuracy);
         if (rc)
             goto out;
-        if (rank == 0) {
+        if (rank == printer) {
             printf("Accuracy @ 1 = %.4f [%zu examples]\n", accuracy, eval_set->count);
             fflush(stdout);
         }
     }
-    if (o->dump_params[0] && rank == 0) {
+    if (o->dump_params[0] && rank == printer) {
         rc = write_params(o->dump_params, m);
         if (rc)
             fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
@@ -719,6 +783,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     rc = agree_status(comm, rc);
 
 out:
+    ps_free(&ps);
     timeline_free(&timeline);
     rt_free_aligned(eval_images);
     free(eval_labels);

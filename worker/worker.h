@@ -12,6 +12,12 @@
 
 typedef enum { WORKER_DATA_SYNTHETIC, WORKER_DATA_FASHION_MNIST } worker_data_t;
 typedef enum { WORKER_DEVICE_CPU, WORKER_DEVICE_CUDA } worker_device_t;
+/* horovod is tf_cnn_benchmarks' name for allreduce. */
+typedef enum {
+    WORKER_UPDATE_ALLREDUCE,
+    WORKER_UPDATE_HOROVOD,
+    WORKER_UPDATE_PARAMETER_SERVER
+} worker_update_t;
 
 typedef struct {
     char model[32];
@@ -32,6 +38,7 @@ typedef struct {
     double bucket_mb;
     int overlap;               /* start bucket allreduces during backward */
     int bind;                  /* bind compute threads to the slot's cores */
+    worker_update_t variable_update;
     char allreduce[32];        /* forced algorithm, "" = auto */
     char dump_params[1024];    /* rank 0 writes final parameters here */
     char checkpoint_dir[1024]; /* "" = no checkpoints */
