@@ -49,8 +49,9 @@ typedef struct coll_comm coll_comm_t;
  * allreduce, is fp16 or bf16; every addition is done in fp32. Each element
  * is rounded once per hop to the wire type, so the result differs from the
  * fp32 sum by at most about ranks * u * sum_r |x_r| (u = 2^-11 for fp16,
- * 2^-8 for bf16); fp16 also overflows to +-inf beyond 65504 and loses
- * precision below 6.1e-5. Every rank still gets bitwise the same result.
+ * 2^-8 for bf16; hier: hosts instead of ranks); fp16 also overflows to
+ * +-inf beyond 65504 and below 6.1e-5 errs by up to 2^-25 absolute per hop.
+ * Every rank still gets bitwise the same result.
  * Applies to the ring and hier algorithms on fp32 data only; the others
  * (rd for small vectors, shm, copy, mpi) and fp16/bf16 data run as without
  * it. See collectives/README.md. */

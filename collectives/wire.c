@@ -12,12 +12,13 @@
  *
  * Error: along a block's path through an n-rank ring the partial sum is
  * rounded to the wire type at each of the n-1 reduce-scatter hops and once
- * more by its owner; each rounding errs by at most u * |partial sum| (u =
- * 2^-11 fp16, 2^-8 bf16), and every partial sum is at most S = sum_r |x_r|,
- * so |result - exact| <= n * u * S (plus fp32 additions, (n-1) * 2^-24 * S,
- * and for avg the scale's rounding). In hier the intra-host sums are exact
- * fp32 and only the ring over h hosts rounds: h * u * S. fp16 subnormals
- * (below 6.1e-5) carry fewer bits, and values beyond 65504 become inf.
+ * more by its owner; each rounding errs by at most u * |partial sum| + eta
+ * (u = 2^-11 fp16, 2^-8 bf16; eta = half the subnormal spacing, 2^-25 for
+ * fp16 below 6.1e-5, 2^-134 for bf16), and every partial sum is at most
+ * S = sum_r |x_r|, so |result - exact| <= n * (u * S + eta) (plus fp32
+ * additions, (n-1) * 2^-24 * S, and for avg the scale's rounding). In hier
+ * the intra-host sums are fp32 and only the ring over h hosts rounds:
+ * h * (u * S + eta). fp16 values beyond 65504 become inf.
  */
 #include <string.h>
 

@@ -3,7 +3,8 @@
  * sum + a received fp16 / bf16 segment, scaled, rounded through the wire
  * dtype), for every implementation the CPU has (portable, AVX2, AVX-512),
  * against a scalar reference built on independent oracles, for lengths
- * around the vector widths, misaligned buffers and in place.
+ * around the vector widths, misaligned buffers and in place; and the names
+ * coll_compression_parse accepts.
  *
  * Oracles: fp16 through the compiler's _Float16 (libgcc), bf16 by nearest
  * neighbour in double arithmetic with ties to even; they share no code with
@@ -284,11 +285,34 @@ static void test_round_trip_is_stable(void **state)
     }
 }
 
+/* The names a --compression flag takes, both ways. */
+static void test_compression_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"none", "fp16", "bf16"};
+    for (int k = 0; k < COLL_COMPRESS_COUNT; k++) {
+        coll_compression_t got = COLL_COMPRESS_COUNT;
+        assert_int_equal(coll_compression_parse(names[k], &got), 0);
+        assert_int_equal(got, k);
+        assert_string_equal(coll_compression_name(got), names[k]);
+    }
+    coll_compression_t keep = COLL_COMPRESS_BF16;
+    const char *bad[] = {"", "FP16", "fp32", "half", "bf16 ", "fp8"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        assert_int_equal(coll_compression_parse(bad[k], &keep), RT_EINVAL);
+        assert_int_equal(keep, COLL_COMPRESS_BF16);
+    }
+    assert_int_equal(coll_compression_parse(NULL, &keep), RT_EINVAL);
+    assert_int_equal(coll_compression_parse("fp16", NULL), RT_EINVAL);
+    assert_string_equal(coll_compression_name((coll_compression_t)9), "unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_isas),
         cmocka_unit_test(test_round_trip_is_stable),
+        cmocka_unit_test(test_compression_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
