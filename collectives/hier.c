@@ -16,14 +16,20 @@
  *        local-rank order) lands in recvbuf's block j. Per step, every local
  *        rank copies one piece of each block it does not own into its slot;
  *        owner j sums its own input and the peers' slots into recvbuf.
- *     2. MPI: the ring (ring.c) allreduces block j in place over the S-th
- *        "slice" communicator: local rank j of every host. avg scales by
- *        1/(all ranks) there. Under compression the ring sends fp16/bf16.
+ *     2. MPI, over the j-th "slice" communicator (local rank j of every
+ *        host), in place on block j: with two hosts one pipelined exchange
+ *        (each side sends its block, adds the peer's), started segment by
+ *        segment while phase 1 still runs; with more hosts the ring
+ *        (ring.c). avg scales by 1/(all ranks) here. Under compression what
+ *        crosses is fp16/bf16.
  *     3. shared memory: each owner copies pieces of its finished block into
  *        its slot; every other local rank copies them into recvbuf.
  *   Both shared-memory phases are software-pipelined like shm.c's two-shot
  *   (the copy for step t+1 is posted before step t is consumed), over the
- *   host's own segment (shm.c creates one per host).
+ *   host's own segment (shm.c creates one per host). Phase 3 does not
+ *   overlap phase 2: its waits on local peers block, and a rank blocked
+ *   there while its own exchange needs progress could close a cycle of
+ *   waits across the hosts (phase 1's waits never depend on the network).
  * Cost (H hosts, L ranks per host, S = L, B bytes; alpha/beta of the
  *   network, m = memory bandwidth):
  *     2(H-1) * ceil(B/(S*seg)) * alpha + 2(H-1)/H * B * beta + ~3B/m
@@ -39,8 +45,8 @@
  * Steps for 2 hosts x 2 ranks (A: ranks 0,1; B: ranks 2,3; blocks b0, b1):
  *   phase 1   rank 0: A's sum of b0     rank 1: A's sum of b1
  *             rank 2: B's sum of b0     rank 3: B's sum of b1
- *   phase 2   ring {0,2} allreduces b0  ring {1,3} allreduces b1
- *             (each: one reduce-scatter and one allgather step of B/4)
+ *   phase 2   0 <-> 2 exchange b0 sums  1 <-> 3 exchange b1 sums
+ *             (each: B/2 each way, started during phase 1)
  *   phase 3   rank 0 <- b1 from rank 1  rank 1 <- b0 from rank 0
  *             rank 2 <- b1 from rank 3  rank 3 <- b0 from rank 2
  *
@@ -140,6 +146,153 @@ void coll__hier_destroy(coll_comm_t *c)
         MPI_Comm_free(&c->hier.slice_comm);
 }
 
+/* ---- phase 2 between two hosts: one pipelined exchange ----------------------- */
+
+#define PAIR_TAG 0x4858
+
+/* With two hosts the ring's reduce-scatter and allgather steps (each moving
+ * half the block each way, with a drain between them) become one exchange:
+ * each side sends its whole block to the other and adds what arrives. The
+ * same bytes cross the link each way, in one pipeline with no synchronisation
+ * in the middle, and it starts while phase 1 is still running: a segment is
+ * sent as soon as phase 1 has finished it. Segment s of the send and of the
+ * receive share a slot; the slot's sum is formed (in place, over the segment
+ * just sent) once both completed. Both sides add the same two values
+ * (a + b == b + a in IEEE arithmetic; under compression each first rounds
+ * its own segment through the wire type, as the peer receives it), so the
+ * results are bitwise equal. */
+typedef struct {
+    coll_comm_t *c;
+    MPI_Comm mc;
+    int peer;
+    char *buf;      /* the block, in place */
+    size_t count;   /* elements in the block */
+    coll_dtype_t dtype, wire;
+    float scale;
+    int scale_flag;
+    size_t seg;     /* elements per segment */
+    size_t nseg;
+    size_t next;    /* next segment to start */
+    size_t ready;   /* elements phase 1 has finished */
+    size_t done;    /* segments summed */
+    MPI_Request req[2 * COLL__RING_DEPTH]; /* [k] receive, [D + k] send */
+    size_t seg_of[COLL__RING_DEPTH];
+    int pending[COLL__RING_DEPTH];         /* 0: slot free */
+} pair_t;
+
+static void pair_init(pair_t *x, coll_comm_t *c, char *buf, size_t count,
+                      coll_dtype_t dtype, coll_op_t op, float scale,
+                      coll_dtype_t wire)
+{
+    memset(x, 0, sizeof *x);
+    x->c = c;
+    x->mc = c->hier.slice_comm;
+    x->peer = 1 - c->hier.slice_rank;
+    x->buf = buf;
+    x->count = count;
+    x->dtype = dtype;
+    x->wire = wire;
+    x->scale = scale;
+    x->scale_flag = op == COLL_AVG ? COLL__REDUCE_SCALE : 0;
+    x->seg = c->segment_bytes / coll_dtype_size(dtype);
+    x->nseg = coll__seg_total(count, x->seg);
+    for (int i = 0; i < 2 * COLL__RING_DEPTH; i++)
+        x->req[i] = MPI_REQUEST_NULL;
+}
+
+/* Starts segment next in free slot k. */
+static int pair_arm(pair_t *x, int k)
+{
+    const size_t esize = coll_dtype_size(x->dtype);
+    const size_t wsize = coll_dtype_size(x->wire);
+    size_t s = x->next++;
+    size_t n = coll__seg_count(x->count, x->seg, s);
+    const char *out = x->buf + s * x->seg * esize;
+    x->seg_of[k] = s;
+    COLL__MPI_CHECK(MPI_Irecv(x->c->tmp + (size_t)k * x->c->segment_bytes,
+                              (int)(n * wsize), MPI_BYTE, x->peer, PAIR_TAG,
+                              x->mc, &x->req[k]));
+    if (x->wire != x->dtype) {
+        char *w = x->c->wire_tmp + (size_t)k * x->seg * wsize;
+        coll__convert(x->wire, w, x->dtype, out, n);
+        out = w;
+    }
+    COLL__MPI_CHECK(MPI_Isend(out, (int)(n * wsize), MPI_BYTE, x->peer,
+                              PAIR_TAG, x->mc, &x->req[COLL__RING_DEPTH + k]));
+    x->pending[k] = 2;
+    return 0;
+}
+
+/* Starts every segment phase 1 has finished, while slots are free. */
+static int pair_start_ready(pair_t *x)
+{
+    for (int k = 0; k < COLL__RING_DEPTH && x->next < x->nseg; k++) {
+        if (x->pending[k] != 0)
+            continue;
+        size_t end = (x->next + 1) * x->seg;
+        if (end > x->count)
+            end = x->count;
+        if (end > x->ready)
+            break;
+        int rc = pair_arm(x, k);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* One finished request (index idx): sums its segment once both halves of
+ * the slot are done, then refills free slots. */
+static int pair_complete(pair_t *x, int idx)
+{
+    int k = idx % COLL__RING_DEPTH;
+    if (--x->pending[k] > 0)
+        return 0;
+    const size_t esize = coll_dtype_size(x->dtype);
+    size_t s = x->seg_of[k];
+    size_t n = coll__seg_count(x->count, x->seg, s);
+    char *own = x->buf + s * x->seg * esize;
+    const char *got = x->c->tmp + (size_t)k * x->c->segment_bytes;
+    if (x->wire != x->dtype) {
+        coll__reduce_wire(x->wire, (float *)own, (const float *)own, got, n,
+                          x->scale, x->scale_flag | COLL__REDUCE_ROUND_IN);
+    } else {
+        const void *srcs[2] = {own, got};
+        coll__reduce(x->dtype, own, NULL, srcs, 2, n, x->scale, x->scale_flag);
+    }
+    x->done++;
+    return pair_start_ready(x);
+}
+
+/* Phase 1 finished `ready` elements of the block: start what can start and
+ * take what has completed, without blocking. */
+static int pair_feed(pair_t *x, size_t ready)
+{
+    x->ready = ready;
+    int rc = pair_start_ready(x);
+    while (rc == 0) {
+        int idx = MPI_UNDEFINED, flag = 0;
+        COLL__MPI_CHECK(MPI_Testany(2 * COLL__RING_DEPTH, x->req, &idx, &flag,
+                                    MPI_STATUS_IGNORE));
+        if (!flag || idx == MPI_UNDEFINED)
+            break;
+        rc = pair_complete(x, idx);
+    }
+    return rc;
+}
+
+static int pair_finish(pair_t *x)
+{
+    int rc = pair_feed(x, x->count);
+    while (rc == 0 && x->done < x->nseg) {
+        int idx = 0;
+        rc = coll__mpi_waitany(x->c, 2 * COLL__RING_DEPTH, x->req, &idx);
+        if (rc == 0)
+            rc = pair_complete(x, idx);
+    }
+    return rc;
+}
+
 /* ---- phase 1: intra-host reduce-scatter into S blocks ------------------------ */
 
 typedef struct {
@@ -220,7 +373,9 @@ static int rs_reduce(coll_comm_t *c, const hier_job_t *j, size_t t)
     return 0;
 }
 
-static int hier_reduce_scatter(coll_comm_t *c, hier_job_t *j)
+/* pair: the exchange to start block piece by block piece as they are
+ * reduced (NULL: none). */
+static int hier_reduce_scatter(coll_comm_t *c, hier_job_t *j, pair_t *pair)
 {
     coll__shm_t *sh = c->shm;
     j->piece = piece_elems(sh, j->esize, j->slices);
@@ -233,6 +388,10 @@ static int hier_reduce_scatter(coll_comm_t *c, hier_job_t *j)
             rc = rs_post(c, j, t + 1);
         if (rc == 0)
             rc = rs_reduce(c, j, t);
+        if (rc == 0 && pair != NULL) {
+            size_t ready = (t + 1) * j->piece;
+            rc = pair_feed(pair, ready < pair->count ? ready : pair->count);
+        }
     }
     return rc;
 }
@@ -296,7 +455,9 @@ int coll__allreduce_hier(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
     if (comm->size == 1)
         return coll__allreduce_copy(comm, sendbuf, recvbuf, count, dtype, op);
     const int hosts = comm->host_count, slices = comm->hier.slices;
+    const int owner = comm->local_rank < slices;
     const float scale = 1.0f / (float)comm->size;
+    const coll_dtype_t wire = dtype == COLL_F32 ? comm->wire : dtype;
     hier_job_t j = {
         .send = sendbuf,
         .recv = recvbuf,
@@ -308,21 +469,33 @@ int coll__allreduce_hier(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
         /* With one host there is no ring to scale in. */
         .flags = hosts == 1 && op == COLL_AVG ? COLL__REDUCE_SCALE : 0,
     };
+    char *block = NULL;
+    size_t bcount = 0;
+    if (owner) {
+        block = (char *)recvbuf +
+                coll__block_offset(count, (size_t)slices,
+                                   (size_t)comm->local_rank) * j.esize;
+        bcount = coll__block_count(count, (size_t)slices,
+                                   (size_t)comm->local_rank);
+    }
+    pair_t pair;
+    pair_t *px = NULL;
+    if (hosts == 2 && owner) {
+        pair_init(&pair, comm, block, bcount, dtype, op, scale, wire);
+        px = &pair;
+    }
+
     int rc = 0;
     if (comm->local_size > 1)
-        rc = hier_reduce_scatter(comm, &j);
+        rc = hier_reduce_scatter(comm, &j, px);
     else if (sendbuf != recvbuf)
         memcpy(recvbuf, sendbuf, count * j.esize);
-    if (rc == 0 && hosts > 1 && comm->local_rank < slices) {
-        size_t off = coll__block_offset(count, (size_t)slices,
-                                        (size_t)comm->local_rank) * j.esize;
-        size_t n = coll__block_count(count, (size_t)slices,
-                                     (size_t)comm->local_rank);
-        char *block = (char *)recvbuf + off;
+    if (rc == 0 && px != NULL)
+        rc = pair_finish(px);
+    else if (rc == 0 && hosts > 2 && owner)
         rc = coll__ring_run(comm, comm->hier.slice_comm, comm->hier.slice_rank,
-                            hosts, block, block, n, dtype, op, scale,
-                            dtype == COLL_F32 ? comm->wire : dtype);
-    }
+                            hosts, block, block, bcount, dtype, op, scale,
+                            wire);
     if (rc == 0 && comm->local_size > 1)
         rc = hier_allgather(comm, &j);
     return rc;

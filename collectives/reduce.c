@@ -186,7 +186,8 @@ static void reduce_wire_range_generic(coll_dtype_t wire, float *dst,
                                       int flags)
 {
     for (size_t i = begin; i < end; i++) {
-        float acc = a[i] + load_scalar(wire, b, i);
+        float x = flags & COLL__REDUCE_ROUND_IN ? round_through(wire, a[i]) : a[i];
+        float acc = x + load_scalar(wire, b, i);
         if (flags & COLL__REDUCE_SCALE)
             acc *= scale;
         if (flags & COLL__REDUCE_ROUND)
@@ -374,7 +375,10 @@ T_AVX2_INLINE void reduce_wire8_body(coll_dtype_t wire, float *dst,
     const __m256 vs = _mm256_set1_ps(scale);
     size_t i = 0;
     for (; i + 8 <= count; i += 8) {
-        __m256 acc = _mm256_add_ps(_mm256_loadu_ps(a + i), ld8(wire, b, i));
+        __m256 x = _mm256_loadu_ps(a + i);
+        if (flags & COLL__REDUCE_ROUND_IN)
+            x = round8(wire, x);
+        __m256 acc = _mm256_add_ps(x, ld8(wire, b, i));
         if (flags & COLL__REDUCE_SCALE)
             acc = _mm256_mul_ps(acc, vs);
         if (flags & COLL__REDUCE_ROUND)
@@ -636,8 +640,10 @@ T_AVX512_INLINE void reduce_wire16_body(coll_dtype_t wire, float *dst,
         size_t left = count - i;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff
                                  : (__mmask16)((1u << left) - 1);
-        __m512 acc = _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i),
-                                   ld16(wire, b, i, m));
+        __m512 x = _mm512_maskz_loadu_ps(m, a + i);
+        if (flags & COLL__REDUCE_ROUND_IN)
+            x = round16(wire, x);
+        __m512 acc = _mm512_add_ps(x, ld16(wire, b, i, m));
         if (flags & COLL__REDUCE_SCALE)
             acc = _mm512_mul_ps(acc, vs);
         if (flags & COLL__REDUCE_ROUND)

@@ -22,6 +22,8 @@ enum {
     COLL__REDUCE_NT = 2,    /* non-temporal stores to dst (not dst2) */
     COLL__REDUCE_ROUND = 4, /* coll__reduce_wire: round the result through
                              * the wire dtype before storing it in fp32 */
+    COLL__REDUCE_ROUND_IN = 8, /* coll__reduce_wire: round a through the
+                                * wire dtype before adding */
 };
 
 enum {
@@ -45,7 +47,9 @@ void coll__copy(void *dst, const void *src, size_t bytes, int flags);
  * coll__convert: dst[i] = src[i] converted from src_dtype to dst_dtype
  * (round-to-nearest-even when narrowing, exact when widening); the same
  * dtype on both sides is a copy. dst and src must not overlap.
- * coll__reduce_wire: dst[i] = a[i] + widen(b[i]) in fp32, times scale with
+ * coll__reduce_wire: dst[i] = a[i] + widen(b[i]) in fp32 (a[i] first rounded
+ * through the wire dtype with COLL__REDUCE_ROUND_IN, so that two peers
+ * exchanging their vectors add the same two values), times scale with
  * COLL__REDUCE_SCALE, then with COLL__REDUCE_ROUND rounded to the wire dtype
  * and widened back (so it equals what a peer receiving it as wire gets);
  * dst may alias a. wire is COLL_F16 or COLL_BF16. */

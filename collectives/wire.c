@@ -18,7 +18,8 @@
  * S = sum_r |x_r|, so |result - exact| <= n * (u * S + eta) (plus fp32
  * additions, (n-1) * 2^-24 * S, and for avg the scale's rounding). In hier
  * the intra-host sums are fp32 and only the ring over h hosts rounds:
- * h * (u * S + eta). fp16 values beyond 65504 become inf.
+ * h * (u * S + eta); with two hosts each side's partial sum is rounded once
+ * before the exchange, u * S + 2 eta. fp16 values beyond 65504 become inf.
  */
 #include <string.h>
 

@@ -197,10 +197,11 @@ static void check_reduce_wire(int isa)
     for (int w = COLL_F16; w <= COLL_BF16; w++) {
         coll_dtype_t wire = (coll_dtype_t)w;
         for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
-            for (int variant = 0; variant < 8; variant++) {
+            for (int variant = 0; variant < 16; variant++) {
                 size_t count = counts[ci];
                 int flags = ((variant & 1) ? COLL__REDUCE_SCALE : 0) |
-                            ((variant & 2) ? COLL__REDUCE_ROUND : 0);
+                            ((variant & 2) ? COLL__REDUCE_ROUND : 0) |
+                            ((variant & 8) ? COLL__REDUCE_ROUND_IN : 0);
                 int in_place = variant & 4;
                 size_t mis = (count + (size_t)variant) % 2;
                 float *pa = a + mis;
@@ -216,7 +217,10 @@ static void check_reduce_wire(int isa)
                     pa[count] = 42.0f;
                 coll__reduce_wire(wire, out, pa, pb, count, scale, flags);
                 for (size_t i = 0; i < count; i++) {
-                    float acc = orig[i] + oracle_from(wire, pb[i]);
+                    float x = orig[i];
+                    if (flags & COLL__REDUCE_ROUND_IN)
+                        x = oracle_from(wire, oracle_to(wire, x));
+                    float acc = x + oracle_from(wire, pb[i]);
                     if (flags & COLL__REDUCE_SCALE)
                         acc *= scale;
                     if (flags & COLL__REDUCE_ROUND)
