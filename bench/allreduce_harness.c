@@ -40,7 +40,9 @@ static void usage(FILE *out, const char *prog)
         "  -d, --datatype T         float | half | bfloat16 (default float)\n"
         "  -o, --op OP              sum | avg (default sum)\n"
         "      --algo NAME          auto | copy | ring | rd | shm | shm_oneshot | mpi\n"
-        "                           (default: $RINGTRAIN_ALLREDUCE, else auto)\n"
+        "                           | hier (default: $RINGTRAIN_ALLREDUCE, else auto)\n"
+        "      --compression C      none | fp16 | bf16: what fp32 ring/hier traffic\n"
+        "                           travels as (default none; the peer never does)\n"
         "      --peer mpi|none      also time MPI_Allreduce in the same run and\n"
         "                           print both (default mpi, none for --algo mpi)\n"
         "  -h, --help               this text\n",
@@ -81,6 +83,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
         {"op", required_argument, NULL, 'o'},
         {"algo", required_argument, NULL, 'A'},
         {"peer", required_argument, NULL, 'P'},
+        {"compression", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -191,6 +194,13 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
                 return -1;
             }
             break;
+        case 'C':
+            if (coll_compression_parse(optarg, &o->compression) != 0) {
+                snprintf(err, errlen, "--compression %s: use none, fp16 or "
+                         "bf16", optarg);
+                return -1;
+            }
+            break;
         case 'h':
             *help = 1;
             return 0;
@@ -268,6 +278,7 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
     /* Both sides measured as a direct caller would see them: no hand-off to
      * the progress thread for blocking calls. */
     cfg.caller_runs_mpi = 1;
+    cfg.compression = bad || help ? COLL_COMPRESS_NONE : o.compression;
     coll_comm_t *comm = NULL;
     int rc = coll_comm_create(&comm, MPI_COMM_WORLD, &cfg);
     if (rc != 0) {
@@ -337,10 +348,11 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
                prog, nranks, o.min_bytes, o.max_bytes,
                o.step_factor ? o.step_factor : o.step_bytes,
                o.step_factor ? "factor" : "bytes", o.warmup, o.iters, o.check);
-        printf("# algorithm: %s  peer: %s  hosts: %d  ranks on this host: %d  "
-               "range: %s..%s\n",
+        printf("# algorithm: %s  compression: %s  peer: %s  hosts: %d  "
+               "ranks on this host: %d  range: %s..%s\n",
                o.algo ? o.algo : (getenv("RINGTRAIN_ALLREDUCE") ?
                                   getenv("RINGTRAIN_ALLREDUCE") : "auto"),
+               coll_compression_name(o.compression),
                o.peer ? "mpi (MPI_Allreduce, same buffers, alternating)" : "none",
                coll_comm_host_count(comm), coll_comm_local_size(comm),
                human(o.min_bytes, hb, sizeof hb), human(o.max_bytes, he, sizeof he));

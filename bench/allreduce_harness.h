@@ -22,6 +22,7 @@ typedef struct {
     coll_op_t op;
     const char *algo; /* NULL: RINGTRAIN_ALLREDUCE or automatic */
     int peer;         /* also time the mpi baseline in the same process */
+    coll_compression_t compression; /* ours only; the peer never compresses */
 } bench_opts_t;
 
 typedef struct {

@@ -30,6 +30,7 @@ enum {
     COLL__ALGO_SHM,
     COLL__ALGO_SHM_ONESHOT,
     COLL__ALGO_MPI,
+    COLL__ALGO_HIER,
     COLL__ALGO_COUNT
 };
 
@@ -54,6 +55,17 @@ int coll__allreduce_shm_oneshot(coll_comm_t *comm, const void *sendbuf,
                                 coll_dtype_t dtype, coll_op_t op);
 int coll__allreduce_mpi(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
                         size_t count, coll_dtype_t dtype, coll_op_t op);
+int coll__allreduce_hier(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
+                         size_t count, coll_dtype_t dtype, coll_op_t op);
+
+/* ring.c: the ring over any MPI communicator (mc, this rank's rank in it,
+ * its size n), in place or not. With avg, the sum is multiplied by scale
+ * (which need not be 1/n: hier passes 1/total ranks). wire: the dtype sent
+ * (dtype itself, or fp16/bf16 for an fp32 vector under compression). */
+int coll__ring_run(coll_comm_t *comm, MPI_Comm mc, int rank, int n,
+                   const void *sendbuf, void *recvbuf, size_t count,
+                   coll_dtype_t dtype, coll_op_t op, float scale,
+                   coll_dtype_t wire);
 
 /* select.c: the one place that chooses. */
 int coll__algo_lookup(const char *name);        /* index or -1 */
@@ -88,10 +100,51 @@ typedef struct {
     unsigned char *scratch; /* [nranks][inline bytes]: unpacked peer data */
 } coll__shm_t;
 
-/* Collective over comm->local_comm. Leaves comm->shm NULL (and returns 0)
- * when shared memory is not available, after warning. */
+/* Collective over comm->comm: every host with two or more ranks maps its
+ * own segment. Leaves comm->shm NULL (and returns 0) when shared memory is
+ * not available on some host (after warning) or this rank is alone on its
+ * host. */
 int coll__shm_create(coll_comm_t *comm);
 void coll__shm_destroy(coll_comm_t *comm);
+
+/* Building blocks for algorithms that combine shared memory with MPI
+ * (hier.c). A step is one use of every local rank's slot; all local ranks
+ * take the same steps in the same order. Posting a counter publishes a
+ * step's value (release); waiting returns once every other local rank's
+ * counter reached target (acquire), honouring stall_timeout. A slot may be
+ * rewritten at step s once coll__shm_wait_slot_free(s) returned, which
+ * needs every local rank to have posted DONE for step s - nslots. */
+uint32_t coll__shm_steps_take(coll__shm_t *sh, uint32_t nsteps);
+char *coll__shm_slot(const coll__shm_t *sh, int local_rank, uint32_t step);
+void coll__shm_post_ctr(coll__shm_t *sh, int which, uint32_t value);
+int coll__shm_wait_all_ctr(coll_comm_t *comm, int which, uint32_t target);
+int coll__shm_wait_slot_free(coll_comm_t *comm, uint32_t step);
+
+/* ---- hierarchical allreduce, host split, compression (hier.c, wire.c) ------ */
+
+typedef struct {
+    /* Local ranks below `slices` (the fewest ranks any host has) each own
+     * one slice of the vector and run the inter-host ring for it with the
+     * same local rank of every other host, over slice_comm (MPI_COMM_NULL
+     * for the others). */
+    MPI_Comm slice_comm;
+    int slice_rank;     /* this rank's index in slice_comm (host order) */
+    int slices;
+    int max_local_size; /* most ranks any host has */
+    int shm_ok;         /* every host with several ranks has its segment */
+    int real_local_size; /* ranks on this machine before RINGTRAIN_HOST_SPLIT */
+} coll__hier_t;
+
+/* RINGTRAIN_HOST_SPLIT (testing aid): replaces comm->local_comm with a
+ * split into fake hosts. Collective over comm->comm. */
+int coll__host_split(coll_comm_t *comm);
+/* Collective over comm->comm, after coll__shm_create. */
+int coll__hier_create(coll_comm_t *comm);
+void coll__hier_destroy(coll_comm_t *comm);
+/* Validates cfg->compression into comm->wire and allocates the staging
+ * segments it needs (after segment_bytes is set). */
+int coll__wire_create(coll_comm_t *comm, coll_compression_t compression);
+void coll__wire_destroy(coll_comm_t *comm);
 
 /* ---- the communicator --------------------------------------------------------- */
 
@@ -127,7 +180,12 @@ struct coll_comm {
     MPI_Request *p2p_reqs; /* coll_exchange's requests, grown once */
     size_t p2p_cap;
 
-    coll__shm_t *shm;    /* NULL when not every rank shares this host */
+    coll__shm_t *shm;    /* this host's segment; NULL when alone on the host
+                          * or shared memory is unavailable */
+    coll__hier_t hier;
+    int compression;     /* coll_compression_t */
+    coll_dtype_t wire;   /* dtype fp32 ring/hier traffic travels in */
+    char *wire_tmp;      /* COLL__RING_DEPTH staged send segments */
 
     pthread_t thread;
     int thread_started;

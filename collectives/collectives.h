@@ -44,6 +44,30 @@ typedef enum {
 
 typedef struct coll_comm coll_comm_t;
 
+/* Wire compression for fp32 allreduces (coll_config_t.compression): what
+ * travels between ranks in the ring, and between hosts in the hierarchical
+ * allreduce, is fp16 or bf16; every addition is done in fp32. Each element
+ * is rounded once per hop to the wire type, so the result differs from the
+ * fp32 sum by at most about ranks * u * sum_r |x_r| (u = 2^-11 for fp16,
+ * 2^-8 for bf16; hier: hosts instead of ranks); fp16 also overflows to
+ * +-inf beyond 65504 and below 6.1e-5 errs by up to 2^-25 absolute per hop.
+ * Every rank still gets bitwise the same result.
+ * Applies to the ring and hier algorithms on fp32 data only; the others
+ * (rd for small vectors, shm, copy, mpi) and fp16/bf16 data run as without
+ * it. See collectives/README.md. */
+typedef enum {
+    COLL_COMPRESS_NONE = 0,
+    COLL_COMPRESS_FP16 = 1,
+    COLL_COMPRESS_BF16 = 2,
+    COLL_COMPRESS_COUNT
+} coll_compression_t;
+
+/* "none", "fp16", "bf16" ("unknown" otherwise). */
+const char *coll_compression_name(coll_compression_t compression);
+/* Parses "none", "fp16" or "bf16" (a --compression flag); returns 0 or
+ * RT_EINVAL (out untouched). */
+int coll_compression_parse(const char *text, coll_compression_t *out);
+
 typedef struct {
     /* Algorithm name to force for every allreduce ("auto" or NULL: choose per
      * call; the RINGTRAIN_ALLREDUCE environment variable overrides NULL). */
@@ -58,6 +82,9 @@ typedef struct {
      * MPI calls on the calling thread too, as a plain MPI_Allreduce caller
      * does, so a baseline is measured without the hand-off (0: never). */
     int caller_runs_mpi;
+    /* Wire compression of fp32 allreduces (default COLL_COMPRESS_NONE); must
+     * be the same on every rank (checked at creation: RT_EMISMATCH). */
+    coll_compression_t compression;
 } coll_config_t;
 
 /* Fills cfg with defaults. */
@@ -78,6 +105,8 @@ int coll_comm_size(const coll_comm_t *comm);
 int coll_comm_local_rank(const coll_comm_t *comm);
 int coll_comm_local_size(const coll_comm_t *comm);
 int coll_comm_host_count(const coll_comm_t *comm);
+/* The compression the communicator was created with. */
+coll_compression_t coll_comm_compression(const coll_comm_t *comm);
 
 /* Size in bytes of one element of dtype (0 for an unknown dtype). */
 size_t coll_dtype_size(coll_dtype_t dtype);

@@ -27,6 +27,7 @@ void coll_config_init(coll_config_t *cfg)
     cfg->segment_bytes = 0;
     cfg->stall_timeout = 0.0;
     cfg->caller_runs_mpi = 0;
+    cfg->compression = COLL_COMPRESS_NONE;
 }
 
 int coll__mpi_fail(const char *file, int line, const char *call, int code)
@@ -117,6 +118,9 @@ static int comm_setup_mpi(coll_comm_t *c, MPI_Comm mpi_comm)
     COLL__MPI_CHECK(MPI_Comm_size(c->comm, &c->size));
     COLL__MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank,
                                         MPI_INFO_NULL, &c->local_comm));
+    int rc = coll__host_split(c);
+    if (rc != 0)
+        return rc;
     COLL__MPI_CHECK(MPI_Comm_set_errhandler(c->local_comm, MPI_ERRORS_RETURN));
     COLL__MPI_CHECK(MPI_Comm_rank(c->local_comm, &c->local_rank));
     COLL__MPI_CHECK(MPI_Comm_size(c->local_comm, &c->local_size));
@@ -132,17 +136,20 @@ static int comm_setup_mpi(coll_comm_t *c, MPI_Comm mpi_comm)
  * they would exchange differently shaped messages and hang. */
 static int comm_check_agreement(coll_comm_t *c)
 {
-    long mine[3] = {c->forced, (long)c->segment_bytes, (long)c->mpi_chunk_bytes};
-    long lo[3], hi[3];
-    COLL__MPI_CHECK(MPI_Allreduce(mine, lo, 3, MPI_LONG, MPI_MIN, c->comm));
-    COLL__MPI_CHECK(MPI_Allreduce(mine, hi, 3, MPI_LONG, MPI_MAX, c->comm));
-    if (lo[0] != hi[0] || lo[1] != hi[1] || lo[2] != hi[2]) {
+    long mine[4] = {c->forced, (long)c->segment_bytes, (long)c->mpi_chunk_bytes,
+                    c->compression};
+    long lo[4], hi[4];
+    COLL__MPI_CHECK(MPI_Allreduce(mine, lo, 4, MPI_LONG, MPI_MIN, c->comm));
+    COLL__MPI_CHECK(MPI_Allreduce(mine, hi, 4, MPI_LONG, MPI_MAX, c->comm));
+    if (lo[0] != hi[0] || lo[1] != hi[1] || lo[2] != hi[2] || lo[3] != hi[3]) {
         rt_log_error("collectives: ranks disagree on the forced allreduce "
-                     "algorithm or segment size (rank %d: %s, %zu bytes); set "
-                     "RINGTRAIN_ALLREDUCE and the config identically everywhere",
+                     "algorithm, segment size or compression (rank %d: %s, %zu "
+                     "bytes, %s); set RINGTRAIN_ALLREDUCE and the config "
+                     "identically everywhere",
                      c->rank,
                      c->forced >= 0 ? coll__algos[c->forced].name : "auto",
-                     c->segment_bytes);
+                     c->segment_bytes,
+                     coll_compression_name((coll_compression_t)c->compression));
         return RT_EMISMATCH;
     }
     return 0;
@@ -215,7 +222,11 @@ int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
     pthread_cond_init(&c->cv_work, NULL);
     pthread_cond_init(&c->cv_done, NULL);
 
-    int rc = comm_setup_mpi(c, mpi_comm);
+    c->hier.slice_comm = MPI_COMM_NULL;
+    int rc = coll__wire_create(c, cfg->compression);
+    if (rc != 0)
+        goto fail;
+    rc = comm_setup_mpi(c, mpi_comm);
     if (rc != 0)
         goto fail;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -239,6 +250,8 @@ int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
         goto fail;
     }
     rc = coll__shm_create(c);
+    if (rc == 0)
+        rc = coll__hier_create(c);
     if (rc != 0)
         goto fail;
     if (c->forced >= 0) {
@@ -271,6 +284,9 @@ void coll_comm_destroy(coll_comm_t *c)
     coll__shm_destroy(c);
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (!finalized)
+        coll__hier_destroy(c);
+    coll__wire_destroy(c);
     if (!finalized) {
         for (int d = 0; d < COLL_DTYPE_COUNT; d++)
             if (c->op_sum16[d] != MPI_OP_NULL)

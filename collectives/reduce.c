@@ -10,7 +10,9 @@
  * nearest-even once on store, which is what "fp32 accumulation" means here.
  * Non-temporal stores are used for outputs far larger than the caches, where
  * reading the line first (write-allocate) would cost a third of the memory
- * traffic.
+ * traffic. Wire compression adds two loops of the same three flavours:
+ * conversion between fp32 and fp16/bf16, and the compressed ring's step
+ * (fp32 partial sum + a received fp16/bf16 segment, in fp32).
  */
 #include "reduce.h"
 
@@ -155,6 +157,52 @@ static void copy_generic(void *dst, const void *src, size_t bytes, int flags)
     memcpy(dst, src, bytes);
 }
 
+/* Wire compression, portable: conversions and the compressed-ring step. */
+static inline float round_through(coll_dtype_t wire, float v)
+{
+    if (wire == COLL_F16)
+        return coll__f16_to_f32(coll__f32_to_f16(v));
+    if (wire == COLL_BF16)
+        return coll__bf16_to_f32(coll__f32_to_bf16(v));
+    return v;
+}
+
+static void convert_range_generic(coll_dtype_t dd, void *dst, coll_dtype_t sd,
+                                  const void *src, size_t begin, size_t end)
+{
+    for (size_t i = begin; i < end; i++)
+        store_scalar(dd, dst, i, load_scalar(sd, src, i));
+}
+
+static void convert_generic(coll_dtype_t dd, void *dst, coll_dtype_t sd,
+                            const void *src, size_t count)
+{
+    convert_range_generic(dd, dst, sd, src, 0, count);
+}
+
+static void reduce_wire_range_generic(coll_dtype_t wire, float *dst,
+                                      const float *a, const void *b,
+                                      size_t begin, size_t end, float scale,
+                                      int flags)
+{
+    for (size_t i = begin; i < end; i++) {
+        float x = flags & COLL__REDUCE_ROUND_IN ? round_through(wire, a[i]) : a[i];
+        float acc = x + load_scalar(wire, b, i);
+        if (flags & COLL__REDUCE_SCALE)
+            acc *= scale;
+        if (flags & COLL__REDUCE_ROUND)
+            acc = round_through(wire, acc);
+        dst[i] = acc;
+    }
+}
+
+static void reduce_wire_generic(coll_dtype_t wire, float *dst, const float *a,
+                                const void *b, size_t count, float scale,
+                                int flags)
+{
+    reduce_wire_range_generic(wire, dst, a, b, 0, count, scale, flags);
+}
+
 /* ---- AVX2 + F16C -------------------------------------------------------- */
 
 #define T_AVX2 __attribute__((target("avx2,f16c")))
@@ -284,6 +332,72 @@ T_AVX2 static void copy_avx2(void *dst, const void *src, size_t bytes, int flags
     }
     _mm_sfence();
     memcpy(d, s, left);
+}
+
+/* A float vector rounded to the wire dtype and widened back. */
+T_AVX2_INLINE __m256 round8(coll_dtype_t wire, __m256 v)
+{
+    if (wire == COLL_F16)
+        return _mm256_cvtph_ps(
+            _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m128i h = bf16_pack8(v);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+T_AVX2_INLINE void convert8_body(coll_dtype_t dd, void *dst, coll_dtype_t sd,
+                                 const void *src, size_t count)
+{
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        st8(dd, dst, i, ld8(sd, src, i), 0);
+    convert_range_generic(dd, dst, sd, src, i, count);
+}
+
+T_AVX2 static void convert_avx2(coll_dtype_t dd, void *dst, coll_dtype_t sd,
+                                const void *src, size_t count)
+{
+    if (sd == COLL_F32 && dd == COLL_F16)
+        convert8_body(COLL_F16, dst, COLL_F32, src, count);
+    else if (sd == COLL_F32 && dd == COLL_BF16)
+        convert8_body(COLL_BF16, dst, COLL_F32, src, count);
+    else if (sd == COLL_F16 && dd == COLL_F32)
+        convert8_body(COLL_F32, dst, COLL_F16, src, count);
+    else if (sd == COLL_BF16 && dd == COLL_F32)
+        convert8_body(COLL_F32, dst, COLL_BF16, src, count);
+    else
+        convert_generic(dd, dst, sd, src, count);
+}
+
+T_AVX2_INLINE void reduce_wire8_body(coll_dtype_t wire, float *dst,
+                                     const float *a, const void *b,
+                                     size_t count, float scale, int flags)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i);
+        if (flags & COLL__REDUCE_ROUND_IN)
+            x = round8(wire, x);
+        __m256 acc = _mm256_add_ps(x, ld8(wire, b, i));
+        if (flags & COLL__REDUCE_SCALE)
+            acc = _mm256_mul_ps(acc, vs);
+        if (flags & COLL__REDUCE_ROUND)
+            acc = round8(wire, acc);
+        _mm256_storeu_ps(dst + i, acc);
+    }
+    reduce_wire_range_generic(wire, dst, a, b, i, count, scale, flags);
+}
+
+T_AVX2 static void reduce_wire_avx2(coll_dtype_t wire, float *dst,
+                                    const float *a, const void *b,
+                                    size_t count, float scale, int flags)
+{
+    if (wire == COLL_F16)
+        reduce_wire8_body(COLL_F16, dst, a, b, count, scale, flags);
+    else if (wire == COLL_BF16)
+        reduce_wire8_body(COLL_BF16, dst, a, b, count, scale, flags);
+    else
+        reduce_wire_generic(wire, dst, a, b, count, scale, flags);
 }
 
 /* ---- AVX-512 F/BW/VL ------------------------------------------------------ */
@@ -480,20 +594,99 @@ T_AVX512 static void copy_avx512(void *dst, const void *src, size_t bytes,
     memcpy(d, s, left);
 }
 
+T_AVX512_INLINE __m512 round16(coll_dtype_t wire, __m512 v)
+{
+    __m256i h = pack16(wire, v);
+    if (wire == COLL_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+T_AVX512_INLINE void convert16_body(coll_dtype_t dd, void *dst,
+                                    coll_dtype_t sd, const void *src,
+                                    size_t count)
+{
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16)
+        st16_full(dd, dst, i, ld16_full(sd, src, i), 0);
+    if (i < count) {
+        __mmask16 m = (__mmask16)((1u << (count - i)) - 1);
+        st16(dd, dst, i, ld16(sd, src, i, m), m);
+    }
+}
+
+T_AVX512 static void convert_avx512(coll_dtype_t dd, void *dst,
+                                    coll_dtype_t sd, const void *src,
+                                    size_t count)
+{
+    if (sd == COLL_F32 && dd == COLL_F16)
+        convert16_body(COLL_F16, dst, COLL_F32, src, count);
+    else if (sd == COLL_F32 && dd == COLL_BF16)
+        convert16_body(COLL_BF16, dst, COLL_F32, src, count);
+    else if (sd == COLL_F16 && dd == COLL_F32)
+        convert16_body(COLL_F32, dst, COLL_F16, src, count);
+    else if (sd == COLL_BF16 && dd == COLL_F32)
+        convert16_body(COLL_F32, dst, COLL_BF16, src, count);
+    else
+        convert_generic(dd, dst, sd, src, count);
+}
+
+T_AVX512_INLINE void reduce_wire16_body(coll_dtype_t wire, float *dst,
+                                        const float *a, const void *b,
+                                        size_t count, float scale, int flags)
+{
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (size_t i = 0; i < count; i += 16) {
+        size_t left = count - i;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff
+                                 : (__mmask16)((1u << left) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, a + i);
+        if (flags & COLL__REDUCE_ROUND_IN)
+            x = round16(wire, x);
+        __m512 acc = _mm512_add_ps(x, ld16(wire, b, i, m));
+        if (flags & COLL__REDUCE_SCALE)
+            acc = _mm512_mul_ps(acc, vs);
+        if (flags & COLL__REDUCE_ROUND)
+            acc = round16(wire, acc);
+        _mm512_mask_storeu_ps(dst + i, m, acc);
+    }
+}
+
+T_AVX512 static void reduce_wire_avx512(coll_dtype_t wire, float *dst,
+                                        const float *a, const void *b,
+                                        size_t count, float scale, int flags)
+{
+    if (wire == COLL_F16)
+        reduce_wire16_body(COLL_F16, dst, a, b, count, scale, flags);
+    else if (wire == COLL_BF16)
+        reduce_wire16_body(COLL_BF16, dst, a, b, count, scale, flags);
+    else
+        reduce_wire_generic(wire, dst, a, b, count, scale, flags);
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 typedef void (*reduce_fn)(coll_dtype_t, void *, void *, const void *const *,
                           int, size_t, float, int);
 typedef void (*copy_fn)(void *, const void *, size_t, int);
+typedef void (*convert_fn)(coll_dtype_t, void *, coll_dtype_t, const void *,
+                           size_t);
+typedef void (*reduce_wire_fn)(coll_dtype_t, float *, const float *,
+                               const void *, size_t, float, int);
 
 static const struct {
     const char *name;
     reduce_fn reduce;
     copy_fn copy;
+    convert_fn convert;
+    reduce_wire_fn reduce_wire;
 } isa_table[COLL__ISA_COUNT] = {
-    [COLL__ISA_GENERIC] = {"generic", reduce_generic, copy_generic},
-    [COLL__ISA_AVX2] = {"avx2", reduce_avx2, copy_avx2},
-    [COLL__ISA_AVX512] = {"avx512", reduce_avx512, copy_avx512},
+    [COLL__ISA_GENERIC] = {"generic", reduce_generic, copy_generic,
+                           convert_generic, reduce_wire_generic},
+    [COLL__ISA_AVX2] = {"avx2", reduce_avx2, copy_avx2, convert_avx2,
+                        reduce_wire_avx2},
+    [COLL__ISA_AVX512] = {"avx512", reduce_avx512, copy_avx512,
+                          convert_avx512, reduce_wire_avx512},
 };
 
 /* -1 until first use; a benign race (every thread computes the same value). */
@@ -563,4 +756,25 @@ void coll__copy(void *dst, const void *src, size_t bytes, int flags)
     if (bytes == 0 || dst == src)
         return;
     isa_table[coll__reduce_isa()].copy(dst, src, bytes, flags);
+}
+
+void coll__convert(coll_dtype_t dst_dtype, void *dst, coll_dtype_t src_dtype,
+                   const void *src, size_t count)
+{
+    if (count == 0)
+        return;
+    if (dst_dtype == src_dtype) {
+        memcpy(dst, src, count * (dst_dtype == COLL_F32 ? 4 : 2));
+        return;
+    }
+    isa_table[coll__reduce_isa()].convert(dst_dtype, dst, src_dtype, src, count);
+}
+
+void coll__reduce_wire(coll_dtype_t wire, float *dst, const float *a,
+                       const void *b, size_t count, float scale, int flags)
+{
+    if (count == 0)
+        return;
+    isa_table[coll__reduce_isa()].reduce_wire(wire, dst, a, b, count, scale,
+                                              flags);
 }

@@ -20,6 +20,10 @@
 enum {
     COLL__REDUCE_SCALE = 1, /* multiply the sum by scale before storing */
     COLL__REDUCE_NT = 2,    /* non-temporal stores to dst (not dst2) */
+    COLL__REDUCE_ROUND = 4, /* coll__reduce_wire: round the result through
+                             * the wire dtype before storing it in fp32 */
+    COLL__REDUCE_ROUND_IN = 8, /* coll__reduce_wire: round a through the
+                                * wire dtype before adding */
 };
 
 enum {
@@ -38,6 +42,21 @@ void coll__reduce(coll_dtype_t dtype, void *dst, void *dst2,
 
 /* memcpy, with non-temporal stores when flags has COLL__REDUCE_NT. */
 void coll__copy(void *dst, const void *src, size_t bytes, int flags);
+
+/* Wire compression (fp32 vectors sent as fp16 / bf16).
+ * coll__convert: dst[i] = src[i] converted from src_dtype to dst_dtype
+ * (round-to-nearest-even when narrowing, exact when widening); the same
+ * dtype on both sides is a copy. dst and src must not overlap.
+ * coll__reduce_wire: dst[i] = a[i] + widen(b[i]) in fp32 (a[i] first rounded
+ * through the wire dtype with COLL__REDUCE_ROUND_IN, so that two peers
+ * exchanging their vectors add the same two values), times scale with
+ * COLL__REDUCE_SCALE, then with COLL__REDUCE_ROUND rounded to the wire dtype
+ * and widened back (so it equals what a peer receiving it as wire gets);
+ * dst may alias a. wire is COLL_F16 or COLL_BF16. */
+void coll__convert(coll_dtype_t dst_dtype, void *dst, coll_dtype_t src_dtype,
+                   const void *src, size_t count);
+void coll__reduce_wire(coll_dtype_t wire, float *dst, const float *a,
+                       const void *b, size_t count, float scale, int flags);
 
 /* The implementation in use, and a way to force one (tests, benchmarks).
  * coll__reduce_set_isa returns 0, or RT_ENOTSUP when the CPU lacks it. */

@@ -30,10 +30,11 @@ const coll__algo_t coll__algos[COLL__ALGO_COUNT] = {
     [COLL__ALGO_SHM] = {"shm", coll__allreduce_shm, 1},
     [COLL__ALGO_SHM_ONESHOT] = {"shm_oneshot", coll__allreduce_shm_oneshot, 1},
     [COLL__ALGO_MPI] = {"mpi", coll__allreduce_mpi, 0},
+    [COLL__ALGO_HIER] = {"hier", coll__allreduce_hier, 0},
 };
 
 static const char *const algo_names[COLL__ALGO_COUNT + 1] = {
-    "copy", "ring", "rd", "shm", "shm_oneshot", "mpi", NULL,
+    "copy", "ring", "rd", "shm", "shm_oneshot", "mpi", "hier", NULL,
 };
 
 /* Thresholds (bytes per rank's vector). */
@@ -58,10 +59,15 @@ int coll__algo_usable(const coll_comm_t *comm, int algo, const char **why)
         *why = "copy only works with one rank";
         return 0;
     }
-    if (coll__algos[algo].needs_shm && comm->size > 1 && comm->shm == NULL) {
+    if (coll__algos[algo].needs_shm && comm->size > 1 &&
+        (comm->shm == NULL || comm->host_count > 1)) {
         *why = comm->host_count > 1
                    ? "ranks are on several hosts (shared memory needs one)"
                    : "the shared-memory segment could not be created";
+        return 0;
+    }
+    if (algo == COLL__ALGO_HIER && comm->size > 1 && !comm->hier.shm_ok) {
+        *why = "a host's shared-memory segment could not be created";
         return 0;
     }
     return 1;
@@ -103,9 +109,13 @@ int coll__select(const coll_comm_t *comm, size_t count, coll_dtype_t dtype)
     if (comm->size == 1)
         return COLL__ALGO_COPY;
     size_t bytes = count * coll_dtype_size(dtype);
-    if (comm->shm != NULL)
+    if (comm->shm != NULL && comm->host_count == 1)
         return comm->size == 2 || bytes <= SHM_ONESHOT_MAX
                    ? COLL__ALGO_SHM_ONESHOT
                    : COLL__ALGO_SHM;
-    return bytes <= RD_MAX ? COLL__ALGO_RD : COLL__ALGO_RING;
+    if (bytes <= RD_MAX)
+        return COLL__ALGO_RD;
+    if (comm->hier.max_local_size > 1 && comm->hier.shm_ok)
+        return COLL__ALGO_HIER;
+    return COLL__ALGO_RING;
 }

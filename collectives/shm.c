@@ -1,9 +1,14 @@
 /* collectives: intra-host shared-memory allreduce (optimised CPU path).
  *
- * At communicator creation the ranks of one host map one POSIX shared-memory
- * segment (local rank 0 creates it with a unique name, every rank maps it
- * pre-faulted, then the name is unlinked at once, so nothing is left in
- * /dev/shm even if a rank dies). The segment holds a block of counters per
+ * At communicator creation the ranks of each host map one POSIX shared-memory
+ * segment per host (local rank 0 creates it with a unique name, every local
+ * rank maps it pre-faulted, then the name is unlinked at once, so nothing is
+ * left in /dev/shm even if a rank dies). Names carry the creator's pid, a
+ * counter and the time, and are created with O_EXCL (retried on a clash),
+ * so hosts whose ranks share one /dev/shm (simulated pods) never attach to
+ * each other's segment. shm and shm_oneshot run only when every rank is on
+ * one host; hier.c uses the per-host segments through the primitives at the
+ * end of this file. The segment holds a block of counters per
  * rank (each counter on its own 128-byte line, so a write to one does not
  * steal the line a peer is polling for another) and nslots rotating slots of
  * slot_bytes for each rank's input plus one result slot. Vectors are
@@ -231,16 +236,20 @@ static void *segment_attach(const char *name, size_t *bytes)
 int coll__shm_create(coll_comm_t *c)
 {
     c->shm = NULL;
-    if (c->local_size < 2 || c->host_count != 1)
+    if (c->size < 2)
         return 0;
+    /* Every host with two or more ranks gets its own segment (the
+     * hierarchical allreduce uses them); a rank alone on its host needs
+     * none but still votes below, since the vote is over every rank. */
     const int nranks = c->local_size;
+    const int local = nranks >= 2;
     const char *disable = getenv("RINGTRAIN_SHM");
     int want = !(disable && strcmp(disable, "0") == 0);
 
     char name[96] = "";
     void *map = NULL;
     size_t bytes = 0;
-    if (c->local_rank == 0 && want) {
+    if (local && c->local_rank == 0 && want) {
         size_t slot = env_size("RINGTRAIN_SHM_SLOT_BYTES", DEFAULT_SLOT_BYTES);
         size_t nslots = env_size("RINGTRAIN_SHM_SLOTS", DEFAULT_NSLOTS);
         if (nslots < 3)
@@ -254,16 +263,17 @@ int coll__shm_create(coll_comm_t *c)
         bytes = data_offset(nranks) + nslots * (size_t)(nranks + 1) * slot;
         map = segment_make(name, sizeof name, bytes, nranks, (int)nslots, slot);
     }
-    COLL__MPI_CHECK(MPI_Bcast(name, (int)sizeof name, MPI_CHAR, 0,
-                              c->local_comm));
-    if (c->local_rank != 0 && name[0] != '\0') {
+    if (local)
+        COLL__MPI_CHECK(MPI_Bcast(name, (int)sizeof name, MPI_CHAR, 0,
+                                  c->local_comm));
+    if (local && c->local_rank != 0 && name[0] != '\0') {
         map = segment_attach(name, &bytes);
         if (map != NULL && ((shm_header_t *)map)->magic != SHM_MAGIC) {
             munmap(map, bytes);
             map = NULL;
         }
     }
-    int ok = map != NULL && want, all_ok = 0;
+    int ok = want && (!local || map != NULL), all_ok = 0;
     int rc = MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm);
     if (c->local_rank == 0 && name[0] != '\0')
         shm_unlink(name); /* everyone has attached (or given up) */
@@ -280,6 +290,8 @@ int coll__shm_create(coll_comm_t *c)
                         "using MPI algorithms only");
         return 0;
     }
+    if (!local)
+        return 0;
 
     const shm_header_t *h = map;
     coll__shm_t *sh = calloc(1, sizeof *sh);
@@ -714,4 +726,34 @@ int coll__allreduce_shm_oneshot(coll_comm_t *comm, const void *sendbuf,
             rc = oneshot_reduce(comm, sh, &j, s);
     }
     return rc;
+}
+
+/* ---- primitives for composite algorithms (hier.c) ---------------------------- */
+
+uint32_t coll__shm_steps_take(coll__shm_t *sh, uint32_t nsteps)
+{
+    uint32_t base = sh->step;
+    sh->step = base + nsteps;
+    return base;
+}
+
+char *coll__shm_slot(const coll__shm_t *sh, int local_rank, uint32_t step)
+{
+    return in_slot(sh, local_rank, step);
+}
+
+void coll__shm_post_ctr(coll__shm_t *sh, int which, uint32_t value)
+{
+    shm_post(sh, which, value);
+}
+
+int coll__shm_wait_all_ctr(coll_comm_t *c, int which, uint32_t target)
+{
+    return shm_wait_all(c, c->shm, which, target);
+}
+
+int coll__shm_wait_slot_free(coll_comm_t *c, uint32_t step)
+{
+    coll__shm_t *sh = c->shm;
+    return shm_wait_done(c, sh, step - (uint32_t)sh->nslots + 1);
 }

@@ -24,6 +24,22 @@
 #   pods_start_sshd INDEX             start sshd in worker INDEX
 #   ( pods_launcher ARGS... )         run ringtrain-launcher in the launcher pod
 #   pods_cleanup                      (runs on exit)
+#
+# Real links (tc), for the collectives' cross-host tests and bench/links.sh:
+#   pods_require_tc [DELAY]           exit 77 unless tc can shape a veth here
+#                                     (tbf; with DELAY also netem)
+#   pods_limit_links RATE [DELAY]     shape every pod's link in both directions
+#                                     like a full-duplex NIC: tbf at RATE (tc
+#                                     units: 1gbit, 10gbit, 500mbit) on the
+#                                     pod's eth0 and on its switch port; DELAY
+#                                     (e.g. 1ms) adds netem latency each way.
+#                                     Calling it again replaces the limits.
+#                                     E2E_TBF_LATENCY: the longest a packet may
+#                                     queue at the limit (default 50ms, the
+#                                     switch buffer; tbf's "latency")
+#   pods_wait_sshd                    wait until every worker's sshd answers
+#   ( pods_mpirun ARGS... )           mpirun in the launcher pod over the
+#                                     workers (hostfile: pods_hostfile SLOTS)
 
 E2E_SUBNET=10.99.0
 E2E_PORT=2222
@@ -240,3 +256,99 @@ ms() { echo $((($2 - $1) / 1000000)); }
 
 # A name no earlier (leftover) run shares.
 e2e_job_name() { printf 'rt%04x%04x' $RANDOM $RANDOM; }
+
+# ---- links with limits (tc) --------------------------------------------------
+
+# Bytes per second of a tc rate ("10gbit", "500mbit", "100kbit", "1000bit").
+tc_rate_bytes() {
+    local r=${1,,} num unit
+    num=${r%%[a-z]*}
+    unit=${r#"$num"}
+    [[ "$num" =~ ^[0-9]+$ ]] || return 1
+    case "$unit" in
+    gbit) echo $((num * 125000000)) ;;
+    mbit) echo $((num * 125000)) ;;
+    kbit) echo $((num * 125)) ;;
+    bit) echo $((num / 8)) ;;
+    *) return 1 ;;
+    esac
+}
+
+pods_require_tc() {
+    local delay=${1:-}
+    command -v tc >/dev/null 2>&1 || e2e_skip "tc is not installed (Debian: iproute2)"
+    local probe=(unshare --net sh -c "ip link add rtq0 type veth peer name rtq1 &&
+        tc qdisc add dev rtq0 root tbf rate 1gbit burst 128kb latency 20ms")
+    "${probe[@]}" 2>/dev/null || e2e_skip "this kernel cannot shape links (no tbf qdisc)"
+    if [ -n "$delay" ]; then
+        unshare --net sh -c "ip link add rtq0 type veth peer name rtq1 &&
+            tc qdisc add dev rtq0 root netem delay $delay" 2>/dev/null ||
+            e2e_skip "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), so no added latency"
+    fi
+}
+
+# tc on one device of namespace holder $1: tbf at the rate, under netem when
+# a delay is asked for.
+tc_shape() {
+    local pid=$1 dev=$2 rate=$3 delay=$4 burst
+    burst=$(($(tc_rate_bytes "$rate") / 1000)) # 1 ms at line rate
+    [ "$burst" -ge 65536 ] || burst=65536
+    nsenter -t "$pid" -n tc qdisc del dev "$dev" root 2>/dev/null || true
+    if [ -n "$delay" ]; then
+        nsenter -t "$pid" -n tc qdisc add dev "$dev" root handle 1: netem delay "$delay" &&
+            nsenter -t "$pid" -n tc qdisc add dev "$dev" parent 1:1 handle 10: \
+                tbf rate "$rate" burst "$burst" latency ${E2E_TBF_LATENCY:-50ms}
+    else
+        nsenter -t "$pid" -n tc qdisc add dev "$dev" root tbf rate "$rate" \
+            burst "$burst" latency ${E2E_TBF_LATENCY:-50ms}
+    fi
+}
+
+pods_limit_links() {
+    local rate=$1 delay=${2:-} i name
+    tc_rate_bytes "$rate" >/dev/null || e2e_fail "link rate '$rate': use a tc rate such as 1gbit or 500mbit"
+    for ((i = 0; i < ${#POD_NAMES[@]}; i++)); do
+        name=${POD_NAMES[$i]}
+        tc_shape "${POD_PID[$name]}" eth0 "$rate" "$delay" ||
+            e2e_fail "cannot shape $name's eth0 to $rate${delay:+ + $delay}"
+        tc_shape "$SWITCH_PID" "v$i" "$rate" "$delay" ||
+            e2e_fail "cannot shape $name's switch port to $rate${delay:+ + $delay}"
+    done
+}
+
+pods_hostfile() {
+    local slots=$1 i
+    for ((i = 1; i < ${#POD_NAMES[@]}; i++)); do
+        echo "${POD_NAMES[$i]} slots=$slots"
+    done >"$POD_DIR/hostfile"
+}
+
+pods_wait_sshd() {
+    local i name try
+    for ((i = 1; i < ${#POD_NAMES[@]}; i++)); do
+        name=${POD_NAMES[$i]}
+        for try in $(seq 100); do
+            nsenter -t "${POD_PID[${POD_NAMES[0]}]}" -n -u -m \
+                ssh -F "$POD_DIR/ssh_config" -o ConnectTimeout=2 "$name" true \
+                2>/dev/null && break
+            [ "$try" = 100 ] && e2e_fail "sshd in $name never answered"
+            sleep 0.1
+        done
+    done
+}
+
+# mpirun from the launcher pod over $POD_DIR/hostfile, with the transport
+# pinned to the pods' network the way pods_launcher pins it. Ranks on one pod
+# talk through Open MPI's shared memory; ranks on different pods through TCP
+# over the (shaped) veths. It execs: call it in a subshell.
+pods_mpirun() {
+    exec nsenter -t "${POD_PID[${POD_NAMES[0]}]}" -n -u -m --wd="$PWD" env \
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        OMPI_MCA_plm_rsh_agent=ssh \
+        OMPI_MCA_plm_rsh_args="-F $POD_DIR/ssh_config -o ConnectionAttempts=10" \
+        OMPI_MCA_plm_rsh_no_tree_spawn=1 \
+        OMPI_MCA_btl=self,vader,tcp \
+        OMPI_MCA_btl_tcp_if_include=$E2E_SUBNET.0/24 \
+        OMPI_MCA_oob_tcp_if_include=$E2E_SUBNET.0/24 \
+        mpirun --hostfile "$POD_DIR/hostfile" "$@"
+}

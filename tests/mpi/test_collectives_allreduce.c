@@ -13,6 +13,12 @@
  *   helpers  barrier, broadcast, f64 max/min/sum, allgather, queries
  *   misuse   bad arguments -> error codes; unknown algorithm -> RT_EINVAL
  *   huge     2^30+5 fp16 elements in place (> 2^31 bytes): auto (shm), ring
+ *   hier     the ranks split into fake hosts (RINGTRAIN_HOST_SPLIT 2, 2:cyclic,
+ *            3): auto and hier on the small counts plus 10^6+3, every dtype,
+ *            op and placement; a 600-call sequence; the topology reported
+ *   compress fp16 / bf16 wire compression (ring, and hier across 2 fake
+ *            hosts): integer inputs exact, random reals within the stated
+ *            bound and visibly rounded, 4 KiB segments, disagreement refused
  *
  * Inputs are small integers (a hash of rank and index, in [-8, 8]), exact in
  * fp32, fp16 and bf16, so every partial sum is exact in any order: sums must
@@ -182,12 +188,17 @@ static coll_comm_t *make_comm(const char *algo)
     return c;
 }
 
-/* Algorithms testable at this size: every name but copy needs > 1 rank...
- * copy only runs on one rank; shm ones need one host (always so here). */
+/* Set while RINGTRAIN_HOST_SPLIT makes the ranks look like several hosts. */
+static int g_split;
+
+/* Algorithms testable at this size: copy only runs on one rank; shm ones
+ * need one host (so, not under a host split). */
 static int algo_applies(const char *name)
 {
     if (strcmp(name, "copy") == 0)
         return g_size == 1;
+    if (strncmp(name, "shm", 3) == 0)
+        return !g_split;
     return 1;
 }
 
@@ -353,15 +364,18 @@ static void run_real(coll_comm_t *c, const char *algo, bufs_t *b, size_t count,
     free(abs_sum);
 }
 
-static void test_counts(const size_t *counts, int ncounts, int ops_mask,
-                        int real_too, int chunked_mpi)
+/* algos: NULL-terminated names to test (NULL: every algorithm); an entry
+ * "auto" tests the automatic choice. */
+static void test_counts_of(const char *const *algos, const size_t *counts,
+                           int ncounts, int ops_mask, int real_too,
+                           int chunked_mpi)
 {
     size_t cap = 0;
     for (int k = 0; k < ncounts; k++)
         cap = counts[k] > cap ? counts[k] : cap;
     bufs_t b;
     bufs_init(&b, cap);
-    const char *const *names = coll_algorithm_names();
+    const char *const *names = algos ? algos : coll_algorithm_names();
     int tested = 0;
     for (int k = 0; k < ncounts; k++) {
         size_t count = counts[k];
@@ -413,6 +427,12 @@ static void test_counts(const size_t *counts, int ncounts, int ops_mask,
     bufs_free(&b);
     if (g_rank == 0)
         printf("np %d: %d allreduce cases passed\n", g_size, tested);
+}
+
+static void test_counts(const size_t *counts, int ncounts, int ops_mask,
+                        int real_too, int chunked_mpi)
+{
+    test_counts_of(NULL, counts, ncounts, ops_mask, real_too, chunked_mpi);
 }
 
 static void test_small(void)
@@ -736,6 +756,267 @@ static void test_misuse(void)
         printf("np %d: misuse passed\n", g_size);
 }
 
+/* ---- fake hosts (RINGTRAIN_HOST_SPLIT) ----------------------------------------- */
+
+/* Hosts and the largest host that the split gives these ranks, computed
+ * here independently of the library: block split = local rank * k / n,
+ * cyclic = rank % k (all ranks are on one real host in these tests). */
+static void split_layout(const char *split, int *hosts, int *max_local)
+{
+    int k = atoi(split);
+    int cyclic = strstr(split, "cyclic") != NULL;
+    if (k > g_size)
+        k = g_size;
+    int sizes[64] = {0};
+    for (int r = 0; r < g_size; r++)
+        sizes[cyclic ? r % k : (int)((long long)r * k / g_size)]++;
+    *hosts = 0;
+    *max_local = 0;
+    for (int h = 0; h < k; h++) {
+        *hosts += sizes[h] > 0;
+        *max_local = sizes[h] > *max_local ? sizes[h] : *max_local;
+    }
+}
+
+static void test_hier(void)
+{
+    const char *splits[] = {"2", "2:cyclic", "3"};
+    size_t n = (size_t)g_size;
+    const size_t counts[] = {0, 1, 2, 3, 7, n + 1, 100, 241, 65537, 300007,
+                             1000003};
+    const char *const algos[] = {"auto", "hier", NULL};
+    g_split = 1;
+    for (size_t k = 0; k < sizeof splits / sizeof splits[0]; k++) {
+        setenv("RINGTRAIN_HOST_SPLIT", splits[k], 1);
+        int hosts = 0, max_local = 0;
+        split_layout(splits[k], &hosts, &max_local);
+        coll_comm_t *c = make_comm(NULL);
+        CHECK_INT(coll_comm_host_count(c), hosts, "hosts under the split");
+        /* The automatic choice for a large vector: hier where ranks share
+         * a host, the plain ring where every host has one rank. */
+        const char *want = g_size == 1    ? "copy"
+                           : max_local > 1 ? "hier"
+                                           : "ring";
+        const char *got = coll_algorithm_for(c, (size_t)1 << 20, COLL_F32);
+        if (strcmp(got, want) != 0)
+            FAIL("split %s: 4 MiB allreduce would use %s, expected %s",
+                 splits[k], got, want);
+        coll_comm_destroy(c);
+        if (g_size > 1 && max_local > 1) {
+            coll_config_t cfg;
+            coll_config_init(&cfg);
+            cfg.algorithm = "shm";
+            coll_comm_t *bad = NULL;
+            CHECK_INT(coll_comm_create(&bad, MPI_COMM_WORLD, &cfg), RT_EINVAL,
+                      "shm forced across fake hosts");
+        }
+        test_counts_of(algos, counts, (int)(sizeof counts / sizeof counts[0]),
+                       3, k == 0, 0);
+
+        /* Back-to-back calls with inputs that change every call. */
+        c = make_comm("hier");
+        float *buf = malloc(70001 * sizeof *buf);
+        if (buf == NULL)
+            FAIL("out of memory");
+        for (int it = 0; it < 600; it++) {
+            size_t count = it % 3 == 0 ? 70001 : (size_t)(it % 97) + 1;
+            for (size_t i = 0; i < count; i++)
+                buf[i] = (float)((it + g_rank * 5 + (int)(i % 11)) % 13);
+            int rc = coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32,
+                                    COLL_SUM);
+            if (rc != 0)
+                FAIL("hier sequence split %s iteration %d: %s", splits[k], it,
+                     rt_strerror(rc));
+            for (size_t i = 0; i < count; i++) {
+                float w = 0;
+                for (int r = 0; r < g_size; r++)
+                    w += (float)((it + r * 5 + (int)(i % 11)) % 13);
+                if (buf[i] != w)
+                    FAIL("hier sequence split %s iteration %d count %zu "
+                         "element %zu: %g, expected %g", splits[k], it, count,
+                         i, (double)buf[i], (double)w);
+            }
+        }
+        free(buf);
+        coll_comm_destroy(c);
+        if (g_rank == 0)
+            printf("np %d split %s: %d hosts, hier passed\n", g_size,
+                   splits[k], hosts);
+    }
+    unsetenv("RINGTRAIN_HOST_SPLIT");
+    g_split = 0;
+}
+
+/* ---- wire compression -------------------------------------------------------------- */
+
+static coll_comm_t *make_comm_compressed(const char *algo,
+                                         coll_compression_t comp,
+                                         size_t segment_bytes)
+{
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    cfg.algorithm = algo;
+    cfg.compression = comp;
+    cfg.segment_bytes = segment_bytes;
+    coll_comm_t *c = NULL;
+    int rc = coll_comm_create(&c, MPI_COMM_WORLD, &cfg);
+    if (rc != 0)
+        FAIL("coll_comm_create(%s, %s): %s", algo,
+             coll_compression_name(comp), rt_strerror(rc));
+    CHECK_INT(coll_comm_compression(c), comp, "compression reported");
+    return c;
+}
+
+/* Random fp32 reals against the exact (double) sum. A block's partial sum
+ * is rounded to the wire type once per ring hop and once by its owner:
+ * `hops` roundings of at most u * sum|x| + eta each (u: 2^-11 fp16, 2^-8
+ * bf16; eta: half the subnormal spacing), plus fp32 additions (at most n of
+ * them, 2^-24 * sum|x| each). When
+ * hops > 0 the rounding must also be visible: some element must be off by
+ * more than an fp32-only sum could be. */
+static void run_compressed_real(coll_comm_t *c, const char *what, size_t count,
+                                coll_compression_t comp, coll_op_t op, int hops)
+{
+    float *send = malloc(count * sizeof *send);
+    float *recv = malloc(count * sizeof *recv);
+    double *mine = malloc(count * sizeof *mine);
+    double *sum = malloc(count * sizeof *sum);
+    double *abs_mine = malloc(count * sizeof *abs_mine);
+    double *abs_sum = malloc(count * sizeof *abs_sum);
+    if (!send || !recv || !mine || !sum || !abs_mine || !abs_sum)
+        FAIL("out of memory");
+    for (size_t i = 0; i < count; i++) {
+        /* Gradient-like magnitudes: 1e-3 .. 1 with random signs. */
+        float v = real_input(COLL_F32, 91, g_rank, i);
+        v = v * (float)(1 + i % 1000) * 1e-3f;
+        send[i] = v;
+        mine[i] = v;
+        abs_mine[i] = fabs(v);
+    }
+    MPI_Allreduce(mine, sum, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(abs_mine, abs_sum, (int)count, MPI_DOUBLE, MPI_SUM,
+                  MPI_COMM_WORLD);
+    int rc = coll_allreduce(c, send, recv, count, COLL_F32, op);
+    if (rc != 0)
+        FAIL("%s: %s", what, rt_strerror(rc));
+    /* u: relative rounding error; eta: absolute error of a rounding in the
+     * subnormal range (half the spacing: fp16 2^-25, bf16 2^-134). */
+    const double u = comp == COLL_COMPRESS_FP16 ? 0x1p-11 : 0x1p-8;
+    const double eta = comp == COLL_COMPRESS_FP16 ? 0x1p-25 : 0x1p-134;
+    const double div = op == COLL_AVG ? g_size : 1;
+    double worst = 0.0; /* largest error / (u * sum|x|) */
+    for (size_t i = 0; i < count; i++) {
+        double want = sum[i] / div, s = abs_sum[i] / div;
+        double tol = (double)hops * (u * s + eta) +
+                     (double)(g_size + 1) * 0x1p-24 * s +
+                     0x1p-24 * fabs(want) + 1e-30;
+        double err = fabs((double)recv[i] - want);
+        if (!(err <= tol))
+            FAIL("%s %s %s: element %zu is %.9g, exact %.9g, error %.3g "
+                 "exceeds the bound %.3g (%d roundings of u=%g)",
+                 what, coll_compression_name(comp), op_names[op], i,
+                 (double)recv[i], want, err, tol, hops, u);
+        if (s > 0 && err / (u * s) > worst)
+            worst = err / (u * s);
+    }
+    double all_worst = 0.0;
+    MPI_Allreduce(&worst, &all_worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    /* An fp32 sum errs by at most ~n * 2^-24 * sum|x|, far below 0.05 u. */
+    if (hops > 0 && all_worst < 0.05)
+        FAIL("%s %s: the largest error is only %.3g u * sum|x|: the data did "
+             "not travel compressed", what, coll_compression_name(comp),
+             all_worst);
+    check_same_everywhere(recv, count * sizeof *recv, what);
+    free(send);
+    free(recv);
+    free(mine);
+    free(sum);
+    free(abs_mine);
+    free(abs_sum);
+}
+
+static void test_compress(void)
+{
+    const coll_compression_t comps[] = {COLL_COMPRESS_FP16, COLL_COMPRESS_BF16};
+    size_t n = (size_t)g_size;
+    const size_t counts[] = {1, 3, n + 1, 241, 65537, 300007};
+    enum { NC = sizeof counts / sizeof counts[0] };
+    /* Layouts: one host (flat ring, and hier = shared memory only: no wire),
+     * then two fake hosts (hier's ring between them compresses). */
+    for (int split = 0; split < 2; split++) {
+        if (split) {
+            setenv("RINGTRAIN_HOST_SPLIT", "2", 1);
+            g_split = 1;
+        }
+        int hosts = 0, max_local = 0;
+        split_layout(split ? "2" : "1", &hosts, &max_local);
+        const char *algos[] = {"ring", "hier"};
+        for (int a = 0; a < 2; a++) {
+            /* Roundings along a block's path: n ring hops for the flat ring,
+             * one per host for hier (its intra-host sums are fp32). */
+            int hops = a == 0 ? g_size : hosts;
+            if (hops == 1)
+                hops = 0;
+            for (int k = 0; k < 2; k++) {
+                for (int seg = 0; seg < 2; seg++) {
+                    coll_comm_t *c = make_comm_compressed(algos[a], comps[k],
+                                                          seg ? 4096 : 0);
+                    char what[128];
+                    snprintf(what, sizeof what, "%s%s%s", algos[a],
+                             split ? " on 2 fake hosts" : "",
+                             seg ? " 4 KiB segments" : "");
+                    bufs_t b;
+                    bufs_init(&b, counts[NC - 1]);
+                    /* Small integers travel exactly in fp16 and bf16: a
+                     * compressed sum must still be exact (fp32, and the
+                     * 16-bit dtypes, which ignore compression). An fp32
+                     * average is rounded through the wire type when data
+                     * crossed it (hops > 0): run_compressed_real checks it. */
+                    for (size_t ci = 0; ci < NC; ci++) {
+                        make_reference(&b, ci + 7, counts[ci]);
+                        for (int dt = 0; dt < COLL_DTYPE_COUNT; dt++)
+                            for (int op = 0; op < COLL_OP_COUNT; op++) {
+                                if (dt == COLL_F32 && op == COLL_AVG && hops)
+                                    continue;
+                                for (int ip = 0; ip < 2; ip++)
+                                    run_exact(c, what, &b, counts[ci],
+                                              (coll_dtype_t)dt, (coll_op_t)op,
+                                              ip);
+                            }
+                    }
+                    bufs_free(&b);
+                    for (int op = 0; op < COLL_OP_COUNT; op++)
+                        run_compressed_real(c, what, 30011, comps[k],
+                                            (coll_op_t)op, hops);
+                    coll_comm_destroy(c);
+                }
+            }
+        }
+        if (split) {
+            unsetenv("RINGTRAIN_HOST_SPLIT");
+            g_split = 0;
+        }
+    }
+
+    /* Every rank must compress the same way. */
+    if (g_size > 1) {
+        coll_config_t cfg;
+        coll_config_init(&cfg);
+        cfg.compression = g_rank == 0 ? COLL_COMPRESS_FP16 : COLL_COMPRESS_NONE;
+        coll_comm_t *bad = NULL;
+        CHECK_INT(coll_comm_create(&bad, MPI_COMM_WORLD, &cfg), RT_EMISMATCH,
+                  "compression differing between ranks");
+    }
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    cfg.compression = (coll_compression_t)7;
+    coll_comm_t *bad = NULL;
+    CHECK_INT(coll_comm_create(&bad, MPI_COMM_WORLD, &cfg), RT_EINVAL,
+              "unknown compression 7");
+    if (g_rank == 0)
+        printf("np %d: compress passed\n", g_size);
+}
+
 /* ---- > 2^31 bytes ------------------------------------------------------------------- */
 
 static void test_huge(void)
@@ -827,9 +1108,13 @@ int main(int argc, char **argv)
         test_misuse();
     else if (strcmp(part, "huge") == 0)
         test_huge();
+    else if (strcmp(part, "hier") == 0)
+        test_hier();
+    else if (strcmp(part, "compress") == 0)
+        test_compress();
     else
         FAIL("unknown part '%s' (small, big, sequence, async, helpers, misuse, "
-             "huge)", part);
+             "huge, hier, compress)", part);
     MPI_Finalize();
     return 0;
 }
