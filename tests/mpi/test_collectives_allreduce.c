@@ -188,6 +188,9 @@ static int algo_applies(const char *name)
 {
     if (strcmp(name, "copy") == 0)
         return g_size == 1;
+    /* Device buffers only: tests/gpu/test_coll_nccl.c. */
+    if (strcmp(name, "nccl") == 0)
+        return 0;
     return 1;
 }
 
