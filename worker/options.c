@@ -54,7 +54,7 @@ static const opt_t opts[] = {
     {"eval", OPT_BOOL, OFF(eval), 0, 0, 0, NULL,
      "after training, print \"Accuracy @ 1\" on the test set"},
     {"device", OPT_CHOICE, OFF(device), 0, 0, 0, "cpu|cuda",
-     "cpu (default) or cuda"},
+     "cpu (default) or cuda (one GPU per rank, by local rank)"},
     {"seed", OPT_LONG, OFF(seed), 0, 9.2e18, 0, NULL,
      "seed for initial parameters and data order (default 1234)"},
     {"tf_random_seed", OPT_LONG, OFF(seed), 0, 9.2e18, 0, NULL,
