@@ -277,6 +277,11 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
         snprintf(err, err_bytes, "--model=%s: unknown model; choose one of %s", o->model, names);
         return RT_EINVAL;
     }
+    if (o->device == WORKER_DEVICE_CPU && strcmp(o->allreduce, "nccl") == 0) {
+        snprintf(err, err_bytes, "--allreduce=nccl reduces GPU buffers; add --device=cuda or "
+                 "choose a CPU algorithm");
+        return RT_EINVAL;
+    }
     if (o->data == WORKER_DATA_FASHION_MNIST && (c != 1 || h != 28 || w != 28)) {
         snprintf(err, err_bytes,
                  "--model=%s takes %dx%dx%d images but fashion_mnist is 1x28x28; use mlp or lenet, or --data_name=synthetic",
