@@ -19,6 +19,10 @@
  *            holds), each on its own slice written just before its start.
  *   misuse   "nccl" on host buffers, a second attach, a backend that
  *            contradicts the forced algorithm: RT_EINVAL, no crash.
+ *   fault    (argument "nccl-fault", the emulation only: it injects an
+ *            asynchronous NCCL error from the 3rd allreduce on) the wait
+ *            reports RT_ENCCL instead of spinning, later calls fail at once,
+ *            and destroy returns (the NCCL communicator was aborted).
  *
  * The same file runs in the gpu-emu suite against tests/gpu/emu (a one-rank
  * NCCL that is a copy, and a CPU "device"), where it checks the plumbing:
@@ -316,19 +320,50 @@ static void test_misuse(coll_comm_t *attached, int device, int nccl)
         printf("misuse: refused with RT_EINVAL\n");
 }
 
+static void test_fault(coll_comm_t *c)
+{
+    const size_t count = 1000;
+    float *buf = kernels_cuda_buffer_alloc(count * sizeof(float));
+    if (!buf)
+        FAIL("out of memory");
+    for (int k = 1; k <= 2; k++)
+        CHECK_INT(coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM),
+                  0, "allreduce before the injected error");
+    coll_request_t req;
+    CHECK_INT(coll_allreduce_start(c, COLL_IN_PLACE, buf, count, COLL_F32,
+                                   COLL_SUM, &req),
+              0, "start of the failing allreduce");
+    CHECK_INT(coll_wait(&req), RT_ENCCL, "wait on an asynchronous NCCL error");
+    CHECK_INT(coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM),
+              RT_ENCCL, "allreduce after the communicator broke");
+    kernels_cuda_buffer_free(buf);
+    if (g_rank == 0)
+        printf("fault: asynchronous NCCL error -> RT_ENCCL, communicator "
+               "aborted, later calls fail at once\n");
+}
+
 int main(int argc, char **argv)
 {
     int provided = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-    if (argc != 2 || (strcmp(argv[1], "nccl") != 0 && strcmp(argv[1], "host") != 0)) {
+    if (argc != 2 || (strcmp(argv[1], "nccl") != 0 && strcmp(argv[1], "host") != 0 &&
+                      strcmp(argv[1], "nccl-fault") != 0)) {
         if (g_rank == 0)
-            fprintf(stderr, "usage: mpirun -np N %s nccl|host\n", argv[0]);
+            fprintf(stderr, "usage: mpirun -np N %s nccl|host|nccl-fault\n", argv[0]);
         MPI_Finalize();
         return 2;
     }
-    int nccl = strcmp(argv[1], "nccl") == 0;
+    int fault = strcmp(argv[1], "nccl-fault") == 0;
+    int nccl = fault || strcmp(argv[1], "nccl") == 0;
+    if (fault && !getenv("NCCL_EMU_ASYNC_ERROR_AT")) {
+        if (g_rank == 0)
+            printf("test_coll_nccl: skipped: nccl-fault needs the emulation's "
+                   "NCCL_EMU_ASYNC_ERROR_AT\n");
+        MPI_Finalize();
+        return 77;
+    }
 
     coll_comm_t *c = NULL;
     CHECK_INT(coll_comm_create(&c, MPI_COMM_WORLD, NULL), 0, "coll_comm_create");
@@ -351,7 +386,15 @@ int main(int argc, char **argv)
     CHECK_INT(coll_comm_attach_cuda(c, device, kernels_cuda_stream(),
                                     nccl ? COLL_CUDA_NCCL : COLL_CUDA_HOST),
               0, "coll_comm_attach_cuda");
-    CHECK_INT(strcmp(coll_comm_cuda_backend(c), argv[1]), 0, "backend name");
+    CHECK_INT(strcmp(coll_comm_cuda_backend(c), nccl ? "nccl" : "host"), 0,
+              "backend name");
+    if (fault) {
+        test_fault(c);
+        coll_comm_destroy(c);
+        kernels_cuda_free();
+        MPI_Finalize();
+        return 0;
+    }
     if (g_rank == 0)
         printf("backend %s, %d rank(s), algorithm at 1 MiB: %s\n",
                coll_comm_cuda_backend(c), g_size,

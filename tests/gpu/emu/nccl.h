@@ -5,7 +5,11 @@
  * would: arguments, device pointers (both buffers must lie inside emulated
  * device memory), the config's magic, and that nothing is used after abort
  * or destroy. It says nothing about NCCL across ranks: the gpu-emu suite
- * covers several ranks through the host-staged backend instead. */
+ * covers several ranks through the host-staged backend instead.
+ *
+ * Fault injection: NCCL_EMU_ASYNC_ERROR_AT=<k> makes the communicator report
+ * an asynchronous ncclRemoteError (what a dead peer looks like) from the
+ * k-th ncclAllReduce on, so the caller's poll-and-abort path can be tested. */
 #ifndef RINGTRAIN_NCCL_EMU_H
 #define RINGTRAIN_NCCL_EMU_H
 

@@ -3,6 +3,7 @@
 #include "nccl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EMU_NCCL_MAGIC 0x6e63636cu
@@ -10,6 +11,8 @@
 struct emu_nccl_comm {
     unsigned magic;
     int finalized;
+    long allreduces;  /* calls so far */
+    long error_at;    /* NCCL_EMU_ASYNC_ERROR_AT, 0: never */
     char last_error[200];
 };
 
@@ -40,6 +43,8 @@ const char *ncclGetErrorString(ncclResult_t r)
         return "invalid usage (run with NCCL_DEBUG=WARN for details)";
     case ncclInProgress:
         return "NCCL operation in progress";
+    case ncclRemoteError:
+        return "remote process exited or there was a network error";
     default:
         return "internal error";
     }
@@ -81,6 +86,8 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
         return emu_nccl_error(nullptr, ncclUnhandledCudaError, "cudaGetDevice failed");
     *comm = new emu_nccl_comm();
     (*comm)->magic = EMU_NCCL_MAGIC;
+    const char *at = getenv("NCCL_EMU_ASYNC_ERROR_AT");
+    (*comm)->error_at = at ? atol(at) : 0;
     return ncclSuccess;
 }
 
@@ -90,6 +97,12 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *state)
         return emu_nccl_error(nullptr, ncclInvalidArgument,
                               "ncclCommGetAsyncError: bad communicator");
     *state = ncclSuccess;
+    if (comm->error_at > 0 && comm->allreduces >= comm->error_at) {
+        snprintf(comm->last_error, sizeof comm->last_error,
+                 "nccl-emu: injected: the connection to a peer failed "
+                 "(NCCL_EMU_ASYNC_ERROR_AT=%ld)", comm->error_at);
+        *state = ncclRemoteError;
+    }
     return ncclSuccess;
 }
 
@@ -118,6 +131,7 @@ ncclResult_t ncclAllReduce(const void *sendbuf, void *recvbuf, size_t count,
         return emu_nccl_error(nullptr, ncclInvalidUsage,
                               "ncclAllReduce on a finalized, aborted or bad "
                               "communicator");
+    comm->allreduces++;
     size_t esize = type_size(type);
     if (esize == 0 || (int)op < ncclSum || op > ncclAvg)
         return emu_nccl_error(comm, ncclInvalidArgument, "bad type or op");
