@@ -45,7 +45,8 @@ int coll__cuda_fail(const char *file, int line, const char *call,
  * returns RT_ENCCL / RT_ECUDA / RT_ETIMEDOUT. */
 int coll__cuda_wait(coll_comm_t *comm, cudaEvent_t event, const char *what);
 /* Pause between polls: spin first (latency), then yield, then sleep, so a
- * long wait does not hold a core the compute thread needs. */
+ * long wait neither holds a core nor contends with the compute thread's
+ * launches. */
 void coll__cuda_backoff(unsigned long iteration);
 
 /* nccl.c (stubs returning RT_ENOTSUP in builds without NCCL). */

@@ -433,7 +433,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
                                        : "non-finite loss; lower --learning_rate or check the data",
                         step + 1);
                 coll_abort(comm, 1);
-                rc = RT_ENONFINITE;
+                rc = isfinite(loss) ? RT_ECUDA : RT_ENONFINITE;
                 goto out;
             }
             size_t n = (size_t)(shown < (long)keep ? shown : (long)keep);
