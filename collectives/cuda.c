@@ -33,9 +33,9 @@ int coll__cuda_fail(const char *file, int line, const char *call,
     return RT_ECUDA;
 }
 
-/* ~100 us of spinning covers a small allreduce; after that the poll rate
- * drops to tens of thousands a second, since every cudaEventQuery takes the
- * driver's locks that the compute thread's kernel launches need too. */
+/* A hundred polls cover a small allreduce; after that the poll rate
+ * drops to tens of thousands a second, since each query enters the CUDA
+ * driver, which the compute thread needs for its kernel launches. */
 void coll__cuda_backoff(unsigned long iteration)
 {
     if (iteration < 100)
