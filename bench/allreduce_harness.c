@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#ifdef RINGTRAIN_BENCH_CUDA
+#include "kernels/kernels.h"
+#endif
 
 #define MAX_SIZES 128
 
@@ -40,11 +43,16 @@ static void usage(FILE *out, const char *prog)
         "  -d, --datatype T         float | half | bfloat16 (default float)\n"
         "  -o, --op OP              sum | avg (default sum)\n"
         "      --algo NAME          auto | copy | ring | rd | shm | shm_oneshot | mpi\n"
-        "                           | hier (default: $RINGTRAIN_ALLREDUCE, else auto)\n"
+        "                           | hier | nccl (default: $RINGTRAIN_ALLREDUCE,\n"
+        "                           else auto)\n"
         "      --compression C      none | fp16 | bf16: what fp32 ring/hier traffic\n"
         "                           travels as (default none; the peer never does)\n"
+        "      --device cpu|cuda    buffers in host memory (default) or on each\n"
+        "                           rank's GPU by local rank (--algo nccl implies\n"
+        "                           cuda; other algorithms then stage through host)\n"
         "      --peer mpi|none      also time MPI_Allreduce in the same run and\n"
-        "                           print both (default mpi, none for --algo mpi)\n"
+        "                           print both (default mpi for host buffers, none\n"
+        "                           for --algo mpi and for device buffers)\n"
         "  -h, --help               this text\n",
         prog);
 }
@@ -84,6 +92,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
         {"algo", required_argument, NULL, 'A'},
         {"peer", required_argument, NULL, 'P'},
         {"compression", required_argument, NULL, 'C'},
+        {"device", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -96,6 +105,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
     o->dtype = COLL_F32;
     o->op = COLL_SUM;
     o->peer = -1;
+    o->cuda = -1;
     *help = 0;
     opterr = 0;
     optind = 1;
@@ -201,6 +211,16 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
                 return -1;
             }
             break;
+        case 'D':
+            if (strcmp(optarg, "cpu") == 0)
+                o->cuda = 0;
+            else if (strcmp(optarg, "cuda") == 0)
+                o->cuda = 1;
+            else {
+                snprintf(err, errlen, "--device %s: use cpu or cuda", optarg);
+                return -1;
+            }
+            break;
         case 'h':
             *help = 1;
             return 0;
@@ -221,11 +241,28 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
                  "must not exceed the largest", o->min_bytes, o->max_bytes);
         return -1;
     }
-    if (o->peer < 0) {
-        const char *env = getenv("RINGTRAIN_ALLREDUCE");
-        const char *eff = o->algo ? o->algo : env;
-        o->peer = !(eff && strcmp(eff, "mpi") == 0);
+    const char *env = getenv("RINGTRAIN_ALLREDUCE");
+    const char *eff = o->algo ? o->algo : env;
+    if (o->cuda < 0)
+        o->cuda = eff && strcmp(eff, "nccl") == 0;
+    if (!o->cuda && eff && strcmp(eff, "nccl") == 0) {
+        snprintf(err, errlen, "--algo nccl needs device buffers; drop --device cpu");
+        return -1;
     }
+    if (o->cuda && o->peer == 1) {
+        snprintf(err, errlen, "--peer mpi times MPI_Allreduce on host buffers; with "
+                 "--device cuda use --peer none");
+        return -1;
+    }
+#ifndef RINGTRAIN_BENCH_CUDA
+    if (o->cuda) {
+        snprintf(err, errlen, "--device cuda (or --algo nccl): this build has no CUDA "
+                 "support; rebuild with -Dcuda=enabled");
+        return -1;
+    }
+#endif
+    if (o->peer < 0)
+        o->peer = !o->cuda && !(eff && strcmp(eff, "mpi") == 0);
     return 0;
 
 bad_number:
@@ -235,6 +272,124 @@ bad_number:
 }
 
 static double now(void) { return rt_now(); }
+
+/* ---- buffers: host memory, or device memory with a host scratch copy ---------
+ * In device mode fill, sentinel and check go through `scratch` (untimed). */
+typedef struct {
+    int cuda;
+    char *scratch;
+} bench_mem_t;
+
+static void *mem_alloc(const bench_mem_t *mem, size_t bytes)
+{
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (mem->cuda)
+        return kernels_cuda_buffer_alloc(bytes);
+#endif
+    (void)mem;
+    return rt_alloc_aligned(bytes, 4096);
+}
+
+static void mem_free(const bench_mem_t *mem, void *p)
+{
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (mem->cuda) {
+        kernels_cuda_buffer_free(p);
+        return;
+    }
+#endif
+    (void)mem;
+    rt_free_aligned(p);
+}
+
+/* dst (a buffer of ours) = the bytes the caller wrote into *host_view(). */
+static char *host_view(const bench_mem_t *mem, char *buf)
+{
+    return mem->cuda ? mem->scratch : buf;
+}
+
+static int mem_commit(const bench_mem_t *mem, char *dst, size_t bytes)
+{
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (mem->cuda)
+        return kernels_cuda_copy_to_device(dst, mem->scratch, bytes);
+#endif
+    (void)mem;
+    (void)dst;
+    (void)bytes;
+    return 0;
+}
+
+/* Host bytes of a buffer of ours (device mode: downloaded into scratch). */
+static const char *mem_read(const bench_mem_t *mem, const char *src,
+                            size_t bytes)
+{
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (mem->cuda) {
+        if (kernels_cuda_synchronize() != 0 ||
+            kernels_cuda_copy_to_host(mem->scratch, src, bytes) != 0)
+            return NULL;
+        return mem->scratch;
+    }
+#endif
+    (void)mem;
+    (void)bytes;
+    return src;
+}
+
+static int mem_copy(const bench_mem_t *mem, char *dst, const char *src,
+                    size_t bytes)
+{
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (mem->cuda) {
+        kernels_cuda_copy_device(dst, src, bytes);
+        return kernels_cuda_synchronize();
+    }
+#endif
+    (void)mem;
+    memcpy(dst, src, bytes);
+    return 0;
+}
+
+/* Device mode: this rank's GPU (by local rank) and the communicator in CUDA
+ * mode; --algo nccl requires NCCL, a forced CPU algorithm stages through
+ * host memory, auto takes NCCL where built. Collective. */
+static int device_setup(coll_comm_t *comm, const bench_opts_t *o, int *device)
+{
+#ifdef RINGTRAIN_BENCH_CUDA
+    const char *why = NULL;
+    int count = kernels_cuda_device_count(&why);
+    int rc = 0;
+    if (count <= 0) {
+        fprintf(stderr, "ringtrain-allreduce-bench: error: --device cuda: no CUDA device "
+                "is visible (%s)\n", why ? why : "0 devices");
+        rc = RT_ECUDA;
+    } else {
+        *device = coll_comm_local_rank(comm) % count;
+        rc = kernels_cuda_init(*device);
+    }
+    double worst = -(double)rc;
+    if (coll_allreduce_f64_max(comm, &worst, 1) != 0)
+        return RT_EMPI;
+    if (worst > 0)
+        return rc ? rc : RT_ECUDA;
+    const char *eff = o->algo ? o->algo : getenv("RINGTRAIN_ALLREDUCE");
+    coll_cuda_backend_t backend = COLL_CUDA_AUTO;
+    if (eff && strcmp(eff, "nccl") == 0)
+        backend = COLL_CUDA_NCCL;
+    else if (eff && eff[0] && strcmp(eff, "auto") != 0)
+        backend = COLL_CUDA_HOST;
+    rc = coll_comm_attach_cuda(comm, *device, kernels_cuda_stream(), backend);
+    if (rc == RT_ENCCL || rc == RT_ECUDA || rc == RT_ETIMEDOUT)
+        coll_abort(comm, 1); /* peers may be waiting inside NCCL's setup */
+    return rc;
+#else
+    (void)comm;
+    (void)o;
+    (void)device;
+    return RT_ENOTSUP;
+#endif
+}
 
 /* Times `iters` calls; returns seconds per call (this rank). */
 static int time_batch(coll_comm_t *comm, const void *send, void *recv,
@@ -316,21 +471,41 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
         }
     }
 
+    bench_mem_t mem = {o.cuda, NULL};
+    int device = -1;
+    if (o.cuda) {
+        rc = device_setup(comm, &o, &device);
+        if (rc != 0) {
+            fprintf(stderr, "%s: error: cannot put the buffers on a GPU: %s (see "
+                    "above)\n", prog, rt_strerror(rc));
+            coll_comm_destroy(peer);
+            coll_comm_destroy(comm);
+#ifdef RINGTRAIN_BENCH_CUDA
+            kernels_cuda_free();
+#endif
+            return rc == RT_EINVAL ? 2 : 1;
+        }
+    }
+
     const size_t esize = coll_dtype_size(o.dtype);
     size_t max_count = o.max_bytes / esize;
     size_t alloc = max_count * esize;
-    char *send = rt_alloc_aligned(alloc ? alloc : 64, 4096);
-    char *recv = rt_alloc_aligned(alloc ? alloc : 64, 4096);
-    if (send == NULL || recv == NULL) {
+    char *send = mem_alloc(&mem, alloc ? alloc : 64);
+    char *recv = mem_alloc(&mem, alloc ? alloc : 64);
+    if (o.cuda)
+        mem.scratch = rt_alloc_aligned(alloc ? alloc : 64, 4096);
+    if (send == NULL || recv == NULL || (o.cuda && mem.scratch == NULL)) {
         fprintf(stderr, "%s: error: cannot allocate 2 x %zu bytes for the "
                 "buffers; lower -e\n", prog, alloc);
-        rt_free_aligned(send);
-        rt_free_aligned(recv);
+        mem_free(&mem, send);
+        mem_free(&mem, recv);
+        rt_free_aligned(mem.scratch);
         coll_comm_destroy(peer);
         coll_comm_destroy(comm);
         return 1;
     }
-    test->fill(&o, rank, send, max_count);
+    test->fill(&o, rank, host_view(&mem, send), max_count);
+    int failed = mem_commit(&mem, send, alloc) != 0;
 
     size_row_t rows[MAX_SIZES];
     int nrows = 0;
@@ -356,19 +531,28 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
                o.peer ? "mpi (MPI_Allreduce, same buffers, alternating)" : "none",
                coll_comm_host_count(comm), coll_comm_local_size(comm),
                human(o.min_bytes, hb, sizeof hb), human(o.max_bytes, he, sizeof he));
+        if (o.cuda)
+            printf("# buffers: device memory (CUDA mode, %s backend)\n",
+                   coll_comm_cuda_backend(comm));
         printf("#\n# Using devices\n");
-        printf("#  Rank %2d Group  0 Pid %6d on %10s device cpu\n", 0,
-               (int)getpid(), host);
         fflush(stdout);
     }
+    /* Each rank's pid and device (-1: cpu), gathered for rank 0 to print. */
     uint64_t *pids = calloc((size_t)nranks, sizeof *pids);
-    if (pids && coll_allgather_u64(comm, (uint64_t)getpid(), pids) == 0 &&
-        rank == 0) {
-        for (int r = 1; r < nranks; r++)
-            printf("#  Rank %2d Group  0 Pid %6d on %10s device cpu\n", r,
-                   (int)pids[r], coll_comm_host_count(comm) == 1 ? host : "?");
+    uint64_t *devs = calloc((size_t)nranks, sizeof *devs);
+    if (pids && devs && coll_allgather_u64(comm, (uint64_t)getpid(), pids) == 0 &&
+        coll_allgather_u64(comm, (uint64_t)(int64_t)device, devs) == 0 && rank == 0) {
+        for (int r = 0; r < nranks; r++) {
+            char dev[32] = "cpu";
+            if ((int64_t)devs[r] >= 0)
+                snprintf(dev, sizeof dev, "cuda:%d", (int)(int64_t)devs[r]);
+            printf("#  Rank %2d Group  0 Pid %6d on %10s device %s\n", r,
+                   (int)pids[r], r == 0 || coll_comm_host_count(comm) == 1 ? host : "?",
+                   dev);
+        }
     }
     free(pids);
+    free(devs);
     if (rank == 0) {
         printf("#\n");
         printf("#                                                              "
@@ -382,7 +566,6 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
 
     /* Warm the code paths and the peers' first contact once, so the first
      * size is not timed colder than the rest. */
-    int failed = 0;
     for (int w = 0; w < 100 && !failed && max_count > 0; w++) {
         failed |= coll_allreduce(comm, send, recv, 1, o.dtype, o.op) != 0;
         if (peer)
@@ -398,7 +581,7 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
         for (int ip = 0; ip < 2 && !failed; ip++) {
             const void *sb = ip ? (const void *)recv : send;
             if (ip)
-                memcpy(recv, send, nbytes);
+                failed |= mem_copy(&mem, recv, send, nbytes) != 0;
             long rounds = o.peer && o.iters >= 2 ? 2 : 1;
             double t_ours = 0, t_peer = 0;
             for (long w = 0; w < o.warmup && !failed; w++) {
@@ -436,12 +619,18 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
                 /* The out-of-place input never changes; in place, the timed
                  * calls overwrote it, so refill. A sentinel output shows any
                  * element the collective skipped. */
-                test->fill(&o, rank, ip ? recv : send, count);
-                if (!ip)
-                    memset(recv, 0xff, nbytes);
+                char *in = ip ? recv : send;
+                test->fill(&o, rank, host_view(&mem, in), count);
+                failed |= mem_commit(&mem, in, nbytes) != 0;
+                if (!ip) {
+                    memset(host_view(&mem, recv), 0xff, nbytes);
+                    failed |= mem_commit(&mem, recv, nbytes) != 0;
+                }
                 failed |= coll_allreduce(comm, ip ? (const void *)recv : send,
                                          recv, count, o.dtype, o.op) != 0;
-                double w = failed ? 0.0 : (double)test->check(&o, nranks, recv, count);
+                const char *out = failed ? NULL : mem_read(&mem, recv, nbytes);
+                failed |= out == NULL;
+                double w = failed ? 0.0 : (double)test->check(&o, nranks, out, count);
                 if (!failed)
                     failed |= coll_allreduce_f64_sum(comm, &w, 1) != 0;
                 wrong[ip] = w;
@@ -523,10 +712,15 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
         fflush(stdout);
     }
 
-    rt_free_aligned(send);
-    rt_free_aligned(recv);
+    mem_free(&mem, send);
+    mem_free(&mem, recv);
+    rt_free_aligned(mem.scratch);
     coll_comm_destroy(peer);
     coll_comm_destroy(comm);
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (o.cuda)
+        kernels_cuda_free();
+#endif
     if (failed) {
         if (rank == 0)
             fprintf(stderr, "%s: error: a collective failed (see the messages "

@@ -1,5 +1,9 @@
 /* bench: the nccl-tests-style harness behind ringtrain-allreduce-bench.
  *
+ * --device cuda (implied by --algo nccl) puts the buffers on each rank's GPU
+ * (by local rank) and the communicator in CUDA mode; fill and check then go
+ * through a host copy, untimed.
+ *
  * The harness owns the flags, buffers, warm-up, timing, the cross-rank
  * maximum of times, the untimed correctness check, the fixed table and the
  * exit status; a benchmark file only fills in bench_test_t. Every collective
@@ -23,6 +27,7 @@ typedef struct {
     const char *algo; /* NULL: RINGTRAIN_ALLREDUCE or automatic */
     int peer;         /* also time the mpi baseline in the same process */
     coll_compression_t compression; /* ours only; the peer never compresses */
+    int cuda;         /* buffers on this rank's GPU (collectives' CUDA mode) */
 } bench_opts_t;
 
 typedef struct {

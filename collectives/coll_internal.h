@@ -31,6 +31,7 @@ enum {
     COLL__ALGO_SHM_ONESHOT,
     COLL__ALGO_MPI,
     COLL__ALGO_HIER,
+    COLL__ALGO_NCCL, /* device buffers only (CUDA mode); see cuda.c */
     COLL__ALGO_COUNT
 };
 
@@ -38,6 +39,7 @@ typedef struct {
     const char *name;
     coll__allreduce_fn fn;
     int needs_shm; /* every rank on one host, shared segment mapped */
+    const char *staged_name; /* its name when CUDA mode stages through host */
 } coll__algo_t;
 
 extern const coll__algo_t coll__algos[COLL__ALGO_COUNT];
@@ -66,6 +68,10 @@ int coll__ring_run(coll_comm_t *comm, MPI_Comm mc, int rank, int n,
                    const void *sendbuf, void *recvbuf, size_t count,
                    coll_dtype_t dtype, coll_op_t op, float scale,
                    coll_dtype_t wire);
+/* The table's entry for "nccl" on host buffers: fails (CUDA mode only). */
+int coll__allreduce_nccl_unattached(coll_comm_t *comm, const void *sendbuf,
+                                    void *recvbuf, size_t count,
+                                    coll_dtype_t dtype, coll_op_t op);
 
 /* select.c: the one place that chooses. */
 int coll__algo_lookup(const char *name);        /* index or -1 */
@@ -187,6 +193,9 @@ struct coll_comm {
     coll_dtype_t wire;   /* dtype fp32 ring/hier traffic travels in */
     char *wire_tmp;      /* COLL__RING_DEPTH staged send segments */
 
+    struct coll__cuda *cuda; /* CUDA mode (coll_comm_attach_cuda), or NULL */
+    int cuda_nccl;       /* CUDA mode on NCCL (else staged through host) */
+
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
@@ -205,6 +214,17 @@ void coll__progress_stop(coll_comm_t *comm);
 /* Runs req now (inline when idle, else queued behind earlier work) and
  * waits for it. */
 int coll__run_blocking(coll_comm_t *comm, coll_request_t *req);
+
+/* CUDA mode (cuda.c and nccl.c in builds with CUDA, cuda_none.c without).
+ * Called only once comm->cuda is set, except _nccl_built and _destroy. */
+/* Caller's thread, at the start of an allreduce: records req's ready event
+ * on the compute stream. */
+int coll__cuda_request_start(coll_comm_t *comm, coll_request_t *req);
+/* Owner thread: runs an allreduce on device buffers to completion. */
+int coll__cuda_allreduce(coll_comm_t *comm, coll_request_t *req);
+void coll__cuda_destroy(coll_comm_t *comm);
+/* 1 when this build has the NCCL backend. */
+int coll__cuda_nccl_built(void);
 
 /* MPI error reporting: "[host:rank] file:line call: <MPI's message>". */
 int coll__mpi_fail(const char *file, int line, const char *call, int code);

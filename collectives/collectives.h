@@ -16,6 +16,9 @@
  * later calls do not. Algorithms (ring, rd, shm, copy, mpi, ...) are chosen
  * per call by bytes, ranks and topology, or forced by name through
  * coll_config_t.algorithm or the RINGTRAIN_ALLREDUCE environment variable.
+ *
+ * GPU buffers: coll_comm_attach_cuda() switches a communicator's allreduces
+ * to device memory (NCCL, or staging through pinned host memory).
  */
 #ifndef RINGTRAIN_COLLECTIVES_H
 #define RINGTRAIN_COLLECTIVES_H
@@ -132,6 +135,7 @@ typedef struct coll_request {
     int algorithm;
     int kind;
     int root;
+    int event;           /* CUDA mode: slot of the ready event */
     volatile int done;   /* written by the progress thread */
     volatile int status; /* 0 or RT_E..., valid when done */
     struct coll_request *next;
@@ -178,6 +182,52 @@ typedef struct {
 } coll_msg_t;
 int coll_exchange(coll_comm_t *comm, const coll_msg_t *sends, int nsends,
                   const coll_msg_t *recvs, int nrecvs);
+
+/* ---- GPU buffers -------------------------------------------------------------
+ * coll_comm_attach_cuda() puts the communicator in CUDA mode: from then on
+ * the buffers of coll_allreduce() and coll_allreduce_start() are device
+ * pointers on `device`, and each allreduce is ordered after the work queued
+ * on `stream` (the caller's compute stream, a cudaStream_t; NULL: the legacy
+ * default stream) when it was started: the start records a CUDA event there
+ * and the communication waits for it on the device, so a gradient bucket can
+ * be handed over while later layers' backward is still queued. When
+ * coll_wait() returns (or coll_test() reports done) the result is in device
+ * memory, complete, and visible to any work queued afterwards on any stream.
+ * The helpers (barrier, broadcast, f64, allgather) keep taking host memory.
+ *
+ * Backends:
+ *   nccl  ncclAllReduce (ncclSum / ncclAvg; fp32, fp16, bf16) on a stream of
+ *         the communicator's; the NCCL communicator is bootstrapped through
+ *         MPI (ncclGetUniqueId on rank 0, broadcast). Its asynchronous errors
+ *         are polled while a call waits, and on an error (or after
+ *         stall_timeout) the NCCL communicator is aborted and the call fails
+ *         with RT_ENCCL (RT_ETIMEDOUT): no rank is left spinning on a dead
+ *         peer. Builds with NCCL only.
+ *   host  each allreduce is copied into pinned host memory, reduced there by
+ *         the CPU algorithms (chosen or forced as for host buffers), and
+ *         copied back.
+ * COLL_CUDA_AUTO takes nccl when the build has it, unless the forced
+ * algorithm (coll_config_t.algorithm / RINGTRAIN_ALLREDUCE) names a CPU one
+ * or RINGTRAIN_NCCL=0 is set; the algorithm name "nccl" requires nccl.
+ *
+ * Collective; call once, before any allreduce, with every rank's own device
+ * (one GPU per rank: NCCL refuses two ranks on one device). Returns 0;
+ * RT_ENOTSUP (this build has no CUDA, or no NCCL for COLL_CUDA_NCCL);
+ * RT_EINVAL (bad argument, conflicting backend and algorithm); RT_EMISMATCH
+ * (ranks chose different backends); RT_ECUDA or RT_ENCCL with the
+ * library's message printed. After RT_ECUDA / RT_ENCCL other ranks may be
+ * blocked inside NCCL's setup: a program should then abort the job
+ * (coll_abort). */
+typedef enum {
+    COLL_CUDA_AUTO = 0, /* nccl when available, else host */
+    COLL_CUDA_NCCL = 1, /* nccl or fail */
+    COLL_CUDA_HOST = 2, /* host staging and the CPU algorithms */
+} coll_cuda_backend_t;
+
+int coll_comm_attach_cuda(coll_comm_t *comm, int device, void *stream,
+                          coll_cuda_backend_t backend);
+/* "nccl", "host", or "none" (not in CUDA mode). */
+const char *coll_comm_cuda_backend(const coll_comm_t *comm);
 
 /* Fatal-error path for programs: aborts every rank of the job (MPI_Abort on
  * the communicator's MPI communicator). Safe to call from any thread. */

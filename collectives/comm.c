@@ -281,6 +281,7 @@ void coll_comm_destroy(coll_comm_t *c)
     if (c == NULL)
         return;
     coll__progress_stop(c);
+    coll__cuda_destroy(c);
     coll__shm_destroy(c);
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -365,6 +366,8 @@ static int allreduce_prepare(coll_comm_t *c, const void *sendbuf, void *recvbuf,
     req->dtype = (int)dtype;
     req->op = (int)op;
     req->algorithm = count ? coll__select(c, count, dtype) : -1;
+    if (c->cuda && count)
+        return coll__cuda_request_start(c, req);
     return 0;
 }
 
@@ -411,7 +414,15 @@ const char *coll_algorithm_for(const coll_comm_t *comm, size_t count,
         return "none";
     if (count == 0)
         return "none";
-    return coll__algos[coll__select(comm, count, dtype)].name;
+    const coll__algo_t *a = &coll__algos[coll__select(comm, count, dtype)];
+    return comm->cuda ? a->staged_name : a->name;
+}
+
+const char *coll_comm_cuda_backend(const coll_comm_t *comm)
+{
+    if (comm == NULL || comm->cuda == NULL)
+        return "none";
+    return comm->cuda_nccl ? "nccl" : "host";
 }
 
 /* ---- helpers ------------------------------------------------------------------- */

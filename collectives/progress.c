@@ -63,9 +63,12 @@ int coll__execute(coll_comm_t *c, coll_request_t *r)
     int rc;
     switch (r->kind) {
     case COLL__KIND_ALLREDUCE:
-        rc = coll__algos[r->algorithm].fn(c, r->sendbuf, r->recvbuf, r->count,
-                                          (coll_dtype_t)r->dtype,
-                                          (coll_op_t)r->op);
+        if (c->cuda)
+            rc = coll__cuda_allreduce(c, r);
+        else
+            rc = coll__algos[r->algorithm].fn(c, r->sendbuf, r->recvbuf,
+                                              r->count, (coll_dtype_t)r->dtype,
+                                              (coll_op_t)r->op);
         break;
     case COLL__KIND_BARRIER:
         rc = exec_barrier(c);
@@ -86,9 +89,10 @@ int coll__execute(coll_comm_t *c, coll_request_t *r)
         rc = RT_EINVAL;
         break;
     }
-    /* After a timeout or an MPI failure the ranks no longer agree on where
-     * they are; every later collective fails fast instead of hanging. */
-    if (rc == RT_ETIMEDOUT || rc == RT_EMPI)
+    /* After a timeout or an MPI, NCCL or CUDA failure the ranks no longer
+     * agree on where they are; every later collective fails fast instead of
+     * hanging. */
+    if (rc == RT_ETIMEDOUT || rc == RT_EMPI || rc == RT_ENCCL || rc == RT_ECUDA)
         c->broken = rc;
     return rc;
 }
@@ -152,11 +156,13 @@ void coll__progress_stop(coll_comm_t *c)
     c->thread_started = 0;
 }
 
-/* Whether r makes no MPI call: an allreduce on shared memory or a copy. */
+/* Whether r makes no MPI call: an allreduce on shared memory, a copy, or
+ * NCCL (which has its own transport). */
 static int request_is_local(const coll_request_t *r)
 {
     return r->kind == COLL__KIND_ALLREDUCE &&
-           (r->algorithm == COLL__ALGO_COPY || coll__algos[r->algorithm].needs_shm);
+           (r->algorithm == COLL__ALGO_COPY || r->algorithm == COLL__ALGO_NCCL ||
+            coll__algos[r->algorithm].needs_shm);
 }
 
 int coll__run_blocking(coll_comm_t *c, coll_request_t *r)

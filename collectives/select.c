@@ -10,6 +10,8 @@
  *                                     bytes, shm (two-shot) above
  *   ranks on several hosts:           rd           up to RD_MAX bytes
  *                                     ring         above
+ *   CUDA mode on NCCL:                nccl
+ *   CUDA mode staged through host:    the above, on the pinned copy
  * With two ranks one-shot moves the same bytes through the shared cache as
  * two-shot (each rank needs the other's half of the input and half of the
  * result either way) but synchronises once per segment instead of three
@@ -24,18 +26,35 @@
 #include "coll_internal.h"
 
 const coll__algo_t coll__algos[COLL__ALGO_COUNT] = {
-    [COLL__ALGO_COPY] = {"copy", coll__allreduce_copy, 0},
-    [COLL__ALGO_RING] = {"ring", coll__allreduce_ring, 0},
-    [COLL__ALGO_RD] = {"rd", coll__allreduce_rd, 0},
-    [COLL__ALGO_SHM] = {"shm", coll__allreduce_shm, 1},
-    [COLL__ALGO_SHM_ONESHOT] = {"shm_oneshot", coll__allreduce_shm_oneshot, 1},
-    [COLL__ALGO_MPI] = {"mpi", coll__allreduce_mpi, 0},
-    [COLL__ALGO_HIER] = {"hier", coll__allreduce_hier, 0},
+    [COLL__ALGO_COPY] = {"copy", coll__allreduce_copy, 0, "host:copy"},
+    [COLL__ALGO_RING] = {"ring", coll__allreduce_ring, 0, "host:ring"},
+    [COLL__ALGO_RD] = {"rd", coll__allreduce_rd, 0, "host:rd"},
+    [COLL__ALGO_SHM] = {"shm", coll__allreduce_shm, 1, "host:shm"},
+    [COLL__ALGO_SHM_ONESHOT] = {"shm_oneshot", coll__allreduce_shm_oneshot, 1,
+                                "host:shm_oneshot"},
+    [COLL__ALGO_MPI] = {"mpi", coll__allreduce_mpi, 0, "host:mpi"},
+    [COLL__ALGO_HIER] = {"hier", coll__allreduce_hier, 0, "host:hier"},
+    [COLL__ALGO_NCCL] = {"nccl", coll__allreduce_nccl_unattached, 0, "nccl"},
 };
 
 static const char *const algo_names[COLL__ALGO_COUNT + 1] = {
-    "copy", "ring", "rd", "shm", "shm_oneshot", "mpi", "hier", NULL,
+    "copy", "ring", "rd", "shm", "shm_oneshot", "mpi", "hier", "nccl", NULL,
 };
+
+int coll__allreduce_nccl_unattached(coll_comm_t *comm, const void *sendbuf,
+                                    void *recvbuf, size_t count,
+                                    coll_dtype_t dtype, coll_op_t op)
+{
+    (void)sendbuf;
+    (void)recvbuf;
+    (void)count;
+    (void)dtype;
+    (void)op;
+    if (comm->rank == 0)
+        rt_log_error("collectives: allreduce algorithm 'nccl' works on device "
+                     "buffers only; call coll_comm_attach_cuda() first");
+    return RT_EINVAL;
+}
 
 /* Thresholds (bytes per rank's vector). */
 #define SHM_ONESHOT_MAX ((size_t)8 << 20)
@@ -57,6 +76,11 @@ int coll__algo_usable(const coll_comm_t *comm, int algo, const char **why)
 {
     if (algo == COLL__ALGO_COPY && comm->size != 1) {
         *why = "copy only works with one rank";
+        return 0;
+    }
+    if (algo == COLL__ALGO_NCCL && !coll__cuda_nccl_built()) {
+        *why = "this build has no NCCL backend (build with CUDA and libnccl, "
+               "meson -Dnccl=enabled)";
         return 0;
     }
     if (coll__algos[algo].needs_shm && comm->size > 1 &&
@@ -106,6 +130,8 @@ int coll__select(const coll_comm_t *comm, size_t count, coll_dtype_t dtype)
      * so tests exercise what they name. */
     if (comm->forced >= 0)
         return comm->forced;
+    if (comm->cuda_nccl)
+        return COLL__ALGO_NCCL;
     if (comm->size == 1)
         return COLL__ALGO_COPY;
     size_t bytes = count * coll_dtype_size(dtype);

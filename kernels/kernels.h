@@ -54,6 +54,19 @@ int kernels_cuda_copy_to_device(void *dst, const void *src, size_t bytes);
 int kernels_cuda_copy_to_host(void *dst, const void *src, size_t bytes);
 /* Queues dst[0 .. bytes) = 0 on the stream. */
 void kernels_cuda_zero(void *dst, size_t bytes);
+/* Queues dst = src between device buffers on the stream. */
+void kernels_cuda_copy_device(void *dst, const void *src, size_t bytes);
+/* Queues a host-to-device copy on the stream and returns at once: src must
+ * stay unchanged until the stream has passed the copy (a later
+ * kernels_cuda_synchronize(), or any wait that covers it). From pinned
+ * memory the copy is a DMA that overlaps the host; from pageable memory the
+ * runtime stages it and may return only when the copy is done. */
+void kernels_cuda_copy_to_device_async(void *dst, const void *src,
+                                       size_t bytes);
+/* Pinned (page-locked) host memory, zeroed, for staging copies; NULL
+ * (message printed) on failure. _host_free accepts NULL. */
+void *kernels_cuda_host_alloc(size_t bytes);
+void kernels_cuda_host_free(void *ptr);
 
 /* ---- linear ------------------------------------------------------------
  * in: (B, IC)  weight: (OC, IC)  bias: (OC) or NULL  out: (B, OC) */

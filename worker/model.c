@@ -1,5 +1,6 @@
-/* ringtrain worker: model graph, arena layout, forward and backward on the
- * CPU kernels. See model.h for the memory layout and why it is that way. */
+/* ringtrain worker: model graph, arena layout, forward and backward through
+ * the model's kernel table (model_ops_cpu here; the CUDA one is in
+ * device_cuda.c). See model.h for the memory layout and why it is that way. */
 #include "model.h"
 
 #include <math.h>
@@ -13,6 +14,53 @@
 
 /* Arena offsets are kept 64-byte aligned (16 floats). */
 #define ALIGN_FLOATS 16
+
+static void *host_alloc(size_t bytes)
+{
+    return rt_alloc_aligned(bytes, 64);
+}
+
+static void host_copy(void *dst, const void *src, size_t bytes)
+{
+    memcpy(dst, src, bytes);
+}
+
+static float host_loss_forward(float *loss, float *probs, const float *logits,
+                               const int32_t *labels, int B, int K)
+{
+    (void)loss;
+    return softmax_cross_entropy_forward_cpu(probs, logits, labels, B, K);
+}
+
+const model_ops_t model_ops_cpu = {
+    .name = "cpu",
+    .device_memory = 0,
+    .alloc = host_alloc,
+    .release = rt_free_aligned,
+    .copy = host_copy,
+    .conv_workspace_floats = conv2d_workspace_floats,
+    .conv_forward = conv2d_forward_cpu,
+    .conv_backward = conv2d_backward_cpu,
+    .bn_forward_train = batchnorm_forward_train_cpu,
+    .bn_forward_eval = batchnorm_forward_eval_cpu,
+    .bn_backward = batchnorm_backward_cpu,
+    .relu_forward = relu_forward_cpu,
+    .relu_backward = relu_backward_cpu,
+    .add_forward = add_forward_cpu,
+    .add_inplace = add_inplace_cpu,
+    .maxpool_forward = maxpool2d_forward_cpu,
+    .maxpool_backward = maxpool2d_backward_cpu,
+    .avgpool_forward = avgpool2d_forward_cpu,
+    .avgpool_backward = avgpool2d_backward_cpu,
+    .gap_forward = global_avgpool_forward_cpu,
+    .gap_backward = global_avgpool_backward_cpu,
+    .linear_forward = linear_forward_cpu,
+    .linear_backward = linear_backward_cpu,
+    .loss_forward = host_loss_forward,
+    .loss_backward = softmax_cross_entropy_backward_cpu,
+    .accuracy_count = accuracy_count_cpu,
+    .sgd_update = sgd_update_cpu,
+};
 
 static size_t per_sample(const tensor_t *t)
 {
@@ -298,6 +346,9 @@ int model_build(model_t *m, int batch)
     int N = m->node_count, T = m->tensor_count;
     if (N == 0 || batch <= 0)
         return RT_EINVAL;
+    if (m->ops == NULL)
+        m->ops = &model_ops_cpu;
+    const model_ops_t *ops = m->ops;
     m->batch = batch;
     if (per_sample(&m->tensors[m->logits]) != (size_t)m->classes)
         return RT_EINVAL;
@@ -371,7 +422,7 @@ int model_build(model_t *m, int batch)
             conv2d_shape_t s;
             conv2d_shape_init(&s, batch, in->c, in->h, in->w, n->oc, n->k, n->k,
                               n->stride, n->pad);
-            size_t ws = conv2d_workspace_floats(&s);
+            size_t ws = ops->conv_workspace_floats(&s);
             if (ws > workspace)
                 workspace = ws;
         }
@@ -380,17 +431,18 @@ int model_build(model_t *m, int batch)
     m->workspace_floats = workspace ? workspace : ALIGN_FLOATS;
     size_t scratch = plan_gradients(m);
 
-    m->params = rt_alloc_aligned(m->arena_floats * sizeof(float), 64);
-    m->grads = rt_alloc_aligned(m->arena_floats * sizeof(float), 64);
-    m->momentum = rt_alloc_aligned(m->arena_floats * sizeof(float), 64);
-    m->state = rt_alloc_aligned(m->state_floats * sizeof(float), 64);
-    m->act = rt_alloc_aligned(m->act_floats * sizeof(float), 64);
-    m->gradpool = rt_alloc_aligned(m->gradpool_floats * sizeof(float), 64);
-    m->workspace = rt_alloc_aligned(m->workspace_floats * sizeof(float), 64);
-    m->probs = rt_alloc_aligned((size_t)batch * (size_t)m->classes * sizeof(float), 64);
+    m->params = ops->alloc(m->arena_floats * sizeof(float));
+    m->grads = ops->alloc(m->arena_floats * sizeof(float));
+    m->momentum = ops->alloc(m->arena_floats * sizeof(float));
+    m->state = ops->alloc(m->state_floats * sizeof(float));
+    m->act = ops->alloc(m->act_floats * sizeof(float));
+    m->gradpool = ops->alloc(m->gradpool_floats * sizeof(float));
+    m->workspace = ops->alloc(m->workspace_floats * sizeof(float));
+    m->probs = ops->alloc((size_t)batch * (size_t)m->classes * sizeof(float));
+    m->loss = ops->alloc(sizeof(float));
     m->grad_written = calloc((size_t)T, 1);
     if (!m->params || !m->grads || !m->momentum || !m->state || !m->act ||
-        !m->gradpool || !m->workspace || !m->probs || !m->grad_written) {
+        !m->gradpool || !m->workspace || !m->probs || !m->loss || !m->grad_written) {
         model_free(m);
         return RT_ENOMEM;
     }
@@ -421,17 +473,19 @@ void model_free(model_t *m)
 {
     if (!m)
         return;
-    rt_free_aligned(m->params);
-    rt_free_aligned(m->grads);
-    rt_free_aligned(m->momentum);
-    rt_free_aligned(m->state);
-    rt_free_aligned(m->act);
-    rt_free_aligned(m->gradpool);
-    rt_free_aligned(m->workspace);
-    rt_free_aligned(m->probs);
+    const model_ops_t *ops = m->ops ? m->ops : &model_ops_cpu;
+    ops->release(m->params);
+    ops->release(m->grads);
+    ops->release(m->momentum);
+    ops->release(m->state);
+    ops->release(m->act);
+    ops->release(m->gradpool);
+    ops->release(m->workspace);
+    ops->release(m->probs);
+    ops->release(m->loss);
     free(m->grad_written);
     m->params = m->grads = m->momentum = m->state = m->act = NULL;
-    m->gradpool = m->workspace = m->probs = m->grad_scratch = NULL;
+    m->gradpool = m->workspace = m->probs = m->grad_scratch = m->loss = NULL;
     m->grad_written = NULL;
 }
 
@@ -465,22 +519,29 @@ static size_t fan_in_of(const model_t *m, const node_t *n)
 
 void model_init_params(model_t *m, uint64_t seed)
 {
-    memset(m->params, 0, m->arena_floats * sizeof(float));
     memset(m->momentum, 0, m->arena_floats * sizeof(float));
+    model_init_params_host(m, seed, m->params, m->state);
+}
+
+void model_init_params_host(const model_t *m, uint64_t seed, float *params,
+                            float *state)
+{
+    memset(params, 0, m->arena_floats * sizeof(float));
     for (int i = 0; i < m->node_count; i++) {
-        node_t *n = &m->nodes[i];
+        const node_t *n = &m->nodes[i];
         rng_t r;
         rng_init(&r, seed, (uint64_t)i);
-        float *w = m->params + n->w_off, *b = m->params + n->b_off;
+        float *w = params + n->w_off, *b = params + n->b_off;
         if (n->kind == NODE_BN) {
             for (size_t j = 0; j < n->w_count; j++)
                 w[j] = 1.0f;
             for (size_t j = 0; j < n->b_count; j++)
                 b[j] = 0.0f;
             size_t c = (size_t)m->tensors[n->in0].c;
+            float *run_mean = state + n->run_off, *run_var = run_mean + c;
             for (size_t j = 0; j < c; j++) {
-                n->run_mean[j] = 0.0f;
-                n->run_var[j] = 1.0f;
+                run_mean[j] = 0.0f;
+                run_var[j] = 1.0f;
             }
             continue;
         }
@@ -531,6 +592,7 @@ static conv2d_shape_t conv_shape(const model_t *m, const node_t *n, int B)
 float model_forward(model_t *m, const float *input, const int32_t *labels,
                     int B)
 {
+    const model_ops_t *ops = m->ops;
     m->tensors[m->input].act = (float *)(uintptr_t)input;
     for (int i = 0; i < m->node_count; i++) {
         node_t *n = &m->nodes[i];
@@ -543,40 +605,38 @@ float model_forward(model_t *m, const float *input, const int32_t *labels,
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_shape_t s = conv_shape(m, n, B);
-            conv2d_forward_cpu(out->act, in->act, w, b, &s, m->workspace);
+            ops->conv_forward(out->act, in->act, w, b, &s, m->workspace);
             break;
         }
         case NODE_BN:
             if (m->bn_eval)
-                batchnorm_forward_eval_cpu(out->act, in->act, w, b, n->run_mean,
-                                           n->run_var, B, in->c, in->h * in->w,
-                                           1e-5f);
+                ops->bn_forward_eval(out->act, in->act, w, b, n->run_mean,
+                                     n->run_var, B, in->c, in->h * in->w, 1e-5f);
             else
-                batchnorm_forward_train_cpu(out->act, n->save_mean, n->save_rstd,
-                                            n->run_mean, n->run_var, in->act, w,
-                                            b, B, in->c, in->h * in->w, 0.1f,
-                                            1e-5f);
+                ops->bn_forward_train(out->act, n->save_mean, n->save_rstd,
+                                      n->run_mean, n->run_var, in->act, w, b, B,
+                                      in->c, in->h * in->w, 0.1f, 1e-5f);
             break;
         case NODE_RELU:
-            relu_forward_cpu(out->act, in->act, count);
+            ops->relu_forward(out->act, in->act, count);
             break;
         case NODE_MAXPOOL:
-            maxpool2d_forward_cpu(out->act, n->argmax, in->act, B, in->c, in->h,
-                                  in->w, n->k, n->stride, n->pad);
+            ops->maxpool_forward(out->act, n->argmax, in->act, B, in->c, in->h,
+                                 in->w, n->k, n->stride, n->pad);
             break;
         case NODE_AVGPOOL:
-            avgpool2d_forward_cpu(out->act, in->act, B, in->c, in->h, in->w,
-                                  n->k, n->stride, n->pad);
+            ops->avgpool_forward(out->act, in->act, B, in->c, in->h, in->w,
+                                 n->k, n->stride, n->pad);
             break;
         case NODE_GAP:
-            global_avgpool_forward_cpu(out->act, in->act, B, in->c, in->h * in->w);
+            ops->gap_forward(out->act, in->act, B, in->c, in->h * in->w);
             break;
         case NODE_LINEAR:
-            linear_forward_cpu(out->act, in->act, w, b, B, (int)per_sample(in),
-                               n->oc);
+            ops->linear_forward(out->act, in->act, w, b, B, (int)per_sample(in),
+                                n->oc);
             break;
         case NODE_ADD:
-            add_forward_cpu(out->act, in->act, m->tensors[n->in1].act, count);
+            ops->add_forward(out->act, in->act, m->tensors[n->in1].act, count);
             break;
         }
         if (m->trace)
@@ -584,8 +644,8 @@ float model_forward(model_t *m, const float *input, const int32_t *labels,
     }
     if (!labels)
         return 0.0f;
-    return softmax_cross_entropy_forward_cpu(m->probs, m->tensors[m->logits].act,
-                                             labels, B, m->classes);
+    return ops->loss_forward(m->loss, m->probs, m->tensors[m->logits].act,
+                             labels, B, m->classes);
 }
 
 /* Where a node writes the gradient of input tensor t: straight into t's
@@ -607,17 +667,18 @@ static float *input_grad_target(model_t *m, int t, int *accumulate)
 static void finish_input_grad(model_t *m, int t, int accumulate, int B)
 {
     if (accumulate)
-        add_inplace_cpu(m->tensors[t].grad, m->grad_scratch,
-                        per_sample(&m->tensors[t]) * (size_t)B);
+        m->ops->add_inplace(m->tensors[t].grad, m->grad_scratch,
+                            per_sample(&m->tensors[t]) * (size_t)B);
 }
 
 void model_backward(model_t *m, const float *input, const int32_t *labels,
                     int B, model_ready_fn ready, void *ctx)
 {
+    const model_ops_t *ops = m->ops;
     m->tensors[m->input].act = (float *)(uintptr_t)input;
     memset(m->grad_written, 0, (size_t)m->tensor_count);
-    softmax_cross_entropy_backward_cpu(m->tensors[m->logits].grad, m->probs,
-                                       labels, B, m->classes);
+    ops->loss_backward(m->tensors[m->logits].grad, m->probs, labels, B,
+                       m->classes);
     m->grad_written[m->logits] = 1;
 
     for (int i = m->node_count - 1; i >= 0; i--) {
@@ -637,31 +698,30 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_shape_t s = conv_shape(m, n, B);
-            conv2d_backward_cpu(din, dw, db, dout, in->act, w, &s, m->workspace);
+            ops->conv_backward(din, dw, db, dout, in->act, w, &s, m->workspace);
             break;
         }
         case NODE_BN:
-            batchnorm_backward_cpu(din, dw, m->grads + n->b_off, dout, in->act, w,
-                                   n->save_mean, n->save_rstd, B, in->c,
-                                   in->h * in->w);
+            ops->bn_backward(din, dw, m->grads + n->b_off, dout, in->act, w,
+                             n->save_mean, n->save_rstd, B, in->c, in->h * in->w);
             break;
         case NODE_RELU:
-            relu_backward_cpu(din, dout, out->act, count);
+            ops->relu_backward(din, dout, out->act, count);
             break;
         case NODE_MAXPOOL:
-            maxpool2d_backward_cpu(din, dout, n->argmax, B, in->c, in->h, in->w,
-                                   out->h, out->w);
+            ops->maxpool_backward(din, dout, n->argmax, B, in->c, in->h, in->w,
+                                  out->h, out->w);
             break;
         case NODE_AVGPOOL:
-            avgpool2d_backward_cpu(din, dout, B, in->c, in->h, in->w, n->k,
-                                   n->stride, n->pad);
+            ops->avgpool_backward(din, dout, B, in->c, in->h, in->w, n->k,
+                                  n->stride, n->pad);
             break;
         case NODE_GAP:
-            global_avgpool_backward_cpu(din, dout, B, in->c, in->h * in->w);
+            ops->gap_backward(din, dout, B, in->c, in->h * in->w);
             break;
         case NODE_LINEAR:
-            linear_backward_cpu(din, dw, db, dout, in->act, w, B,
-                                (int)per_sample(in), n->oc);
+            ops->linear_backward(din, dw, db, dout, in->act, w, B,
+                                 (int)per_sample(in), n->oc);
             break;
         case NODE_ADD: {
             /* d(a + b) = dout for both inputs; the first input usually shares
@@ -674,9 +734,9 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
                 if (!m->grad_written[ins[k]]) {
                     m->grad_written[ins[k]] = 1;
                     if (g != dout)
-                        memcpy(g, dout, count * sizeof(float));
+                        ops->copy(g, dout, count * sizeof(float));
                 } else {
-                    add_inplace_cpu(g, dout, count);
+                    ops->add_inplace(g, dout, count);
                 }
             }
             break;

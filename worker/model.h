@@ -20,6 +20,66 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
+
+/* The kernels and memory a model runs on, chosen when it is built:
+ * model_ops_cpu (host arenas, the *_cpu kernels) or, in builds with CUDA,
+ * model_ops_cuda (worker/device_cuda.c: device arenas, the *_cuda kernels
+ * queued on kernels_cuda_stream()). Entries have the kernels' signatures,
+ * so the CPU table points straight at the CPU kernels and the CPU path runs
+ * exactly the code it always did. */
+typedef struct model_ops {
+    const char *name;    /* "cpu", "cuda" */
+    int device_memory;   /* arenas are not host-addressable */
+    void *(*alloc)(size_t bytes); /* zeroed, 64-byte aligned; NULL if none */
+    void (*release)(void *ptr);   /* accepts NULL */
+    void (*copy)(void *dst, const void *src, size_t bytes); /* arena to arena */
+    size_t (*conv_workspace_floats)(const conv2d_shape_t *s);
+    void (*conv_forward)(float *, const float *, const float *, const float *,
+                         const conv2d_shape_t *, float *);
+    void (*conv_backward)(float *, float *, float *, const float *,
+                          const float *, const float *, const conv2d_shape_t *,
+                          float *);
+    void (*bn_forward_train)(float *, float *, float *, float *, float *,
+                             const float *, const float *, const float *, int,
+                             int, int, float, float);
+    void (*bn_forward_eval)(float *, const float *, const float *,
+                            const float *, const float *, const float *, int,
+                            int, int, float);
+    void (*bn_backward)(float *, float *, float *, const float *, const float *,
+                        const float *, const float *, const float *, int, int,
+                        int);
+    void (*relu_forward)(float *, const float *, size_t);
+    void (*relu_backward)(float *, const float *, const float *, size_t);
+    void (*add_forward)(float *, const float *, const float *, size_t);
+    void (*add_inplace)(float *, const float *, size_t);
+    void (*maxpool_forward)(float *, int32_t *, const float *, int, int, int,
+                            int, int, int, int);
+    void (*maxpool_backward)(float *, const float *, const int32_t *, int, int,
+                             int, int, int, int);
+    void (*avgpool_forward)(float *, const float *, int, int, int, int, int,
+                            int, int);
+    void (*avgpool_backward)(float *, const float *, int, int, int, int, int,
+                             int, int);
+    void (*gap_forward)(float *, const float *, int, int, int);
+    void (*gap_backward)(float *, const float *, int, int, int);
+    void (*linear_forward)(float *, const float *, const float *,
+                           const float *, int, int, int);
+    void (*linear_backward)(float *, float *, float *, const float *,
+                            const float *, const float *, int, int, int);
+    /* Mean cross-entropy: the CPU returns it; the CUDA table queues it into
+     * *loss (device memory) and returns 0, so the step does not wait for
+     * the GPU (the worker copies it back only when it prints it). */
+    float (*loss_forward)(float *loss, float *probs, const float *logits,
+                          const int32_t *labels, int B, int K);
+    void (*loss_backward)(float *, const float *, const int32_t *, int, int);
+    int (*accuracy_count)(const float *, const int32_t *, int, int);
+    void (*sgd_update)(float *, float *, const float *, size_t, float, float,
+                       float);
+} model_ops_t;
+
+extern const model_ops_t model_ops_cpu;
+
 typedef enum {
     NODE_CONV,
     NODE_BN,
@@ -103,6 +163,8 @@ typedef struct {
      * (1) with its start and end times (rt_now()); for timelines. */
     void (*trace)(void *ctx, int node, int backward, double t0, double t1);
     void *trace_ctx;
+    const model_ops_t *ops; /* where the arenas live and the kernels run */
+    float *loss;          /* 1 float in the arenas' memory (device loss) */
 } model_t;
 
 /* Builder: add nodes, then model_build() sizes and allocates everything.
@@ -119,8 +181,9 @@ int model_gap(model_t *m, int in);
 int model_linear(model_t *m, int in, int out_features, int has_bias);
 int model_add(model_t *m, int a, int b);
 
-/* Sizes arenas for `batch` and allocates them (the only allocation). The
- * last tensor added is the logits. Returns 0 or RT_E... */
+/* Sizes arenas for `batch` and allocates them (the only allocation) with
+ * m->ops (model_ops_cpu when NULL). The last tensor added is the logits.
+ * Returns 0 or RT_E... */
 int model_build(model_t *m, int batch);
 void model_free(model_t *m);
 
@@ -128,19 +191,30 @@ void model_free(model_t *m);
  * "resnet50", "resnet101") with `classes` outputs (0: the model's default)
  * and builds it for `batch`. RT_ENOENT for an unknown name. */
 int model_create(model_t *m, const char *name, int classes, int batch);
+/* The same, built on `ops` (NULL: model_ops_cpu). */
+int model_create_on(model_t *m, const char *name, int classes, int batch,
+                    const model_ops_t *ops);
 /* NULL-terminated list of model names. */
 const char *const *model_names(void);
 /* Default input shape and classes of a named model; RT_ENOENT if unknown. */
 int model_default_shape(const char *name, int *c, int *h, int *w, int *classes);
 
-/* Initialises parameters (deterministic in seed) and batch-norm state. */
+/* Initialises parameters (deterministic in seed) and batch-norm state, and
+ * zeroes the momentum. Host arenas only (model_ops_cpu). */
 void model_init_params(model_t *m, uint64_t seed);
+/* The same values written to host arrays laid out as the params arena
+ * (arena_floats, padding zeroed) and the state arena (state_floats), for
+ * models whose arenas live on a device. */
+void model_init_params_host(const model_t *m, uint64_t seed, float *params,
+                            float *state);
 
 /* Hash of the architecture: node kinds, shapes, parameter layout. */
 uint64_t model_shape_hash(const model_t *m);
 
 /* Forward on input (B, C, H, W) with B <= batch; returns mean loss and fills
- * probs. labels may be NULL (then no loss: returns 0). */
+ * probs. labels may be NULL (then no loss: returns 0). input and labels are
+ * in the arenas' memory (device pointers for a device model, whose loss is
+ * left in m->loss: the return value is then 0). */
 float model_forward(model_t *m, const float *input, const int32_t *labels,
                     int B);
 /* Callback after each node's backward: the first `ready_floats` of the grads

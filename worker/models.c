@@ -161,11 +161,18 @@ int model_default_shape(const char *name, int *c, int *h, int *w, int *classes)
 
 int model_create(model_t *m, const char *name, int classes, int batch)
 {
+    return model_create_on(m, name, classes, batch, NULL);
+}
+
+int model_create_on(model_t *m, const char *name, int classes, int batch,
+                    const model_ops_t *ops)
+{
     const model_entry_t *e = find_entry(name);
     if (!e)
         return RT_ENOENT;
     model_begin(m, e->name, e->c, e->h, e->w, classes > 0 ? classes : e->classes);
     if (e->build(m) < 0)
         return RT_EINVAL;
+    m->ops = ops;
     return model_build(m, batch);
 }

@@ -54,7 +54,7 @@ static const opt_t opts[] = {
     {"eval", OPT_BOOL, OFF(eval), 0, 0, 0, NULL,
      "after training, print \"Accuracy @ 1\" on the test set"},
     {"device", OPT_CHOICE, OFF(device), 0, 0, 0, "cpu|cuda",
-     "cpu (default) or cuda"},
+     "cpu (default) or cuda (one GPU per rank, by local rank)"},
     {"seed", OPT_LONG, OFF(seed), 0, 9.2e18, 0, NULL,
      "seed for initial parameters and data order (default 1234)"},
     {"tf_random_seed", OPT_LONG, OFF(seed), 0, 9.2e18, 0, NULL,
@@ -290,6 +290,18 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
                 strncat(names, ", ", sizeof names - strlen(names) - 1);
         }
         snprintf(err, err_bytes, "--model=%s: unknown model; choose one of %s", o->model, names);
+        return RT_EINVAL;
+    }
+    if (o->device == WORKER_DEVICE_CPU && strcmp(o->allreduce, "nccl") == 0) {
+        snprintf(err, err_bytes, "--allreduce=nccl reduces GPU buffers; add --device=cuda or "
+                 "choose a CPU algorithm");
+        return RT_EINVAL;
+    }
+    if (o->device == WORKER_DEVICE_CUDA &&
+        (o->checkpoint_dir[0] || o->variable_update == WORKER_UPDATE_PARAMETER_SERVER)) {
+        snprintf(err, err_bytes, "--device=cuda does not support %s yet; train on the GPU "
+                 "with --variable_update=allreduce and no --checkpoint_dir, or use --device=cpu",
+                 o->checkpoint_dir[0] ? "--checkpoint_dir" : "--variable_update=parameter_server");
         return RT_EINVAL;
     }
     if (o->data == WORKER_DATA_FASHION_MNIST && (c != 1 || h != 28 || w != 28)) {

@@ -5,7 +5,8 @@
  * handing each gradient bucket to the collectives' progress thread as soon
  * as backward has finished its layers -> wait for all buckets (averaged) ->
  * SGD on the whole parameter arena. Rank 0 prints tf_cnn_benchmarks' lines.
- * Nothing in the step loop allocates.
+ * Nothing in the step loop allocates. --device=cuda runs the same loop on
+ * one GPU per rank (device.h: arenas, kernels and allreduce on the device).
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "checkpoint.h"
 #include "common/common.h"
 #include "data.h"
+#include "device.h"
 #include "kernels/kernels.h"
 #include "model.h"
 #include "ps.h"
@@ -177,8 +179,8 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
         return rc;
     }
     double t0 = rt_now();
-    sgd_update_cpu(m->params, m->momentum, m->grads, m->arena_floats, (float)o->learning_rate,
-                   (float)o->momentum, (float)o->weight_decay);
+    m->ops->sgd_update(m->params, m->momentum, m->grads, m->arena_floats,
+                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
     if (sync->tl)
         timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, rt_now(), 0, -1);
     return 0;
@@ -286,15 +288,15 @@ static void speed_stats(const double *times, size_t count, double images,
     *jitter = 1.4826 * mad;
 }
 
-static int write_params(const char *path, const model_t *m)
+static int write_params(const char *path, const float *params, size_t count)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f)
         return RT_EIO;
-    size_t n = fwrite(m->params, sizeof(float), m->arena_floats, f);
-    int bad = n != m->arena_floats;
+    size_t n = fwrite(params, sizeof(float), count, f);
+    int bad = n != count;
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -306,8 +308,9 @@ static int write_params(const char *path, const model_t *m)
 }
 
 /* Each of `ranks` data ranks evaluates its slice (data_rank < 0: none). */
-static int evaluate(coll_comm_t *comm, model_t *m, const dataset_t *ds, int data_rank,
-                    int ranks, float *images, int32_t *labels, double *accuracy)
+static int evaluate(coll_comm_t *comm, device_t *dev, model_t *m, const dataset_t *ds,
+                    int data_rank, int ranks, float *images, int32_t *labels,
+                    double *accuracy)
 {
     size_t first = 0, last = 0;
     if (data_rank >= 0) {
@@ -319,8 +322,11 @@ static int evaluate(coll_comm_t *comm, model_t *m, const dataset_t *ds, int data
     for (size_t i = first; i < last; i += (size_t)m->batch) {
         int B = (int)((last - i) < (size_t)m->batch ? last - i : (size_t)m->batch);
         dataset_copy_range(ds, i, (size_t)B, images, labels);
-        model_forward(m, images, NULL, B);
-        counts[0] += accuracy_count_cpu(m->tensors[m->logits].act, labels, B, m->classes);
+        const float *x = images;
+        const int32_t *y = labels;
+        device_input(dev, &x, &y, B, 0);
+        model_forward(m, x, NULL, B);
+        counts[0] += m->ops->accuracy_count(m->tensors[m->logits].act, y, B, m->classes);
     }
     m->bn_eval = 0;
     int rc = coll_allreduce_f64_sum(comm, counts, 2);
@@ -464,12 +470,12 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     timeline_t timeline = {0};
     ps_t ps = {0};
     char err[1536] = "";
+    device_t dev;
 
-    if (o->device == WORKER_DEVICE_CUDA) {
-        if (rank == 0)
-            fprintf(stderr, "ringtrain-worker: error: --device=cuda: this build has no CUDA "
-                            "support; rebuild with -Dcuda=enabled on a machine with nvcc, or use --device=cpu\n");
-        return RT_EINVAL;
+    rc = device_open(&dev, o->device, comm);
+    if (rc) {
+        device_close(&dev);
+        return rc;
     }
 
     topo_info_t topo;
@@ -480,11 +486,15 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     kernels_set_num_threads(threads);
 
     m = calloc(1, sizeof *m);
-    if (!m)
+    if (!m) {
+        device_close(&dev);
         return RT_ENOMEM;
+    }
     int c, h, w, classes;
     model_default_shape(o->model, &c, &h, &w, &classes);
-    rc = model_create(m, o->model, classes, o->batch_size);
+    rc = model_create_on(m, o->model, classes, o->batch_size, device_model_ops(&dev));
+    if (!rc)
+        rc = device_prepare(&dev, m);
     if (rc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: cannot build model %s at batch %d: %s\n",
                 rank, o->model, o->batch_size, rt_strerror(rc));
@@ -554,18 +564,22 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     }
 
     /* Parameters: rank 0's initial values everywhere. */
-    model_init_params(m, o->seed);
     long start_step = 0;
-    if (o->checkpoint_dir[0]) {
-        rc = resume(o, comm, m, &start_step);
-        if (rc)
-            goto out;
+    if (dev.kind == WORKER_DEVICE_CUDA) {
+        rc = device_params_init(&dev, m, o->seed, comm);
+    } else {
+        model_init_params(m, o->seed);
+        if (o->checkpoint_dir[0]) {
+            rc = resume(o, comm, m, &start_step);
+            if (rc)
+                goto out;
+        }
+        rc = coll_broadcast(comm, m->params, m->arena_floats * sizeof(float), 0);
+        if (!rc)
+            rc = coll_broadcast(comm, m->momentum, m->arena_floats * sizeof(float), 0);
+        if (!rc)
+            rc = coll_broadcast(comm, m->state, m->state_floats * sizeof(float), 0);
     }
-    rc = coll_broadcast(comm, m->params, m->arena_floats * sizeof(float), 0);
-    if (!rc)
-        rc = coll_broadcast(comm, m->momentum, m->arena_floats * sizeof(float), 0);
-    if (!rc)
-        rc = coll_broadcast(comm, m->state, m->state_floats * sizeof(float), 0);
     if (rc)
         goto out;
     long display_base = warmup;
@@ -624,7 +638,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             printf("Num epochs:  %.2f\n",
                    (double)(warmup + timed) * global_batch / (double)train.count);
         printf("Ranks:       %d on %d host(s)\n", size, coll_comm_host_count(comm));
-        printf("Device:      cpu, %d thread(s) per rank\n", threads);
+        char device[160];
+        printf("Device:      %s\n", device_describe(&dev, comm, threads, device, sizeof device));
         printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
                topo.cores, topo.numa_nodes, topo.gpus, topo.bound);
         printf("Parameters:  %s\n", params);
@@ -670,6 +685,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             const float *images;
             const int32_t *labels;
             sampler_batch(&sampler, (uint64_t)step, &images, &labels);
+            device_input(&dev, &images, &labels, o->batch_size,
+                         o->data == WORKER_DATA_SYNTHETIC);
             loss = model_forward(m, images, labels, o->batch_size);
             if (!isfinite(loss)) {
                 report_nonfinite(m, rank, step + 1, (double)loss);
@@ -714,6 +731,16 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
          * resumed run numbers its steps as the uninterrupted run does. */
         long shown = step + 1 - display_base;
         if (rank == printer && (k == 0 || shown % o->display_every == 0 || step + 1 == total_steps)) {
+            /* On a GPU the loss is copied back only here. */
+            if (device_loss(&dev, m, &loss) != 0 || !isfinite(loss)) {
+                fprintf(stderr, "ringtrain-worker: error: rank %d: %s at step %ld\n", rank,
+                        isfinite(loss) ? "the GPU reported an error (see above)"
+                                       : "non-finite loss; lower --learning_rate or check the data",
+                        step + 1);
+                coll_abort(comm, 1);
+                rc = isfinite(loss) ? RT_ECUDA : RT_ENONFINITE;
+                goto out;
+            }
             size_t n = (size_t)(k + 1 < (long)keep ? k + 1 : (long)keep);
             double mean, unc, jit;
             speed_stats(times, n, global_batch, scratch, &mean, &unc, &jit);
@@ -721,6 +748,13 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
                    jit, (double)loss);
             fflush(stdout);
         }
+    }
+    rc = device_sync(&dev);
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: the GPU reported an error (see above)\n",
+                rank);
+        coll_abort(comm, 1);
+        goto out;
     }
     double elapsed = rt_now() - t_start;
     rc = coll_allreduce_f64_max(comm, &elapsed, 1);
@@ -733,7 +767,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             goto out;
     }
     /* The last update is never followed by a forward: check it here. */
-    if (nonfinite_node(m) >= 0) {
+    if (dev.kind == WORKER_DEVICE_CPU && nonfinite_node(m) >= 0) {
         report_nonfinite(m, rank, total_steps + 1, 0.0);
         rc = RT_ENONFINITE;
         goto out;
@@ -765,8 +799,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             goto out;
         }
         double accuracy = 0;
-        rc = evaluate(comm, m, eval_set, ps.enabled && ps.is_server ? -1 : data_rank, data_ranks,
-                      eval_images, eval_labels, &accuracy);
+        rc = evaluate(comm, &dev, m, eval_set, ps.enabled && ps.is_server ? -1 : data_rank,
+                      data_ranks, eval_images, eval_labels, &accuracy);
         if (rc)
             goto out;
         if (rank == printer) {
@@ -775,7 +809,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         }
     }
     if (o->dump_params[0] && rank == printer) {
-        rc = write_params(o->dump_params, m);
+        const float *params = device_params(&dev, m);
+        rc = params ? write_params(o->dump_params, params, m->arena_floats) : RT_ECUDA;
         if (rc)
             fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
                     o->dump_params);
@@ -796,5 +831,6 @@ out:
     if (m)
         model_free(m);
     free(m);
+    device_close(&dev);
     return rc;
 }

@@ -187,6 +187,41 @@ extern "C" void kernels_cuda_zero(void *dst, size_t bytes)
     RT_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, kcuda__ctx.stream));
 }
 
+extern "C" void kernels_cuda_copy_device(void *dst, const void *src,
+                                         size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_copy_device") || bytes == 0)
+        return;
+    RT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
+                                  kcuda__ctx.stream));
+}
+
+extern "C" void kernels_cuda_copy_to_device_async(void *dst, const void *src,
+                                                  size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_copy_to_device_async") || bytes == 0)
+        return;
+    RT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                                  kcuda__ctx.stream));
+}
+
+extern "C" void *kernels_cuda_host_alloc(size_t bytes)
+{
+    if (!kcuda__ready("kernels_cuda_host_alloc"))
+        return NULL;
+    void *p = NULL;
+    if (RT_CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 1)))
+        return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+
+extern "C" void kernels_cuda_host_free(void *ptr)
+{
+    if (ptr)
+        RT_CUDA_CHECK(cudaFreeHost(ptr));
+}
+
 /* C = beta * C for the K == 0 case (BLAS semantics: beta == 0 writes zeros
  * without reading C, so NaN in C does not survive). */
 __global__ static void kcuda__scale_matrix(float *C, int M, int N, int ldc,

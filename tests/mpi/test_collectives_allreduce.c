@@ -199,6 +199,9 @@ static int algo_applies(const char *name)
         return g_size == 1;
     if (strncmp(name, "shm", 3) == 0)
         return !g_split;
+    /* Device buffers only: tests/gpu/test_coll_nccl.c. */
+    if (strcmp(name, "nccl") == 0)
+        return 0;
     return 1;
 }
 

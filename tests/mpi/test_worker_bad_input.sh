@@ -19,6 +19,9 @@ expect() { # np needle args...
 expect 2 "ringtrain-worker: error: --model=vgg16: unknown model" --model=vgg16
 expect 1 "ringtrain-worker: error: --batch_size=0: out of range" --batch_size=0
 expect 2 "unknown flag '--bach_size'" --bach_size=3
+expect 1 "--allreduce=nccl reduces GPU buffers" --allreduce=nccl
+expect 1 "--device=cuda does not support --checkpoint_dir yet" --device=cuda --checkpoint_dir="$tmp/ck"
+expect 1 "--device=cuda does not support --variable_update=parameter_server yet" --device=cuda --variable_update=parameter_server
 
 # IDX files: bad magic, truncated, label count != image count, missing.
 fm=/usr/share/datasets/fashion-mnist

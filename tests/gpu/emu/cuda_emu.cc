@@ -15,6 +15,7 @@
 #include <ucontext.h>
 
 #include <map>
+#include <mutex>
 #include <vector>
 
 namespace emu {
@@ -253,7 +254,35 @@ void emu::run(dim3 grid, dim3 block, const std::function<void()> &body)
 #define EMU_GUARD 256
 #define EMU_GUARD_BYTE 0xA5
 
-static std::map<char *, size_t> live; /* user pointer -> bytes */
+/* user pointer -> bytes. Locked: the collectives' progress thread copies
+ * (and checks copies) while the main thread runs kernels. */
+static std::map<char *, size_t> live;
+static std::recursive_mutex live_mu;
+
+int cuda_emu_is_device(const void *ptr, size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(live_mu);
+    char *p = (char *)ptr;
+    auto it = live.upper_bound(p);
+    if (it == live.begin())
+        return 0;
+    --it;
+    return p >= it->first && p + bytes <= it->first + it->second;
+}
+
+/* Whether [ptr, ptr + bytes) touches any device buffer (or its guards). */
+static bool touches_device(const void *ptr, size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(live_mu);
+    char *p = (char *)ptr;
+    /* Buffers do not overlap: only the last one starting below the end of
+     * the range (guards included) can reach into it. */
+    auto it = live.lower_bound(p + bytes + EMU_GUARD);
+    if (it == live.begin())
+        return false;
+    --it;
+    return it->first + it->second + EMU_GUARD > p;
+}
 
 static bool guards_intact(char *p, size_t bytes)
 {
@@ -266,6 +295,7 @@ static bool guards_intact(char *p, size_t bytes)
 
 static bool check_all_guards(void)
 {
+    std::lock_guard<std::recursive_mutex> lock(live_mu);
     bool ok = true;
     for (auto &kv : live)
         if (!guards_intact(kv.first, kv.second)) {
@@ -290,6 +320,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes)
     /* Uninitialised device memory: a recognisable NaN pattern. */
     memset(p, 0xFF, rounded);
     memset(p + bytes, EMU_GUARD_BYTE, rounded - bytes + EMU_GUARD);
+    std::lock_guard<std::recursive_mutex> lock(live_mu);
     live[p] = bytes;
     *ptr = p;
     return cudaSuccess;
@@ -299,6 +330,7 @@ cudaError_t cudaFree(void *ptr)
 {
     if (!ptr)
         return cudaSuccess;
+    std::lock_guard<std::recursive_mutex> lock(live_mu);
     auto it = live.find((char *)ptr);
     if (it == live.end())
         return cudaErrorInvalidValue;
@@ -330,8 +362,21 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t)
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
-                            cudaMemcpyKind, cudaStream_t)
+                            cudaMemcpyKind kind, cudaStream_t)
 {
+    if (bytes == 0)
+        return cudaSuccess;
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if ((dst_dev ? !cuda_emu_is_device(dst, bytes) : touches_device(dst, bytes)) ||
+        (src_dev ? !cuda_emu_is_device(src, bytes) : touches_device(src, bytes))) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "cudaMemcpyAsync kind %d: %p <- %p (%zu bytes): a side is not "
+                 "the memory its kind says", (int)kind, dst, (const void *)src, bytes);
+        emu_fail(cudaErrorInvalidValue, msg);
+        return cudaErrorInvalidValue;
+    }
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -349,6 +394,12 @@ const char *cudaGetErrorString(cudaError_t e)
         return "out of memory";
     case cudaErrorInvalidConfiguration:
         return "invalid configuration argument";
+    case cudaErrorInvalidDevice:
+        return "invalid device ordinal";
+    case cudaErrorNoDevice:
+        return "no CUDA-capable device is detected";
+    case cudaErrorNotReady:
+        return "device not ready";
     default:
         return "unspecified launch failure";
     }
@@ -361,15 +412,33 @@ cudaError_t cudaGetLastError(void)
     return e;
 }
 
+static int emu_device_count(void)
+{
+    const char *env = getenv("CUDA_EMU_DEVICES");
+    int n = env ? atoi(env) : 1;
+    return n >= 0 && n <= 64 ? n : 1;
+}
+
+static thread_local int emu_device;
+
 cudaError_t cudaGetDeviceCount(int *count)
 {
-    *count = 1;
-    return cudaSuccess;
+    *count = emu_device_count();
+    return *count > 0 ? cudaSuccess : cudaErrorNoDevice;
 }
 
 cudaError_t cudaSetDevice(int device)
 {
-    return device == 0 ? cudaSuccess : cudaErrorInvalidValue;
+    if (device < 0 || device >= emu_device_count())
+        return cudaErrorInvalidDevice;
+    emu_device = device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *device)
+{
+    *device = emu_device;
+    return cudaSuccess;
 }
 
 cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr, int)
@@ -400,6 +469,51 @@ cudaError_t cudaStreamSynchronize(cudaStream_t)
     if (!check_all_guards())
         return cudaErrorLaunchFailure;
     return cudaSuccess;
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t)
+{
+    return cudaSuccess;
+}
+
+/* Work is done when it is queued, so an event completes when recorded. */
+struct emu_event {
+    int recorded;
+};
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned)
+{
+    *event = new emu_event();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event)
+{
+    delete event;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t)
+{
+    if (!event)
+        return cudaErrorInvalidValue;
+    event->recorded = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event)
+{
+    return event ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event)
+{
+    return event ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned)
+{
+    return event ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 /* ---- cuBLAS --------------------------------------------------------------- */

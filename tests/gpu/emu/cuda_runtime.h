@@ -23,6 +23,8 @@
 
 #include <functional>
 
+#include "cuda_runtime_api.h"
+
 #define __global__
 #define __device__
 #define __host__
@@ -36,25 +38,6 @@ struct dim3 {
         : x(x_), y(y_), z(z_) {}
 };
 
-typedef enum {
-    cudaSuccess = 0,
-    cudaErrorInvalidValue = 1,
-    cudaErrorMemoryAllocation = 2,
-    cudaErrorInvalidConfiguration = 9,
-    cudaErrorLaunchFailure = 719,
-} cudaError_t;
-
-typedef enum {
-    cudaMemcpyHostToHost = 0,
-    cudaMemcpyHostToDevice = 1,
-    cudaMemcpyDeviceToHost = 2,
-    cudaMemcpyDeviceToDevice = 3,
-} cudaMemcpyKind;
-
-typedef enum { cudaDevAttrMultiProcessorCount = 16 } cudaDeviceAttr;
-
-typedef struct emu_stream *cudaStream_t;
-#define cudaStreamNonBlocking 0x01
 
 namespace emu {
 extern dim3 thread_idx, block_idx, block_dim, grid_dim;
@@ -102,23 +85,6 @@ static inline float __fmul_rn(float a, float b)
 {
     return a * b;
 }
-
-const char *cudaGetErrorString(cudaError_t e);
-cudaError_t cudaGetLastError(void);
-cudaError_t cudaGetDeviceCount(int *count);
-cudaError_t cudaSetDevice(int device);
-cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags);
-cudaError_t cudaStreamDestroy(cudaStream_t stream);
-cudaError_t cudaStreamSynchronize(cudaStream_t stream);
-cudaError_t cudaMalloc(void **ptr, size_t bytes);
-cudaError_t cudaMallocHost(void **ptr, size_t bytes);
-cudaError_t cudaFree(void *ptr);
-cudaError_t cudaFreeHost(void *ptr);
-cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes,
-                            cudaStream_t stream);
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
-                            cudaMemcpyKind kind, cudaStream_t stream);
 
 template <typename T> static inline cudaError_t cudaMalloc(T **ptr, size_t bytes)
 {
