@@ -17,6 +17,10 @@ static int exit_code(int rc)
     return 1;
 }
 
+/* --compression's choices are stored as their index. */
+_Static_assert(COLL_COMPRESS_NONE == 0 && COLL_COMPRESS_FP16 == 1 && COLL_COMPRESS_BF16 == 2,
+               "worker --compression=none|fp16|bf16 indexes coll_compression_t");
+
 int main(int argc, char **argv)
 {
     int provided = 0;
@@ -33,8 +37,10 @@ int main(int argc, char **argv)
     coll_config_init(&cfg);
     if (parse_rc == 0 && opts.allreduce[0])
         cfg.algorithm = opts.allreduce;
-    if (parse_rc == 0)
+    if (parse_rc == 0) {
         cfg.stall_timeout = opts.stall_timeout;
+        cfg.compression = (coll_compression_t)opts.compression;
+    }
     coll_comm_t *comm = NULL;
     int rc = coll_comm_create(&comm, MPI_COMM_WORLD, &cfg);
     if (rc) {

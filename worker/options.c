@@ -67,6 +67,9 @@ static const opt_t opts[] = {
      "core (default): bind each rank to its share of the host's cores; none"},
     {"allreduce", OPT_STRING, OFF(allreduce), 0, 0, SZ(allreduce), NULL,
      "force an allreduce algorithm (default auto; see RINGTRAIN_ALLREDUCE)"},
+    {"compression", OPT_CHOICE, OFF(compression), 0, 0, 0, "none|fp16|bf16",
+     "gradients travel between ranks as fp16 or bf16 in the ring and hier allreduces, "
+     "summed in fp32 (default none; shared memory on one host never compresses)"},
     {"variable_update", OPT_CHOICE, OFF(variable_update), 0, 0, 0,
      "allreduce|horovod|parameter_server",
      "allreduce (default; horovod is its alias) or parameter_server (servers named by "

@@ -202,7 +202,7 @@ static uint64_t settings_hash(const worker_options_t *o, const model_t *m)
     double nums[8] = {(double)o->batch_size, o->learning_rate, o->momentum,
                       o->weight_decay, (double)o->num_batches, o->num_epochs,
                       o->bucket_mb, (double)o->num_warmup_batches};
-    int flags[4] = {(int)o->data, o->overlap, (int)o->device, o->eval};
+    int flags[5] = {(int)o->data, o->overlap, (int)o->device, o->eval, o->compression};
     h = rt_fnv1a(h, nums, sizeof nums);
     h = rt_fnv1a(h, flags, sizeof flags);
     h = rt_fnv1a(h, &o->seed, sizeof o->seed);
@@ -649,9 +649,12 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             printf("Variables:   parameter_server (%d server(s), %d worker(s))\n", ps.servers,
                    ps.workers);
         else
-            printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s, %s)\n", sync->count,
-               o->bucket_mb, o->overlap ? "on" : "off",
-               coll_algorithm_for(comm, sync->end[sync->count - 1] - sync->start[sync->count - 1], COLL_F32));
+            printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s, %s%s%s)\n",
+                   sync->count, o->bucket_mb, o->overlap ? "on" : "off",
+                   coll_algorithm_for(comm, sync->end[sync->count - 1] - sync->start[sync->count - 1],
+                                      COLL_F32),
+                   o->compression ? ", wire " : "",
+                   o->compression ? coll_compression_name(coll_comm_compression(comm)) : "");
         printf("==========\n");
         printf("Running warm up\n");
         fflush(stdout);

@@ -40,6 +40,8 @@ typedef struct {
     int bind;                  /* bind compute threads to the slot's cores */
     worker_update_t variable_update;
     char allreduce[32];        /* forced algorithm, "" = auto */
+    int compression;           /* gradients on the wire: 0 fp32, 1 fp16, 2 bf16
+                                * (coll_compression_t's order) */
     char dump_params[1024];    /* rank 0 writes final parameters here */
     char checkpoint_dir[1024]; /* "" = no checkpoints */
     long checkpoint_every;     /* steps between checkpoints (0: at the end only) */
