@@ -323,7 +323,7 @@ static int compute_measure(const opts_t *o, compute_t *c, int nodes)
     free(labels);
     model_free(m);
     free(m);
-    return 0;
+    return rc;
 }
 
 static double model_total_flops(const model_t *m)
@@ -431,7 +431,8 @@ int main(int argc, char **argv)
     double *comm = calloc(PREDICT_MAX_BUCKETS, sizeof(double));
     if (!m || !ref || !c.node_backward || !bucket_floats || !bucket_node || !ready || !comm) {
         fprintf(stderr, PROG ": error: out of memory\n");
-        return 1;
+        rc = 1;
+        goto out;
     }
     rc = model_create(m, o.model, 0, 1);
     if (rc == RT_ENOENT) {
@@ -441,11 +442,13 @@ int main(int argc, char **argv)
                      names[0] ? ", " : "", *n);
         fprintf(stderr, PROG ": error: --model '%s' is not in the worker's zoo: use one of %s\n",
                 o.model, names);
-        return 2;
+        rc = 2;
+        goto out;
     }
     if (rc) {
         fprintf(stderr, PROG ": error: cannot build %s: %s\n", o.model, rt_strerror(rc));
-        return 1;
+        rc = 1;
+        goto out;
     }
     double flops_sample = model_total_flops(m); /* forward, batch 1 */
 
@@ -459,18 +462,19 @@ int main(int argc, char **argv)
     } else if (o.compute_from && strcmp(o.compute_from, "measure") == 0) {
         rc = compute_measure(&o, &c, m->node_count);
         if (rc)
-            return rc;
+            goto out;
     } else if (o.compute_from) {
         rc = compute_read_file(o.compute_from, &c);
         if (rc)
-            return rc;
+            goto out;
         split_by_flops(m, &c);
     } else {
         rc = model_create(ref, o.ref_model, 0, 1);
         if (rc) {
             fprintf(stderr, PROG ": error: --ref-model '%s' is not in the worker's zoo "
                     "(resnet50 is the default)\n", o.ref_model);
-            return 2;
+            rc = 2;
+            goto out;
         }
         double ratio = flops_sample / model_total_flops(ref);
         double step = o.batch / o.ref_ips * ratio;
@@ -562,6 +566,8 @@ int main(int argc, char **argv)
     printf("predicted images/sec: %.2f (%.2f per rank)\n", ips, ips / o.gpus);
     printf("scaling efficiency: %.3f\n", eff);
 
+    rc = 0;
+out:
     free(comm);
     free(ready);
     free(bucket_node);
@@ -571,5 +577,5 @@ int main(int argc, char **argv)
     free(ref);
     model_free(m);
     free(m);
-    return 0;
+    return rc;
 }
