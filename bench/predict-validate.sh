@@ -54,6 +54,9 @@ if grep -q ',2hosts,' "$csv"; then
     source tests/e2e/simpods.sh
     e2e_skip() { echo "predict-validate: error: cannot run the pods here: $*" >&2; exit 2; }
     e2e_fail() { echo "predict-validate: error: $*" >&2; exit 1; }
+    # The pods' holders and sshd end by themselves after E2E_MAX_SECONDS
+    # (simpods.sh: 900, for tests); a full report takes longer.
+    E2E_MAX_SECONDS=7200
     pods_require
     [ "$link" = none ] || pods_require_tc ""
     pods_up "$(e2e_job_name)" bench 2
