@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# ringtrain-predict as a program: bad input exits 2 naming the flag; a quick
+# prediction prints numbers; the model orders the algorithms the way the
+# cost formulas say (hier beats a flat ring over a slow link at 2 x 8; no
+# overlap is never faster); --compute-from measure times the CPU kernels.
+#   test_predict_cli.sh PREDICT
+set -u
+predict=$1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+expect_bad() { # expected-substring args...
+    local want=$1 rc
+    shift
+    "$predict" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = 2 ] || fail "$* exited $rc, expected 2"
+    grep -q "^ringtrain-predict: error: .*$want" "$tmp/err" ||
+        fail "$*: stderr lacks 'ringtrain-predict: error: ...$want': $(cat "$tmp/err")"
+}
+expect_bad "--gpus '0'" --gpus 0 --step-ms 100
+expect_bad "--link 'fast'" --link fast --step-ms 100
+expect_bad "--latency '5'" --latency 5 --step-ms 100
+expect_bad "--algo 'tree'" --algo tree --step-ms 100
+expect_bad "--overlap 'maybe'" --overlap maybe --step-ms 100
+expect_bad "--model 'vgg99'" --model vgg99 --step-ms 100
+expect_bad "unknown flag '--bogus'" --bogus 1
+expect_bad "not a multiple of --gpus-per-node" --gpus 12 --gpus-per-node 8 --step-ms 100
+expect_bad "both give the compute time" --step-ms 10 --compute-from measure
+expect_bad "--compute-from $tmp/none" --compute-from "$tmp/none"
+printf 'forward_ms 1\nbackwrd_ms 2\n' >"$tmp/bad.txt"
+expect_bad "unknown key 'backwrd_ms'" --model lenet --compute-from "$tmp/bad.txt"
+
+ips() { "$predict" "$@" | sed -n 's/^predicted images\/sec: \([0-9.]*\) .*/\1/p'; }
+# 16 x ResNet-101 at 100 ms per step, batch 64: at most 16 * 640 images/sec
+hier=$(ips --model resnet101 --gpus 16 --gpus-per-node 8 --link 1gbit --step-ms 100 --algo hier)
+ring=$(ips --model resnet101 --gpus 16 --gpus-per-node 8 --link 1gbit --step-ms 100 --algo ring)
+noov=$(ips --model resnet101 --gpus 16 --gpus-per-node 8 --link 1gbit --step-ms 100 --algo hier --overlap off)
+one=$(ips --model resnet101 --gpus 1 --step-ms 100)
+echo "resnet101 16 GPUs 1gbit: hier $hier, ring $ring, hier no overlap $noov; 1 GPU $one"
+if [ -z "$hier" ] || [ -z "$ring" ] || [ -z "$noov" ] || [ -z "$one" ]; then
+    fail "no 'predicted images/sec' line"
+fi
+python3 - "$hier" "$ring" "$noov" "$one" <<'PY' || fail "ordering of predictions"
+import sys
+hier, ring, noov, one = map(float, sys.argv[1:])
+ok = True
+# 1 GPU: exactly batch / step
+if abs(one - 640.0) > 0.01: print(f"1 GPU {one} != 640"); ok = False
+if not hier <= 16 * 640.0: print(f"hier {hier} above linear scaling"); ok = False
+if not hier > ring: print(f"hier {hier} not above flat ring {ring} at 1 Gbit/s"); ok = False
+if not noov <= hier: print(f"no overlap {noov} above overlap {hier}"); ok = False
+sys.exit(0 if ok else 1)
+PY
+# the default (ResNet-101, 16 GPUs, 25 Gbit) says where its compute comes from
+"$predict" >"$tmp/default" || fail "default run failed"
+grep -q "INPUT, not measured" "$tmp/default" || fail "default run does not label its compute input"
+grep -q "^scaling efficiency: 0\.[0-9]*$" "$tmp/default" || fail "no efficiency in: $(cat "$tmp/default")"
+# measured compute with the CPU kernels (tiny model, one step)
+"$predict" --model lenet --batch 4 --gpus 2 --gpus-per-node 2 --compute-from measure \
+    --measure-steps 1 >"$tmp/measure" || fail "--compute-from measure failed"
+grep -q "MEASURED here" "$tmp/measure" || fail "measure run lacks 'MEASURED here': $(cat "$tmp/measure")"
+grep -Eq "^predicted images/sec: [0-9]+\.[0-9]+" "$tmp/measure" || fail "measure run has no prediction"
+[ "$fails" = 0 ] || exit 1
+echo "ok"
