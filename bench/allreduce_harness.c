@@ -564,12 +564,24 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
         fflush(stdout);
     }
 
-    /* Warm the code paths and the peers' first contact once, so the first
-     * size is not timed colder than the rest. */
-    for (int w = 0; w < 100 && !failed && max_count > 0; w++) {
-        failed |= coll_allreduce(comm, send, recv, 1, o.dtype, o.op) != 0;
-        if (peer)
-            failed |= coll_allreduce(peer, send, recv, 1, o.dtype, o.op) != 0;
+    /* Warm the code paths and the peers' first contact, for at least
+     * 0.2 s on the slowest rank, so the first size is not timed colder
+     * than the rest: right after start-up a rank is still being
+     * descheduled now and then (mpirun's and the other rank's start-up
+     * work on the same cores), which made the first size's average on
+     * one side 10x its steady value in 4 of 5 runs. */
+    for (double spent = 0.0; spent < 0.2 && !failed && max_count > 0;) {
+        double t0 = rt_now();
+        for (int w = 0; w < 100 && !failed; w++) {
+            failed |= coll_allreduce(comm, send, recv, 1, o.dtype, o.op) != 0;
+            if (peer)
+                failed |= coll_allreduce(peer, send, recv, 1, o.dtype, o.op) != 0;
+        }
+        spent += rt_now() - t0;
+        double slowest = spent;
+        if (!failed)
+            failed |= coll_allreduce_f64_max(comm, &slowest, 1) != 0;
+        spent = slowest;
     }
     for (size_t bytes = o.min_bytes; bytes <= o.max_bytes && nrows < MAX_SIZES;) {
         size_t count = bytes / esize;
