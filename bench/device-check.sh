@@ -35,7 +35,7 @@
 # (use every carried library even where the system has one: for checking the
 # carried set on a machine that has them all).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 REPO=$PWD
 
 NO_GPU=0
@@ -141,7 +141,7 @@ deps_env()
     SYSTEM_LIBS=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) | tail -n +2)
     # One directory of links to the carried libraries the system lacks, so the
     # system's own (newer) copies keep serving everything else, python included.
-    rm -rf "$DEPS/lib"
+    rm -rf "${DEPS:?}/lib"
     mkdir -p "$DEPS/lib"
     for d in "$multi" "$multi/openmpi/lib" "$multi/openblas-pthread" "$DROOT/lib/x86_64-linux-gnu"; do
         for f in "$d"/*.so.*; do
@@ -198,7 +198,7 @@ if [ "$NO_GPU" = 0 ]; then
     [ -n "$GPU_NAME" ] || GPU_NAME="nvidia-smi found no GPU"
 fi
 if deps_env; then
-    record "environment (.deps)" ok "$(ls "$DEPS/lib" | wc -l) carried libraries in use; meson: ${MESON_CMD[*]}"
+    record "environment (.deps)" ok "$(find "$DEPS/lib" -mindepth 1 -maxdepth 1 | wc -l) carried libraries in use; meson: ${MESON_CMD[*]}"
 else
     record "environment (.deps)" FAIL "see the message above"
 fi

@@ -78,4 +78,4 @@ fi
 
 # Unpack exactly as the device will (one code path: device-check.sh's).
 bench/device-check.sh --unpack-only
-echo "fetch-device-debs.sh: $(ls .deps/debs/*.deb | wc -l) packages, $((bytes / 1048576)) MiB of .debs in .deps/debs (carry this), unpacked: $(du -sh .deps/root | cut -f1) in .deps/root"
+echo "fetch-device-debs.sh: $(find .deps/debs -maxdepth 1 -name "*.deb" | wc -l) packages, $((bytes / 1048576)) MiB of .debs in .deps/debs (carry this), unpacked: $(du -sh .deps/root | cut -f1) in .deps/root"
