@@ -2,11 +2,6 @@
  * worker's bucket plan for ringtrain-predict (see predict_model.h). */
 #include "predict_model.h"
 
-/* Must match worker/train.c: PyTorch DDP's small first bucket. */
-#define PREDICT_FIRST_BUCKET_BYTES (1u << 20)
-/* worker/train.c's request table. */
-#define PREDICT_WORKER_MAX_BUCKETS 1024
-
 double predict_ring_seconds(double bytes, int ranks, predict_link_t link)
 {
     if (ranks <= 1 || bytes <= 0)
@@ -48,27 +43,10 @@ double predict_schedule(const double *ready, const double *comm, int buckets,
 
 int predict_buckets_plan(const model_t *m, double bucket_mb, size_t *floats, int *node)
 {
-    size_t cap = (size_t)(bucket_mb * 1048576.0 / sizeof(float));
-    if (cap < 1)
-        cap = 1;
-    size_t min_cap = m->arena_floats / (PREDICT_WORKER_MAX_BUCKETS - 1) + 1;
-    if (cap < min_cap)
-        cap = min_cap;
-    size_t first_cap = PREDICT_FIRST_BUCKET_BYTES / sizeof(float);
-    if (first_cap > cap)
-        first_cap = cap;
-    int count = 0;
-    size_t start = 0;
-    for (int i = m->node_count - 1; i >= 0 && count < PREDICT_MAX_BUCKETS; i--) {
-        size_t ready = m->ready_prefix[i];
-        size_t limit = count == 0 ? first_cap : cap;
-        if (ready - start >= limit || (i == 0 && ready > start)) {
-            floats[count] = ready - start;
-            node[count] = i;
-            count++;
-            start = ready;
-        }
-    }
+    size_t end[PREDICT_MAX_BUCKETS];
+    int count = model_buckets_plan(m, bucket_mb, MODEL_MAX_BUCKETS, end, node);
+    for (int k = 0; k < count; k++)
+        floats[k] = end[k] - (k == 0 ? 0 : end[k - 1]);
     return count;
 }
 

@@ -51,9 +51,9 @@ double predict_hier_seconds(double bytes, int nodes, int per_node,
 double predict_schedule(const double *ready, const double *comm, int buckets,
                         double backward, int overlap);
 
-#define PREDICT_MAX_BUCKETS 1024
+#define PREDICT_MAX_BUCKETS MODEL_MAX_BUCKETS
 
-/* The worker's bucket plan (worker/train.c buckets_plan: closes at node
+/* The worker's bucket plan (model_buckets_plan in worker/model.c: closes at node
  * boundaries in backward order, the first at ~1 MiB, the rest at
  * ~bucket_mb). Fills floats[k] (bucket size in floats of the grads arena)
  * and node[k] (the node whose backward completes it). Returns the count. */

@@ -749,3 +749,30 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
             ready(ctx, m->ready_prefix[i]);
     }
 }
+
+int model_buckets_plan(const model_t *m, double bucket_mb, int max_buckets, size_t *end,
+                       int *node)
+{
+    size_t cap = (size_t)(bucket_mb * 1048576.0 / sizeof(float));
+    if (cap < 1)
+        cap = 1;
+    size_t min_cap = m->arena_floats / (size_t)(max_buckets > 1 ? max_buckets - 1 : 1) + 1;
+    if (cap < min_cap)
+        cap = min_cap;
+    size_t first_cap = MODEL_FIRST_BUCKET_BYTES / sizeof(float);
+    if (first_cap > cap)
+        first_cap = cap;
+    int count = 0;
+    size_t start = 0;
+    for (int i = m->node_count - 1; i >= 0 && count < max_buckets; i--) {
+        size_t ready = m->ready_prefix[i];
+        size_t limit = count == 0 ? first_cap : cap;
+        if (ready - start >= limit || (i == 0 && ready > start)) {
+            end[count] = ready;
+            node[count] = i;
+            count++;
+            start = ready;
+        }
+    }
+    return count;
+}

@@ -230,4 +230,16 @@ void model_node_describe(const model_t *m, int node, char *buf, size_t bytes);
 /* Memory the model holds, in bytes (arenas). */
 size_t model_memory_bytes(const model_t *m);
 
+/* Gradient buckets (the worker's, and ringtrain-predict's model of it):
+ * they close at node boundaries in backward order (only whole layers are ever
+ * ready), the first at ~1 MiB (PyTorch DDP's small first bucket, so
+ * communication starts early), the rest at ~bucket_mb, never more than
+ * max_buckets (the cap grows instead). Bucket k is floats [end[k-1], end[k])
+ * of the grads arena (end[-1] = 0), complete once node[k]'s backward ends.
+ * Returns the count. */
+#define MODEL_FIRST_BUCKET_BYTES ((size_t)1 << 20)
+#define MODEL_MAX_BUCKETS 1024 /* the worker's request table */
+int model_buckets_plan(const model_t *m, double bucket_mb, int max_buckets, size_t *end,
+                       int *node);
+
 #endif

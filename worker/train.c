@@ -28,9 +28,7 @@
 #include "topo.h"
 #include "worker.h"
 
-#define MAX_BUCKETS 1024
-/* PyTorch DDP's first bucket is small so communication starts early. */
-#define FIRST_BUCKET_BYTES (1u << 20)
+#define MAX_BUCKETS MODEL_MAX_BUCKETS
 
 typedef struct {
     coll_comm_t *comm;
@@ -45,32 +43,13 @@ typedef struct {
     coll_request_t req[MAX_BUCKETS];
 } grad_sync_t;
 
-/* Buckets close at node boundaries (only whole layers are ever ready), the
- * first at ~1 MiB, the rest at ~bucket_mb. */
+/* The plan is model_buckets_plan()'s (shared with ringtrain-predict). */
 static void buckets_plan(grad_sync_t *g, const model_t *m, double bucket_mb)
 {
-    size_t cap = (size_t)(bucket_mb * 1048576.0 / sizeof(float));
-    if (cap < 1)
-        cap = 1;
-    /* Never more buckets than the request table holds. */
-    size_t min_cap = m->arena_floats / (MAX_BUCKETS - 1) + 1;
-    if (cap < min_cap)
-        cap = min_cap;
-    size_t first_cap = FIRST_BUCKET_BYTES / sizeof(float);
-    if (first_cap > cap)
-        first_cap = cap;
-    g->count = 0;
-    size_t start = 0;
-    for (int i = m->node_count - 1; i >= 0; i--) {
-        size_t ready = m->ready_prefix[i];
-        size_t limit = g->count == 0 ? first_cap : cap;
-        if (ready - start >= limit || (i == 0 && ready > start)) {
-            g->start[g->count] = start;
-            g->end[g->count] = ready;
-            g->count++;
-            start = ready;
-        }
-    }
+    int node[MAX_BUCKETS];
+    g->count = model_buckets_plan(m, bucket_mb, MAX_BUCKETS, g->end, node);
+    for (int k = 0; k < g->count; k++)
+        g->start[k] = k == 0 ? 0 : g->end[k - 1];
 }
 
 static void bucket_start(grad_sync_t *g, int k)
