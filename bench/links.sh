@@ -24,8 +24,8 @@
 # Environment: RUNS (5), SIZES (bench size flags, "-b 1M -e 64M -f 4"),
 # ITERS (timed calls per size and process, 3), DELAY (e.g. 1ms; needs
 # netem), BENCH (the binary), LOCK (the lock file), KEEP=dir (keep the raw
-# outputs there). Needs root (namespaces, tc, sshd). About 10 minutes with
-# the defaults.
+# outputs there). Needs root (namespaces, tc, sshd). About 12 minutes per
+# rate with the defaults (measured: 1gbit, 5 rounds).
 #
 # This machine has 2 cores, so the 4 ranks (and the kernel's TCP work)
 # share them: every variant runs with OMPI_MCA_mpi_yield_when_idle=1 and
@@ -49,6 +49,9 @@ fi
 export RINGTRAIN_BUILD_DIR=${RINGTRAIN_BUILD_DIR:-$PWD/build}
 # shellcheck source=tests/e2e/simpods.sh
 source tests/e2e/simpods.sh
+# The pods' holders and sshd end by themselves after E2E_MAX_SECONDS
+# (simpods.sh: 900, for tests); a full benchmark takes longer.
+E2E_MAX_SECONDS=7200
 # In a benchmark, what the tests treat as "skip" is an error.
 e2e_skip() { echo "links: error: cannot run here: $*" >&2; exit 2; }
 e2e_fail() { echo "links: error: $*" >&2; exit 1; }

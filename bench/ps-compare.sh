@@ -20,7 +20,7 @@
 #   RUNS=3 RATE=10gbit bench/ps-compare.sh
 #
 # Needs root for the simulated hosts (namespaces, tc, sshd); cleans up the
-# pods on any exit. About 10 minutes with the defaults.
+# pods on any exit. About 20 minutes with the defaults (3 rounds took 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
@@ -38,6 +38,9 @@ esac
 export RINGTRAIN_BUILD_DIR=${RINGTRAIN_BUILD_DIR:-$PWD/build}
 # shellcheck source=tests/e2e/simpods.sh
 source tests/e2e/simpods.sh
+# The pods' holders and sshd end by themselves after E2E_MAX_SECONDS
+# (simpods.sh: 900, for tests); a full benchmark takes longer.
+E2E_MAX_SECONDS=7200
 e2e_skip() { echo "ps-compare: error: cannot run here: $*" >&2; exit 2; }
 e2e_fail() { echo "ps-compare: error: $*" >&2; exit 1; }
 pods_require
