@@ -63,6 +63,7 @@ tap.equal([os.path.basename(s) for s in scripts],
           ["entrypoint-launcher.sh", "entrypoint-worker.sh", "runtime-deps.sh"], "deploy/*.sh")
 snippets = []
 tmp = tempfile.mkdtemp(prefix="ringtrain-deploy-test.")
+made_run_sshd = False
 try:
     for df in dockerfiles:
         for i, (word, text) in enumerate(dockerfile_instructions(df)):
@@ -188,6 +189,13 @@ try:
     has_run_sshd = os.path.isdir("/run/sshd")
     as_user = [] if os.getuid() != 0 or has_run_sshd else \
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if as_user and run(as_user + ["sh", "-c", 'test -r "$0"', worker_sh]).returncode != 0:
+        # The unprivileged user cannot reach the checkout (e.g. a chroot
+        # whose root directory is mode 0700): run as root, and remove the
+        # /run/sshd the script then creates.
+        print("# nobody cannot read the entry script here: running it as root", flush=True)
+        as_user = []
+        made_run_sshd = True
     if as_user:
         os.chmod(tmp, 0o1777)
         for root, dirs, files in os.walk(tmp):
@@ -248,5 +256,7 @@ try:
            "entrypoint-launcher.sh: a Secret path with a space -> exit 2", p.stderr)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
+    if made_run_sshd and os.path.isdir("/run/sshd") and not os.listdir("/run/sshd"):
+        os.rmdir("/run/sshd")
 
 tap.done()
