@@ -4,8 +4,8 @@
 # executable, crashes to artifacts/ there. The fuzz suite's tests call it
 # with 60 s; run it by hand for longer:
 #   tests/fuzz/run.sh build/tests/fuzz/fuzz_tfjob tfjob 600 [libFuzzer flags...]
-# Exit status: 0 when nothing broke, libFuzzer's otherwise (the crashing
-# input is printed in hex so a CI log carries it).
+# Exit status: 0 when nothing broke, 1 when the harness found something (the
+# crashing input is printed in hex so a CI log carries it).
 set -u
 if [ $# -lt 3 ]; then
     echo "usage: $0 HARNESS NAME SECONDS [libFuzzer flags...]" >&2
@@ -23,7 +23,10 @@ fi
 mkdir -p "$work/corpus" "$work/artifacts"
 # -timeout: an input slower than 10 s is a hang; -rss_limit_mb: libFuzzer's
 # default, stated. The work corpus comes first: new inputs are written there.
+# -error_exitcode / -timeout_exitcode: libFuzzer's defaults (77, 70) would
+# read as "skipped" to meson for a crash; every finding must be a failure.
 "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -error_exitcode=1 -timeout_exitcode=1 \
     -dict="$here/launcher.dict" -print_final_stats=1 \
     -artifact_prefix="$work/artifacts/" "$@" "$work/corpus" "$seeds"
 rc=$?
