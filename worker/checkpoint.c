@@ -129,6 +129,16 @@ int ckpt_decode(const unsigned char *buf, size_t bytes, const ckpt_info_t *expec
                  version, CKPT_VERSION);
         return RT_EFORMAT;
     }
+    /* The bytes between the payload CRC and the header CRC are written as
+     * zeros; anything else was not written by this version, and accepting
+     * it would make a checkpoint that does not re-encode to itself. */
+    for (size_t k = OFF_PAYLOAD_CRC + 4; k < OFF_HEADER_CRC; k++) {
+        if (buf[k] != 0) {
+            snprintf(err, err_bytes, "reserved header byte %zu is not zero (not written by this "
+                     "version)", k);
+            return RT_EFORMAT;
+        }
+    }
     ckpt_info_t got = {
         .model_hash = get64(buf + OFF_MODEL_HASH),
         .step = get64(buf + OFF_STEP),

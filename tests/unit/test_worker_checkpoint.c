@@ -98,6 +98,33 @@ static void test_damage_refused(void **s)
     free(buf);
 }
 
+/* A header whose checksum is right but whose reserved bytes (between the
+ * payload CRC and the header CRC) are not zero is refused: accepting it
+ * would let a checkpoint decode to data that re-encodes to other bytes
+ * (found by fuzz_checkpoint). */
+static void test_reserved_bytes_refused(void **s)
+{
+    (void)s;
+    ckpt_info_t info = info_for(3);
+    fill(2.0f);
+    size_t bytes = ckpt_file_bytes(&info);
+    unsigned char *buf = malloc(bytes);
+    ckpt_data_t data = {params, momentum, state};
+    char err[256];
+    for (size_t k = 76; k < CKPT_HEADER_BYTES - 4; k++) {
+        ckpt_encode(buf, &info, &data);
+        assert_int_equal(ckpt_decode(buf, bytes, &info, NULL, NULL, err, sizeof err), 0);
+        buf[k] = 0x5a;
+        uint32_t crc = rt_crc32c(0, buf, CKPT_HEADER_BYTES - 4);
+        for (int i = 0; i < 4; i++)
+            buf[CKPT_HEADER_BYTES - 4 + i] = (unsigned char)(crc >> (8 * i));
+        int rc = ckpt_decode(buf, bytes, &info, NULL, NULL, err, sizeof err);
+        if (rc != RT_EFORMAT || strstr(err, "reserved header byte") == NULL)
+            fail_msg("reserved byte %zu set: rc %d, '%s'", k, rc, err);
+    }
+    free(buf);
+}
+
 static void test_other_model_refused(void **s)
 {
     (void)s;
@@ -197,6 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_damage_refused),
+        cmocka_unit_test(test_reserved_bytes_refused),
         cmocka_unit_test(test_other_model_refused),
         cmocka_unit_test(test_save_prune_and_load),
         cmocka_unit_test(test_empty_dir),
