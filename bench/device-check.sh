@@ -230,7 +230,7 @@ fi
 # ---- 3. tests/gpu -----------------------------------------------------------
 
 if [ "$BUILT" = 1 ]; then
-    timeout "$(step_limit 150)" "${MESON_CMD[@]}" test -C "$BUILD_DIR" --suite gpu --no-rebuild --print-errorlogs \
+    timeout "$(step_limit 240)" "${MESON_CMD[@]}" test -C "$BUILD_DIR" --suite gpu --no-rebuild --print-errorlogs \
         >"$LOG_DIR/tests.log" 2>&1
     counts=$(python3 - "$BUILD_DIR/meson-logs/testlog.json" <<'PY'
 import json, sys

@@ -21,6 +21,11 @@
  *   avg: NCCL scales each input by 1/ranks before summing (floating types),
  *   so avg may differ from the host algorithms' sum-then-scale in the last
  *   bit; at one rank both are exact.
+ *   Out-of-place avg runs as a device copy into the output followed by an
+ *   in-place ncclAvg: NCCL 2.28.3 at one rank (seen on an H200, 2026-11-28)
+ *   left the output's elements past the last multiple of 2^20 unwritten for
+ *   an out-of-place ncclAvg (count 2^20+5: the last 5; in place and sum were
+ *   right). The copy costs one pass over the buffer at device bandwidth.
  *   Limits: no NCCL group calls (one allreduce at a time on our stream).
  */
 #include "coll_cuda.h"
@@ -142,6 +147,12 @@ int coll__nccl_allreduce(coll_comm_t *c, const void *sendbuf, void *recvbuf,
                           : dtype == COLL_F16 ? ncclFloat16
                                               : ncclBfloat16;
     ncclRedOp_t rop = op == COLL_AVG ? ncclAvg : ncclSum;
+    if (rop == ncclAvg && sendbuf != recvbuf && count > 0) {
+        COLL__CUDA_CHECK(cudaMemcpyAsync(recvbuf, sendbuf,
+                                         count * coll_dtype_size(dtype),
+                                         cudaMemcpyDeviceToDevice, cu->stream));
+        sendbuf = recvbuf;
+    }
     ncclResult_t r = ncclAllReduce(sendbuf, recvbuf, count, type, rop,
                                    nccl_of(c), cu->stream);
     if (r != ncclSuccess && r != ncclInProgress) {

@@ -78,14 +78,20 @@ check() { # np model batch steps rel [env...]
     fi
 }
 
-threads=1 # the emulation runs everything on the caller's thread anyway
-[ "$mode" = gpu ] && threads=0 # the CPU reference runs: every core
+# One thread for the CPU reference: on the H200 machine (16 cores under
+# gVisor) 20 steps of resnet20 took 16.9 s with every core, 3.6 s with one.
+threads=1
 case "$mode" in
 gpu)
     # One step's change measured on the CPU (same flags): lenet 3.4e-2,
     # resnet20 1.4e-2 of the largest parameter; the limits sit well below.
+    # lenet: cuda vs cpu 1.4e-7 after 20 steps (H200, 2026-11-28). resnet20
+    # amplifies float rounding through batch norm: 2.3e-5 after 1 step (the
+    # first conv, whose gradient sums 32768 positions), 1.1e-3 after 5,
+    # 8.9e-3 after 20, while cuda runs are bitwise repeatable and the CPU
+    # is the same at 1 and 16 threads; so it is compared after 3 steps.
     check 1 lenet 32 20 2e-3
-    check 1 resnet20 32 20 3e-3
+    check 1 resnet20 32 3 1e-3
     ;;
 emu)
     check 1 mlp 8 5 1e-3
