@@ -179,6 +179,8 @@ struct coll_comm {
     double stall_timeout;
     int caller_runs_mpi; /* see coll_config_t */
     int oversubscribed;  /* more local ranks than CPUs we may run on */
+    int cores_busy;      /* oversubscribed, or compute threads fill the CPUs:
+                            waits yield after a short spin */
     int broken;          /* RT_E... after a failure that leaves peers unsynced */
 
     MPI_Op op_sum16[COLL_DTYPE_COUNT]; /* user ops for fp16 / bf16 */

@@ -88,6 +88,12 @@ typedef struct {
     /* Wire compression of fp32 allreduces (default COLL_COMPRESS_NONE); must
      * be the same on every rank (checked at creation: RT_EMISMATCH). */
     coll_compression_t compression;
+    /* Threads each rank computes with while collectives progress (0: none,
+     * as in a benchmark; -1: its share of the host's CPUs). When the host's
+     * ranks times this fill its CPUs, a wait for a peer spins only briefly
+     * before yielding, as when oversubscribed: a spinning wait would take the
+     * core from the rank's own backward pass. */
+    int compute_threads;
 } coll_config_t;
 
 /* Fills cfg with defaults. */
@@ -108,6 +114,9 @@ int coll_comm_size(const coll_comm_t *comm);
 int coll_comm_local_rank(const coll_comm_t *comm);
 int coll_comm_local_size(const coll_comm_t *comm);
 int coll_comm_host_count(const coll_comm_t *comm);
+/* 1 when waits yield soon because the CPUs are full (more local ranks than
+ * CPUs, or compute_threads fill them; see coll_config_t), else 0. */
+int coll_comm_cores_busy(const coll_comm_t *comm);
 /* The compression the communicator was created with. */
 coll_compression_t coll_comm_compression(const coll_comm_t *comm);
 

@@ -28,6 +28,7 @@ void coll_config_init(coll_config_t *cfg)
     cfg->stall_timeout = 0.0;
     cfg->caller_runs_mpi = 0;
     cfg->compression = COLL_COMPRESS_NONE;
+    cfg->compute_threads = 0;
 }
 
 int coll__mpi_fail(const char *file, int line, const char *call, int code)
@@ -89,6 +90,11 @@ int coll_comm_local_size(const coll_comm_t *comm)
 {
     return comm ? comm->local_size : 0;
 }
+int coll_comm_cores_busy(const coll_comm_t *comm)
+{
+    return comm ? comm->cores_busy : 0;
+}
+
 int coll_comm_host_count(const coll_comm_t *comm)
 {
     return comm ? comm->host_count : 0;
@@ -231,6 +237,10 @@ int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
         goto fail;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->oversubscribed = cpus > 0 && c->local_size > cpus;
+    int ct = cfg ? cfg->compute_threads : 0;
+    c->cores_busy = c->oversubscribed ||
+                    (cpus > 0 && ct != 0 &&
+                     (ct < 0 || (long)c->local_size * ct >= cpus));
 
     rc = coll__select_init(c, cfg->algorithm);
     int ok = rc == 0, all_ok = 0;

@@ -117,6 +117,7 @@ int coll__hier_create(coll_comm_t *c)
     if (c->hier.real_local_size > c->local_size && cpus > 0 &&
         c->hier.real_local_size > cpus && !c->oversubscribed) {
         c->oversubscribed = 1;
+        c->cores_busy = 1;
         if (c->shm != NULL && getenv("RINGTRAIN_SHM_SPIN") == NULL)
             c->shm->spin = 64; /* shm.c's choice when oversubscribed */
     }

@@ -220,7 +220,7 @@ int coll_wait(coll_request_t *req)
 
 int coll__mpi_waitany(coll_comm_t *c, int count, MPI_Request *reqs, int *index)
 {
-    if (c->stall_timeout <= 0.0 && !c->oversubscribed) {
+    if (c->stall_timeout <= 0.0 && !c->cores_busy) {
         COLL__MPI_CHECK(MPI_Waitany(count, reqs, index, MPI_STATUS_IGNORE));
         return 0;
     }
@@ -231,7 +231,7 @@ int coll__mpi_waitany(coll_comm_t *c, int count, MPI_Request *reqs, int *index)
                                     MPI_STATUS_IGNORE));
         if (flag)
             return 0;
-        if (c->oversubscribed)
+        if (c->cores_busy)
             sched_yield();
         if (c->stall_timeout > 0.0 && (it & 1023) == 0 &&
             rt_now() - start > c->stall_timeout) {

@@ -323,8 +323,11 @@ int coll__shm_create(coll_comm_t *c)
     /* ~0.5 ms of pause loops (26 ns each here) before yielding. On a busy
      * host a peer is often preempted for less than that, and sleeping hands
      * the core to the competitor: with ~100 us, 64 MiB allreduces took
-     * 19-24 ms instead of 8-21 ms under load. (Open MPI polls forever.) */
-    sh->spin = (int)env_size("RINGTRAIN_SHM_SPIN", c->oversubscribed ? 64 : 20000);
+     * 19-24 ms instead of 8-21 ms under load. (Open MPI polls forever.)
+     * Where the CPUs are full (oversubscribed, or the ranks' compute threads
+     * fill them, cores_busy) the spin is ~2 us: a wait then runs beside its
+     * own rank's backward pass, and spinning takes that core from it. */
+    sh->spin = (int)env_size("RINGTRAIN_SHM_SPIN", c->cores_busy ? 64 : 20000);
     sh->nt_bytes = env_size("RINGTRAIN_SHM_NT_BYTES", DEFAULT_NT_BYTES);
     sh->ranks[sh->me].pid = (int32_t)getpid();
     c->shm = sh;

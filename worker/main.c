@@ -40,6 +40,8 @@ int main(int argc, char **argv)
     if (parse_rc == 0) {
         cfg.stall_timeout = opts.stall_timeout;
         cfg.compression = (coll_compression_t)opts.compression;
+        /* 0 threads = every core of the rank's share: the CPUs are full. */
+        cfg.compute_threads = opts.num_intra_threads > 0 ? opts.num_intra_threads : -1;
     }
     coll_comm_t *comm = NULL;
     int rc = coll_comm_create(&comm, MPI_COMM_WORLD, &cfg);

@@ -628,8 +628,9 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             printf("Variables:   parameter_server (%d server(s), %d worker(s))\n", ps.servers,
                    ps.workers);
         else
-            printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s, %s%s%s)\n",
+            printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s%s, %s%s%s)\n",
                    sync->count, o->bucket_mb, o->overlap ? "on" : "off",
+                   coll_comm_cores_busy(comm) ? " (no spare core: waits yield)" : "",
                    coll_algorithm_for(comm, sync->end[sync->count - 1] - sync->start[sync->count - 1],
                                       COLL_F32),
                    o->compression ? ", wire " : "",
