@@ -14,6 +14,9 @@
 #   - when the CSV has 2-host rows (and we are root): alpha/beta of the
 #     pods' link the same way, the allreduce bench at 2 pods x 1 rank
 #     (TCP over the veths, shaped with tc when the CSV's link column says so).
+#     Unshaped, that "link" is the kernel copying on this machine's cores, so
+#     the model is told so (--link-on-cores on); shaped, it is a link at its
+#     rate.
 # PREDICTED, then compared with the same CSV's medians: every other row
 # (1host ranks 2, 4 ...; 2hosts 1 and 2 ranks per pod). The pods share this
 # machine's cores, so each simulated host gets nproc/2 of them.
@@ -127,7 +130,8 @@ for r in rows:
             "--gpus-per-node", str(ranks // hosts), "--batch", str(batch),
             "--step-ms", f"{step_ms:.4f}", "--cores", str(max(cores // hosts, 1)),
             "--link", f"{1 / pbeta / 1e9:.4f}GB/s", "--latency", f"{palpha * 1e6:.3f}us",
-            "--intra-bw", f"{1 / beta / 1e9:.4f}", "--intra-latency", f"{alpha * 1e6:.3f}us"]
+            "--intra-bw", f"{1 / beta / 1e9:.4f}", "--intra-latency", f"{alpha * 1e6:.3f}us",
+            "--link-on-cores", "on" if r["link"] == "none" else "off"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     pred = float(out.split("predicted images/sec: ")[1].split()[0])
     peff = float(out.split("scaling efficiency: ")[1].split()[0])
@@ -138,5 +142,6 @@ for r in rows:
           f"{err * 100:+.1f}% | {peff:.3f} | {float(r['efficiency']):.3f} |")
 print(f"\nworst |error|: {worst * 100:.1f}% (target <= 15%)")
 print("command for each row: " + predict + " --model M --gpus R --gpus-per-node R/H --batch B "
-      "--step-ms <1-rank> --cores <nproc/H> --intra-bw <1/beta> --intra-latency <alpha> --link <1/beta pods> --latency <alpha pods>")
+      "--step-ms <1-rank> --cores <nproc/H> --intra-bw <1/beta> --intra-latency <alpha> --link <1/beta pods> --latency <alpha pods> "
+      "--link-on-cores <on when the CSV's link is none>")
 PY

@@ -29,6 +29,7 @@
 typedef struct {
     const char *model;
     int gpus, per_node, batch, threads, cores, overlap, measure_steps;
+    int link_on_cores; /* the link's bytes cost the shared cores' time too */
     double link_bytes_per_s, latency_s, intra_bytes_per_s, intra_latency_s;
     double step_ms, bucket_mb, ref_ips;
     const char *ref_model;
@@ -68,6 +69,10 @@ static void usage(void)
            "  --cores C            CPU cores per node shared by its ranks (0: every rank\n"
            "                       has its own device, no sharing)\n"
            "  --threads T          compute threads per rank, with --cores and measure (1)\n"
+           "  --link-on-cores on|off  with --cores: on when the inter-node link is the\n"
+           "                       nodes' own CPUs (TCP between namespaces of one machine,\n"
+           "                       no rate limit), so its transfer time slows with the\n"
+           "                       sharing too; off: a link at its rate (off)\n"
            "  --measure-steps N    timed steps with --compute-from measure (3)\n");
 }
 
@@ -215,6 +220,13 @@ static int parse_args(int argc, char **argv, opts_t *o)
                 o->overlap = 0;
             else
                 return usage_error("--overlap '%s': use on or off%s", val, "");
+        } else if (strcmp(name, "--link-on-cores") == 0) {
+            if (strcmp(val, "on") == 0)
+                o->link_on_cores = 1;
+            else if (strcmp(val, "off") == 0)
+                o->link_on_cores = 0;
+            else
+                return usage_error("--link-on-cores '%s': use on or off%s", val, "");
         } else if (strcmp(name, "--cores") == 0) {
             if (parse_int(val, 0, 1 << 20, &o->cores))
                 return usage_error("--cores '%s': give a whole number >= 0 (0: no sharing)%s",
@@ -398,6 +410,24 @@ static double allreduce_seconds(const opts_t *o, int hier, int nodes, double byt
     return predict_ring_seconds(bytes, o->gpus, nodes > 1 ? inter : intra);
 }
 
+/* One bucket's allreduce on shared cores: the copies, reductions and
+ * per-message overheads take `share` times longer; the bytes on a rate-limited
+ * inter-node link do not (a NIC keeps its rate whatever the cores do) unless
+ * --link-on-cores says the link is itself those cores. */
+static double comm_seconds(const opts_t *o, int hier, int nodes, double bytes,
+                           predict_link_t intra, predict_link_t inter, double share)
+{
+    double all = allreduce_seconds(o, hier, nodes, bytes, intra, inter);
+    if (share <= 1.0)
+        return all;
+    double wire = 0.0;
+    if (nodes > 1 && !o->link_on_cores) {
+        predict_link_t none = {0.0, 0.0}, bytes_only = {0.0, inter.beta};
+        wire = allreduce_seconds(o, hier, nodes, bytes, none, bytes_only);
+    }
+    return (all - wire) * share + wire;
+}
+
 static void fmt_rate(double bytes_per_s, char *buf, size_t bytes)
 {
     snprintf(buf, bytes, "%.3g GB/s = %.3g Gbit/s", bytes_per_s / 1e9, bytes_per_s * 8 / 1e9);
@@ -514,8 +544,7 @@ int main(int argc, char **argv)
         while (next < buckets && bucket_node[next] == i) {
             double bytes = (double)bucket_floats[next] * sizeof(float);
             ready[next] = t;
-            comm[next] = o.gpus > 1 ? allreduce_seconds(&o, hier, nodes, bytes, intra, inter) *
-                                          (share > 1 ? share : 1.0)
+            comm[next] = o.gpus > 1 ? comm_seconds(&o, hier, nodes, bytes, intra, inter, share)
                                     : 0.0;
             comm_total += comm[next];
             bytes_total += bytes;
@@ -553,8 +582,10 @@ int main(int argc, char **argv)
     printf("  intra-node  alpha %.3g us, %s (--intra-latency, --intra-bw)\n",
            o.intra_latency_s * 1e6, intra_bw);
     if (o.cores > 0)
-        printf("  cores       %d per node, %d thread(s) per rank: compute x%.2f at %d rank(s)/node\n",
-               o.cores, o.threads, share, per_node);
+        printf("  cores       %d per node, %d thread(s) per rank: compute x%.2f at %d rank(s)/node;"
+               " the link's bytes %s\n",
+               o.cores, o.threads, share, per_node,
+               o.link_on_cores ? "on the cores too (--link-on-cores on)" : "at its rate");
     printf("Step time (predicted, per rank):\n");
     printf("  forward                 %10.3f ms\n", fwd * 1e3);
     printf("  backward                %10.3f ms\n", bwd * 1e3);

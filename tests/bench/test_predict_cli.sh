@@ -25,6 +25,7 @@ expect_bad "--link 'fast'" --link fast --step-ms 100
 expect_bad "--latency '5'" --latency 5 --step-ms 100
 expect_bad "--algo 'tree'" --algo tree --step-ms 100
 expect_bad "--overlap 'maybe'" --overlap maybe --step-ms 100
+expect_bad "--link-on-cores 'yes'" --link-on-cores yes --step-ms 100
 expect_bad "--model 'vgg99'" --model vgg99 --step-ms 100
 expect_bad "unknown flag '--bogus'" --bogus 1
 expect_bad "not a multiple of --gpus-per-node" --gpus 12 --gpus-per-node 8 --step-ms 100
@@ -53,6 +54,22 @@ if not hier <= 16 * 640.0: print(f"hier {hier} above linear scaling"); ok = Fals
 if not hier > ring: print(f"hier {hier} not above flat ring {ring} at 1 Gbit/s"); ok = False
 if not noov <= hier: print(f"no overlap {noov} above overlap {hier}"); ok = False
 sys.exit(0 if ok else 1)
+PY
+# 2 nodes x 2 ranks sharing 1 core each: a rate-limited link keeps its rate
+# (its bytes are not slowed by the sharing), a link made of the cores does
+# not; the difference is exactly the wire term: n * beta = 6.65 MB at
+# 1 Gbit/s = 53.2 ms more per step for LeNet's 1,663,370 floats.
+shared="--model lenet --gpus 4 --gpus-per-node 2 --batch 32 --step-ms 20 --cores 1 --link 1gbit --latency 0us"
+# shellcheck disable=SC2086 # $shared holds several words
+step() { "$predict" $shared "$@" | sed -n 's/^  step  *\([0-9.]*\) ms$/\1/p'; }
+off=$(step --link-on-cores off)
+on=$(step --link-on-cores on)
+echo "lenet 2 x 2 on 1 core per node, 1gbit: step $off ms (link at its rate), $on ms (link on the cores)"
+python3 - "$off" "$on" <<'PY' || fail "--link-on-cores: steps $off / $on"
+import sys
+off, on = map(float, sys.argv[1:])
+wire = 1663370 * 4 / (1e9 / 8) * 1e3   # ms
+sys.exit(0 if abs((on - off) - wire) < 0.01 else 1)
 PY
 # the default (ResNet-101, 16 GPUs, 25 Gbit) says where its compute comes from
 "$predict" >"$tmp/default" || fail "default run failed"
