@@ -213,20 +213,14 @@ static int parse_args(int argc, char **argv, opts_t *o)
         } else if (strcmp(name, "--bucket-mb") == 0) {
             if (parse_double(val, 0.001, 4096, &o->bucket_mb))
                 return usage_error("--bucket-mb '%s': give MiB between 0.001 and 4096%s", val, "");
-        } else if (strcmp(name, "--overlap") == 0) {
+        } else if (strcmp(name, "--overlap") == 0 || strcmp(name, "--link-on-cores") == 0) {
+            int *flag = strcmp(name, "--overlap") == 0 ? &o->overlap : &o->link_on_cores;
             if (strcmp(val, "on") == 0)
-                o->overlap = 1;
+                *flag = 1;
             else if (strcmp(val, "off") == 0)
-                o->overlap = 0;
+                *flag = 0;
             else
-                return usage_error("--overlap '%s': use on or off%s", val, "");
-        } else if (strcmp(name, "--link-on-cores") == 0) {
-            if (strcmp(val, "on") == 0)
-                o->link_on_cores = 1;
-            else if (strcmp(val, "off") == 0)
-                o->link_on_cores = 0;
-            else
-                return usage_error("--link-on-cores '%s': use on or off%s", val, "");
+                return usage_error("%s '%s': use on or off", name, val);
         } else if (strcmp(name, "--cores") == 0) {
             if (parse_int(val, 0, 1 << 20, &o->cores))
                 return usage_error("--cores '%s': give a whole number >= 0 (0: no sharing)%s",
