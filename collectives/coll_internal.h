@@ -175,6 +175,8 @@ struct coll_comm {
     int local_rank, local_size, host_count;
     int forced;          /* algorithm index, or -1 for automatic */
     size_t segment_bytes;
+    size_t net_segment_bytes; /* segments of MPI messages between hosts
+                                 (<= segment_bytes; comm.c says why) */
     size_t mpi_chunk_bytes; /* most bytes per MPI collective call */
     double stall_timeout;
     int caller_runs_mpi; /* see coll_config_t */

@@ -17,6 +17,16 @@
 #include "reduce.h"
 
 #define DEFAULT_SEGMENT_BYTES ((size_t)1 << 20)
+/* Segments of the messages that cross hosts (the ring and hier's exchange
+ * between hosts): 64 KiB less 64 bytes, under Open MPI's TCP eager limit
+ * (btl_tcp_eager_limit, 64 KiB with its header). A larger segment goes by
+ * rendezvous: the sender waits for the receiver's reply before the data
+ * moves, and on a loaded link that reply queues behind the other direction's
+ * bulk data, so the pipeline stalls. Measured (bench/README.md, 2 x 2 pods on
+ * 1 Gbit/s): hier at 64 MiB 708 ms with 1 MiB segments, 572 ms with these
+ * (its link bound is 561 ms). RINGTRAIN_NET_SEGMENT_BYTES sets another (raise
+ * the eager limit with it); an explicit segment_bytes applies to both. */
+#define DEFAULT_NET_SEGMENT_BYTES ((size_t)65472)
 #define MAX_SEGMENT_BYTES ((size_t)1 << 30)
 
 void coll_config_init(coll_config_t *cfg)
@@ -142,19 +152,24 @@ static int comm_setup_mpi(coll_comm_t *c, MPI_Comm mpi_comm)
  * they would exchange differently shaped messages and hang. */
 static int comm_check_agreement(coll_comm_t *c)
 {
-    long mine[4] = {c->forced, (long)c->segment_bytes, (long)c->mpi_chunk_bytes,
-                    c->compression};
-    long lo[4], hi[4];
-    COLL__MPI_CHECK(MPI_Allreduce(mine, lo, 4, MPI_LONG, MPI_MIN, c->comm));
-    COLL__MPI_CHECK(MPI_Allreduce(mine, hi, 4, MPI_LONG, MPI_MAX, c->comm));
-    if (lo[0] != hi[0] || lo[1] != hi[1] || lo[2] != hi[2] || lo[3] != hi[3]) {
+    enum { N = 5 };
+    long mine[N] = {c->forced, (long)c->segment_bytes, (long)c->mpi_chunk_bytes,
+                    c->compression, (long)c->net_segment_bytes};
+    long lo[N], hi[N];
+    COLL__MPI_CHECK(MPI_Allreduce(mine, lo, N, MPI_LONG, MPI_MIN, c->comm));
+    COLL__MPI_CHECK(MPI_Allreduce(mine, hi, N, MPI_LONG, MPI_MAX, c->comm));
+    int same = 1;
+    for (int i = 0; i < N; i++)
+        same = same && lo[i] == hi[i];
+    if (!same) {
         rt_log_error("collectives: ranks disagree on the forced allreduce "
-                     "algorithm, segment size or compression (rank %d: %s, %zu "
-                     "bytes, %s); set RINGTRAIN_ALLREDUCE and the config "
-                     "identically everywhere",
+                     "algorithm, segment sizes or compression (rank %d: %s, %zu "
+                     "bytes, %zu between hosts, %s); set RINGTRAIN_ALLREDUCE, "
+                     "RINGTRAIN_NET_SEGMENT_BYTES and the config identically "
+                     "everywhere",
                      c->rank,
                      c->forced >= 0 ? coll__algos[c->forced].name : "auto",
-                     c->segment_bytes,
+                     c->segment_bytes, c->net_segment_bytes,
                      coll_compression_name((coll_compression_t)c->compression));
         return RT_EMISMATCH;
     }
@@ -216,6 +231,24 @@ int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
      * vector-aligned. */
     c->segment_bytes = cfg->segment_bytes ? rt_align_up(cfg->segment_bytes, 64)
                                           : DEFAULT_SEGMENT_BYTES;
+    c->net_segment_bytes = cfg->segment_bytes || DEFAULT_NET_SEGMENT_BYTES > c->segment_bytes
+                               ? c->segment_bytes
+                               : DEFAULT_NET_SEGMENT_BYTES;
+    /* A bad value fails every rank together below (agreement), never
+     * leaving the others in a collective. */
+    const char *net_env = getenv("RINGTRAIN_NET_SEGMENT_BYTES");
+    int net_bad = 0;
+    if (net_env != NULL && net_env[0] != '\0') {
+        uint64_t v = 0;
+        net_bad = rt_parse_u64(net_env, 64, c->segment_bytes, 1, &v) != 0;
+        if (net_bad)
+            rt_log_error("collectives: RINGTRAIN_NET_SEGMENT_BYTES=%s: expected "
+                         "bytes in [64, %zu] (at most the segment size; K/M "
+                         "suffixes allowed), or unset it", net_env,
+                         c->segment_bytes);
+        else
+            c->net_segment_bytes = rt_align_up((size_t)v, 64);
+    }
     c->stall_timeout = cfg->stall_timeout;
     c->caller_runs_mpi = cfg->caller_runs_mpi != 0;
     c->mpi_chunk_bytes = COLL__MPI_CHUNK_BYTES;
@@ -243,7 +276,7 @@ int coll_comm_create(coll_comm_t **out, MPI_Comm mpi_comm,
                      (ct < 0 || (long)c->local_size * ct >= cpus));
 
     rc = coll__select_init(c, cfg->algorithm);
-    int ok = rc == 0, all_ok = 0;
+    int ok = rc == 0 && !net_bad, all_ok = 0;
     if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
         all_ok = 0;
     if (!all_ok) {

@@ -19,9 +19,10 @@
  *     2. MPI, over the j-th "slice" communicator (local rank j of every
  *        host), in place on block j: with two hosts one pipelined exchange
  *        (each side sends its block, adds the peer's), started segment by
- *        segment while phase 1 still runs; with more hosts the ring
- *        (ring.c). avg scales by 1/(all ranks) here. Under compression what
- *        crosses is fp16/bf16.
+ *        segment while phase 1 still runs, in segments of
+ *        comm->net_segment_bytes (64 KiB: no rendezvous, comm.c); with more
+ *        hosts the ring (ring.c). avg scales by 1/(all ranks) here. Under
+ *        compression what crosses is fp16/bf16.
  *     3. shared memory: each owner copies pieces of its finished block into
  *        its slot; every other local rank copies them into recvbuf.
  *   Both shared-memory phases are software-pipelined like shm.c's two-shot
@@ -195,7 +196,7 @@ static void pair_init(pair_t *x, coll_comm_t *c, char *buf, size_t count,
     x->wire = wire;
     x->scale = scale;
     x->scale_flag = op == COLL_AVG ? COLL__REDUCE_SCALE : 0;
-    x->seg = c->segment_bytes / coll_dtype_size(dtype);
+    x->seg = c->net_segment_bytes / coll_dtype_size(dtype); /* comm.c: why */
     x->nseg = coll__seg_total(count, x->seg);
     for (int i = 0; i < 2 * COLL__RING_DEPTH; i++)
         x->req[i] = MPI_REQUEST_NULL;

@@ -6,7 +6,8 @@
  *   count < ranks), in place or not, fp32/fp16/bf16, sum/avg.
  * Blocks: the vector is cut into n blocks, the first count % n one element
  *   longer (blocks.h). Each block travels in segments of at most
- *   comm->segment_bytes, up to COLL__RING_DEPTH in flight per direction, so
+ *   comm->segment_bytes (comm->net_segment_bytes when the ring crosses
+ *   hosts), up to COLL__RING_DEPTH in flight per direction, so
  *   the reduction of one segment overlaps the transfer of the next and no MPI
  *   call moves more than one segment (int counts never overflow).
  * Cost (Hockney: alpha latency, beta time per byte, gamma reduce time per
@@ -53,6 +54,7 @@ typedef struct {
     coll_dtype_t wire; /* dtype on the wire (== dtype: no conversion) */
     float scale;
     int flags;
+    size_t seg_bytes; /* segment size (comm->net_segment_bytes between hosts) */
 } ring_xfer_t;
 
 /* One ring step: send x->sbuf to right while receiving x->rcount elements
@@ -65,7 +67,7 @@ static int ring_xfer(coll_comm_t *c, MPI_Comm mc, const ring_xfer_t *x,
     const size_t esize = coll_dtype_size(x->dtype);
     const size_t wsize = coll_dtype_size(x->wire);
     const int convert = x->wire != x->dtype;
-    const size_t seg = c->segment_bytes / esize; /* elements per segment */
+    const size_t seg = x->seg_bytes / esize; /* elements per segment */
     const size_t nsend = coll__seg_total(x->scount, seg);
     const size_t nrecv = coll__seg_total(x->rcount, seg);
     MPI_Request req[2 * D];
@@ -159,6 +161,10 @@ int coll__ring_run(coll_comm_t *comm, MPI_Comm mc, int rank, int size,
     const int convert = wire != dtype;
     const char *send = sendbuf;
     char *recv = recvbuf;
+    /* A ring that crosses hosts cuts the smaller segments (comm.c). */
+    const size_t seg_bytes = mc == comm->comm && comm->host_count < 2
+                                 ? comm->segment_bytes
+                                 : comm->net_segment_bytes;
 
     for (size_t k = 0; k + 1 < n; k++) {
         size_t sb = (r + n - k) % n, rb = (r + 2 * n - k - 1) % n;
@@ -174,6 +180,7 @@ int coll__ring_run(coll_comm_t *comm, MPI_Comm mc, int rank, int size,
             .scale = scale,
             .flags = (last && op == COLL_AVG ? COLL__REDUCE_SCALE : 0) |
                      (last && convert ? COLL__REDUCE_ROUND : 0),
+            .seg_bytes = seg_bytes,
         };
         int rc = ring_xfer(comm, mc, &x, right, left);
         if (rc != 0)
@@ -191,6 +198,7 @@ int coll__ring_run(coll_comm_t *comm, MPI_Comm mc, int rank, int size,
             .wire = wire,
             .scale = 1.0f,
             .flags = 0,
+            .seg_bytes = seg_bytes,
         };
         int rc = ring_xfer(comm, mc, &x, right, left);
         if (rc != 0)

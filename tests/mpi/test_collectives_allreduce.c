@@ -755,6 +755,20 @@ static void test_misuse(void)
     cfg.segment_bytes = 3;
     CHECK_INT(coll_comm_create(&bad, MPI_COMM_WORLD, &cfg), RT_EINVAL,
               "segment_bytes 3");
+    /* Segments between hosts: above the segment size, and not the same
+     * everywhere (each rank would cut the messages differently). */
+    cfg.segment_bytes = 0;
+    setenv("RINGTRAIN_NET_SEGMENT_BYTES", "2M", 1);
+    CHECK_INT(coll_comm_create(&bad, MPI_COMM_WORLD, &cfg), RT_EINVAL,
+              "RINGTRAIN_NET_SEGMENT_BYTES=2M (above the 1 MiB segment)");
+    if (bad != NULL)
+        FAIL("a failed create left a communicator behind");
+    if (g_size > 1) {
+        setenv("RINGTRAIN_NET_SEGMENT_BYTES", g_rank == 0 ? "4096" : "8K", 1);
+        CHECK_INT(coll_comm_create(&bad, MPI_COMM_WORLD, &cfg), RT_EMISMATCH,
+                  "ranks with different RINGTRAIN_NET_SEGMENT_BYTES");
+    }
+    unsetenv("RINGTRAIN_NET_SEGMENT_BYTES");
     if (g_rank == 0)
         printf("np %d: misuse passed\n", g_size);
 }
@@ -791,6 +805,12 @@ static void test_hier(void)
     g_split = 1;
     for (size_t k = 0; k < sizeof splits / sizeof splits[0]; k++) {
         setenv("RINGTRAIN_HOST_SPLIT", splits[k], 1);
+        /* Split 2:cyclic also cuts the messages between hosts into odd
+         * 320-byte segments (80 floats: counts 100, 241... span several). */
+        if (k == 1)
+            setenv("RINGTRAIN_NET_SEGMENT_BYTES", "320", 1);
+        else
+            unsetenv("RINGTRAIN_NET_SEGMENT_BYTES");
         int hosts = 0, max_local = 0;
         split_layout(splits[k], &hosts, &max_local);
         coll_comm_t *c = make_comm(NULL);
@@ -847,6 +867,7 @@ static void test_hier(void)
                    splits[k], hosts);
     }
     unsetenv("RINGTRAIN_HOST_SPLIT");
+    unsetenv("RINGTRAIN_NET_SEGMENT_BYTES");
     g_split = 0;
 }
 
