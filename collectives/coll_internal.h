@@ -125,6 +125,9 @@ char *coll__shm_slot(const coll__shm_t *sh, int local_rank, uint32_t step);
 void coll__shm_post_ctr(coll__shm_t *sh, int which, uint32_t value);
 int coll__shm_wait_all_ctr(coll_comm_t *comm, int which, uint32_t target);
 int coll__shm_wait_slot_free(coll_comm_t *comm, uint32_t step);
+/* The same two conditions without waiting: 1 when met, else 0. */
+int coll__shm_test_all_ctr(coll__shm_t *sh, int which, uint32_t target);
+int coll__shm_test_slot_free(coll__shm_t *sh, uint32_t step);
 
 /* ---- hierarchical allreduce, host split, compression (hier.c, wire.c) ------ */
 

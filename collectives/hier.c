@@ -57,6 +57,7 @@
  * ring across "hosts". The fake hosts still share memory and an MPI
  * transport; only the topology the collectives see changes.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -283,6 +284,18 @@ static int pair_feed(pair_t *x, size_t ready)
     return rc;
 }
 
+/* Elements of the block summed without a gap from its start: phase 3 may
+ * publish them while the rest still crosses the link. */
+static size_t pair_ready_elems(const pair_t *x)
+{
+    size_t first = x->next; /* no segment from here on has been summed */
+    for (int k = 0; k < COLL__RING_DEPTH; k++)
+        if (x->pending[k] != 0 && x->seg_of[k] < first)
+            first = x->seg_of[k];
+    size_t n = first * x->seg;
+    return n < x->count ? n : x->count;
+}
+
 static int pair_finish(pair_t *x)
 {
     int rc = pair_feed(x, x->count);
@@ -400,28 +413,29 @@ static int hier_reduce_scatter(coll_comm_t *c, hier_job_t *j, pair_t *pair)
 
 /* ---- phase 3: intra-host allgather of the S finished blocks ------------------ */
 
-static int ag_post(coll_comm_t *c, const hier_job_t *j, size_t t)
+/* Step t's slot is free: publish this rank's finished piece t. */
+static void ag_fill(coll__shm_t *sh, const hier_job_t *j, size_t t)
 {
-    coll__shm_t *sh = c->shm;
     uint32_t step = j->base + (uint32_t)t;
-    int rc = coll__shm_wait_slot_free(c, step);
-    if (rc != 0)
-        return rc;
     size_t off, n;
     if (sh->me < j->slices && piece_of(j, sh->me, t, &off, &n))
         memcpy(coll__shm_slot(sh, sh->me, step), j->recv + off * j->esize,
                n * j->esize);
     coll__shm_post_ctr(sh, COLL__CTR_POSTED, step + 1);
-    return 0;
 }
 
-static int ag_copy(coll_comm_t *c, const hier_job_t *j, size_t t)
+static int ag_post(coll_comm_t *c, const hier_job_t *j, size_t t)
 {
-    coll__shm_t *sh = c->shm;
+    int rc = coll__shm_wait_slot_free(c, j->base + (uint32_t)t);
+    if (rc == 0)
+        ag_fill(c->shm, j, t);
+    return rc;
+}
+
+/* Every local rank posted step t: take the other blocks' pieces. */
+static void ag_take(coll__shm_t *sh, const hier_job_t *j, size_t t)
+{
     uint32_t step = j->base + (uint32_t)t;
-    int rc = coll__shm_wait_all_ctr(c, COLL__CTR_POSTED, step + 1);
-    if (rc != 0)
-        return rc;
     for (int b = 0; b < j->slices; b++) {
         size_t off, n;
         if (b == sh->me || !piece_of(j, b, t, &off, &n))
@@ -431,20 +445,100 @@ static int ag_copy(coll_comm_t *c, const hier_job_t *j, size_t t)
     }
     coll__shm_post_ctr(sh, COLL__CTR_REDUCED, step + 1);
     coll__shm_post_ctr(sh, COLL__CTR_DONE, step + 1);
-    return 0;
 }
 
-static int hier_allgather(coll_comm_t *c, hier_job_t *j)
+static int ag_copy(coll_comm_t *c, const hier_job_t *j, size_t t)
+{
+    int rc = coll__shm_wait_all_ctr(c, COLL__CTR_POSTED, j->base + (uint32_t)t + 1);
+    if (rc == 0)
+        ag_take(c->shm, j, t);
+    return rc;
+}
+
+/* Phase 3 while this owner's exchange still runs (two hosts): each piece
+ * of the block is published as soon as the exchange has summed it, and the
+ * peers' pieces taken as they appear. Nothing here blocks: the loop keeps
+ * the exchange moving, so no rank waits on a local peer while its own
+ * network transfer needs it (the cycle that blocking waits could close).
+ * Counts the steps it posted and took in *posted and *taken; once the
+ * exchange has ended the caller finishes with blocking waits, which carry
+ * the stall_timeout. */
+static int hier_allgather_overlap(coll_comm_t *c, const hier_job_t *j,
+                                  pair_t *pair, size_t steps, size_t *posted_out,
+                                  size_t *taken_out)
+{
+    coll__shm_t *sh = c->shm;
+    size_t posted = 0, taken = 0;
+    int rc = 0;
+    double idle_since = 0.0;
+    for (unsigned long idle = 0; rc == 0 && taken < steps && pair->done < pair->nseg;) {
+        size_t done_before = pair->done;
+        int moved = 0;
+        rc = pair_feed(pair, pair->count);
+        if (rc != 0)
+            break;
+        /* Post one step ahead of the one being taken, as the blocking
+         * pipeline does, once the piece is summed and its slot free. */
+        size_t off, n, end = 0;
+        if (posted < steps && posted <= taken + 1) {
+            if (piece_of(j, sh->me, posted, &off, &n))
+                end = off + n - coll__block_offset(j->count, (size_t)j->slices,
+                                                   (size_t)sh->me);
+            if (end <= pair_ready_elems(pair) &&
+                coll__shm_test_slot_free(sh, j->base + (uint32_t)posted)) {
+                ag_fill(sh, j, posted++);
+                moved = 1;
+            }
+        }
+        if (taken < posted &&
+            coll__shm_test_all_ctr(sh, COLL__CTR_POSTED,
+                                   j->base + (uint32_t)taken + 1)) {
+            ag_take(sh, j, taken++);
+            moved = 1;
+        }
+        if (moved || pair->done != done_before) {
+            idle = 0;
+            continue;
+        }
+        if (c->cores_busy)
+            sched_yield();
+        if (c->stall_timeout > 0.0 && (idle++ & 1023) == 0) {
+            if (idle == 1)
+                idle_since = rt_now();
+            else if (rt_now() - idle_since > c->stall_timeout) {
+                rt_log_error("collectives: rank %d waited %.1f s for its peer "
+                             "host's data or a local rank's step in an "
+                             "allreduce; giving up (stall_timeout)",
+                             c->rank, rt_now() - idle_since);
+                rc = RT_ETIMEDOUT;
+            }
+        }
+    }
+    *posted_out = posted;
+    *taken_out = taken;
+    return rc;
+}
+
+/* pair: this owner's exchange between two hosts, still running (NULL: none
+ * or finished). */
+static int hier_allgather(coll_comm_t *c, hier_job_t *j, pair_t *pair)
 {
     coll__shm_t *sh = c->shm;
     j->piece = piece_elems(sh, j->esize, 1);
     size_t steps = coll__seg_total(coll__block_count(j->count, (size_t)j->slices, 0),
                                    j->piece);
     j->base = coll__shm_steps_take(sh, (uint32_t)steps);
-    int rc = ag_post(c, j, 0);
-    for (size_t t = 0; rc == 0 && t < steps; t++) {
-        if (t + 1 < steps)
-            rc = ag_post(c, j, t + 1);
+    size_t posted = 0, t = 0;
+    int rc = 0;
+    if (pair != NULL) {
+        rc = hier_allgather_overlap(c, j, pair, steps, &posted, &t);
+        if (rc == 0)
+            rc = pair_finish(pair);
+    }
+    /* Software pipeline: step t + 1 is posted before step t is taken. */
+    for (; rc == 0 && t < steps; t++) {
+        while (rc == 0 && posted < steps && posted <= t + 1)
+            rc = ag_post(c, j, posted++);
         if (rc == 0)
             rc = ag_copy(c, j, t);
     }
@@ -492,13 +586,14 @@ int coll__allreduce_hier(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
         rc = hier_reduce_scatter(comm, &j, px);
     else if (sendbuf != recvbuf)
         memcpy(recvbuf, sendbuf, count * j.esize);
-    if (rc == 0 && px != NULL)
+    /* With local peers, phase 3 runs alongside the exchange and ends it. */
+    if (rc == 0 && px != NULL && comm->local_size == 1)
         rc = pair_finish(px);
     else if (rc == 0 && hosts > 2 && owner)
         rc = coll__ring_run(comm, comm->hier.slice_comm, comm->hier.slice_rank,
                             hosts, block, block, bcount, dtype, op, scale,
                             wire);
     if (rc == 0 && comm->local_size > 1)
-        rc = hier_allgather(comm, &j);
+        rc = hier_allgather(comm, &j, px);
     return rc;
 }

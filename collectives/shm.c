@@ -760,3 +760,27 @@ int coll__shm_wait_slot_free(coll_comm_t *c, uint32_t step)
     coll__shm_t *sh = c->shm;
     return shm_wait_done(c, sh, step - (uint32_t)sh->nslots + 1);
 }
+
+int coll__shm_test_all_ctr(coll__shm_t *sh, int which, uint32_t target)
+{
+    for (int p = 0; p < sh->nranks; p++)
+        if (p != sh->me &&
+            !reached(atomic_load_explicit(ctr_of(&sh->ranks[p], which),
+                                          memory_order_acquire), target))
+            return 0;
+    return 1;
+}
+
+int coll__shm_test_slot_free(coll__shm_t *sh, uint32_t step)
+{
+    uint32_t target = step - (uint32_t)sh->nslots + 1;
+    for (int p = 0; p < sh->nranks; p++) {
+        if (p == sh->me || reached(sh->seen_done[p], target))
+            continue;
+        sh->seen_done[p] = atomic_load_explicit(&sh->ranks[p].done.value,
+                                                memory_order_acquire);
+        if (!reached(sh->seen_done[p], target))
+            return 0;
+    }
+    return 1;
+}
