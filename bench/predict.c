@@ -35,6 +35,7 @@ typedef struct {
     const char *ref_model;
     const char *compute_from; /* NULL, "measure" or a file */
     const char *algo;         /* auto, ring, hier */
+    const char *compression;  /* none, fp16, bf16 */
     const char *link_text;
 } opts_t;
 
@@ -64,6 +65,8 @@ static void usage(void)
            "  --ref-model NAME     (resnet50: TensorFlow benchmarks, P100, batch 64)\n"
            "  --batch N            batch per rank (64)\n"
            "  --algo A             auto|ring|hier (auto: hier when nodes > 1 and G > 1)\n"
+           "  --compression C      none|fp16|bf16: what crosses nodes (the worker's\n"
+           "                       --compression); halves the link's bytes (none)\n"
            "  --bucket-mb F        gradient bucket cap, MiB (25, the worker's default)\n"
            "  --overlap on|off     allreduce during backward (on)\n"
            "  --cores C            CPU cores per node shared by its ranks (0: every rank\n"
@@ -210,6 +213,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             if (strcmp(val, "auto") && strcmp(val, "ring") && strcmp(val, "hier"))
                 return usage_error("--algo '%s': use auto, ring or hier%s", val, "");
             o->algo = val;
+        } else if (strcmp(name, "--compression") == 0) {
+            if (strcmp(val, "none") && strcmp(val, "fp16") && strcmp(val, "bf16"))
+                return usage_error("--compression '%s': use none, fp16 or bf16%s", val, "");
+            o->compression = val;
         } else if (strcmp(name, "--bucket-mb") == 0) {
             if (parse_double(val, 0.001, 4096, &o->bucket_mb))
                 return usage_error("--bucket-mb '%s': give MiB between 0.001 and 4096%s", val, "");
@@ -434,7 +441,8 @@ int main(int argc, char **argv)
         .cores = 0, .overlap = 1, .measure_steps = 3,
         .link_bytes_per_s = 25e9 / 8, .latency_s = 5e-6, .intra_bytes_per_s = 10e9,
         .intra_latency_s = 2e-6, .step_ms = 0, .bucket_mb = 25, .ref_ips = 219,
-        .ref_model = "resnet50", .compute_from = NULL, .algo = "auto", .link_text = "25Gbit",
+        .ref_model = "resnet50", .compute_from = NULL, .algo = "auto", .compression = "none",
+        .link_text = "25Gbit",
     };
     int rc = parse_args(argc, argv, &o);
     if (rc)
@@ -515,7 +523,11 @@ int main(int argc, char **argv)
     int hier = strcmp(o.algo, "hier") == 0 ||
                (strcmp(o.algo, "auto") == 0 && nodes > 1 && per_node > 1);
     predict_link_t intra = {o.intra_latency_s, 1.0 / o.intra_bytes_per_s};
-    predict_link_t inter = {o.latency_s, 1.0 / o.link_bytes_per_s};
+    /* Compression: the ring and hier send 16-bit values between nodes
+     * (hier's shared-memory phases stay fp32; on one node the worker's
+     * shared-memory allreduce does not compress at all). */
+    double wire_bytes = strcmp(o.compression, "none") == 0 ? 1.0 : 0.5;
+    predict_link_t inter = {o.latency_s, wire_bytes / o.link_bytes_per_s};
 
     /* Ranks sharing a node's CPU cores (the validation host): compute slows
      * by the oversubscription, communication too, and overlap needs a core
@@ -562,11 +574,12 @@ int main(int argc, char **argv)
            buckets, o.bucket_mb);
     printf("Placement:    %d rank(s) = %d node(s) x %d, batch %d per rank (weak scaling)\n",
            o.gpus, nodes, per_node, o.batch);
-    printf("Allreduce:    %s, overlap %s%s\n",
+    printf("Allreduce:    %s, overlap %s%s, %s between nodes\n",
            o.gpus == 1 ? "none (one rank)" : hier ? "hier (intra reduce-scatter, inter ring per slice, intra allgather)"
                                                   : "flat ring",
            overlap ? "on" : "off",
-           overlap != o.overlap ? " (no core left for the progress thread)" : "");
+           overlap != o.overlap ? " (no core left for the progress thread)" : "",
+           wire_bytes < 1.0 ? o.compression : "fp32");
     printf("Inputs:\n");
     printf("  compute     %s\n", c.source);
     printf("              forward %.2f ms, backward %.2f ms, optimizer %.2f ms per step at one rank\n",

@@ -71,6 +71,20 @@ off, on = map(float, sys.argv[1:])
 wire = 1663370 * 4 / (1e9 / 8) * 1e3   # ms
 sys.exit(0 if abs((on - off) - wire) < 0.01 else 1)
 PY
+# --compression halves the bytes between nodes: 2 nodes x 1 rank, no
+# latency, no overlap, so the allreduce is n * beta = 53.228 ms, then half.
+comm() { "$predict" --model lenet --gpus 2 --gpus-per-node 1 --link 1gbit --latency 0us \
+    --step-ms 10 --overlap off "$@" | sed -n 's/^  allreduce (all buckets) *\([0-9.]*\) ms.*/\1/p'; }
+full=$(comm)
+half=$(comm --compression fp16)
+echo "lenet 2 x 1, 1gbit: allreduce $full ms fp32, $half ms fp16"
+python3 - "$full" "$half" <<'PY' || fail "--compression: allreduce $full / $half ms"
+import sys
+full, half = map(float, sys.argv[1:])
+wire = 1663370 * 4 / (1e9 / 8) * 1e3
+sys.exit(0 if abs(full - wire) < 0.01 and abs(half - wire / 2) < 0.01 else 1)
+PY
+expect_bad "--compression 'int8'" --compression int8 --step-ms 100
 # the default (ResNet-101, 16 GPUs, 25 Gbit) says where its compute comes from
 "$predict" >"$tmp/default" || fail "default run failed"
 grep -q "INPUT, not measured" "$tmp/default" || fail "default run does not label its compute input"
