@@ -9,8 +9,15 @@
 #   - compute per step at one rank: the 1-rank images/sec of a bench/scaling
 #     run (its CSV), as --step-ms = batch / images_per_sec * 1000; the split
 #     between layers from FLOPs;
-#   - the machine's cores (nproc): ranks beyond them slow compute and
-#     communication in proportion and leave no core for overlap.
+#   - the machine's cores (nproc): ranks beyond them slow communication in
+#     proportion and leave no core for overlap;
+#   - compute with K ranks sharing the machine, for each rank count K of the
+#     CSV's other rows: K independent 1-rank workers started together (no
+#     communication; the CSV's batch, BATCHES batches), the mean step time
+#     of the K, median of REPS rounds (--shared-step-ms). It takes the place
+#     of a proportional slowdown, which misses what K processes on fewer
+#     cores lose to each other (context switches, caches): K=4 on 2 cores
+#     runs 2.2-2.4x slower per rank, not 2x.
 #   - when the CSV has 2-host rows (and we are root): alpha/beta of the
 #     pods' link the same way, the allreduce bench at 2 pods x 1 rank
 #     (TCP over the veths, shaped with tc when the CSV's link column says so).
@@ -23,7 +30,8 @@
 #
 #   bench/predict-validate.sh DIR        # DIR: a bench/scaling --out directory
 #
-# Environment: RINGTRAIN_BUILD_DIR (build), LOCK, REPS (5).
+# Environment: RINGTRAIN_BUILD_DIR (build), LOCK, REPS (5), BATCHES (50, as
+# bench/scaling).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "predict-validate: error: $*" >&2; exit 2; }
@@ -33,11 +41,13 @@ csv=$1/scaling.csv
 build=${RINGTRAIN_BUILD_DIR:-$PWD/build}
 bench=$build/bench/ringtrain-allreduce-bench
 predict=$build/bench/ringtrain-predict
-for p in "$bench" "$predict"; do
+worker=$build/worker/ringtrain-worker
+for p in "$bench" "$predict" "$worker"; do
     [ -x "$p" ] || die "$p is not built; run meson compile -C build first"
 done
 lock=${LOCK:-/tmp/ringtrain-bench.lock}
 reps=${REPS:-5}
+batches=${BATCHES:-50}
 cores=$(nproc)
 tmp=$(mktemp -d /tmp/ringtrain-validate.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -47,6 +57,31 @@ for i in $(seq 1 "$reps"); do
     flock "$lock" mpirun --oversubscribe --bind-to none -np 2 "$bench" \
         -b 4 -e 32M -f 4 -n 10 -w 2 >"$tmp/ab.$i" 2>&1 ||
         { tail -5 "$tmp/ab.$i" >&2; echo "predict-validate: error: allreduce bench failed" >&2; exit 1; }
+done
+
+# Compute with K ranks at once (see above).
+batch=$(awk -F, 'NR == 2 { print $10 }' "$csv")
+models=$(awk -F, 'NR > 1 { print $1 }' "$csv" | sort -u)
+ks=$(awk -F, 'NR > 1 && $4 > 1 { print $4 }' "$csv" | sort -un)
+exec {calfd}>>"$lock"
+for i in $(seq 1 "$reps"); do
+    for m in $models; do
+        for k in $ks; do
+            flock "$calfd"
+            pids=()
+            for j in $(seq 1 "$k"); do
+                mpirun -np 1 --bind-to none "$worker" --model="$m" --batch_size="$batch" \
+                    --num_batches="$batches" --num_warmup_batches=2 --display_every=1000 \
+                    --num_intra_threads=1 --bind=none >"$tmp/cal.$m.$k.$i.$j" 2>&1 {calfd}>&- &
+                pids+=($!)
+            done
+            for pid in "${pids[@]}"; do
+                wait "$pid" || { flock -u "$calfd"; tail -5 "$tmp/cal.$m.$k.$i."* >&2
+                                 die "a $m worker of $k at once failed"; }
+            done
+            flock -u "$calfd"
+        done
+    done
 done
 
 pods=0
@@ -93,26 +128,44 @@ def fit(prefix, what):
                 continue
             times.setdefault(int(f[0]), []).append(float(f[5]) * 1e-6)  # out-of-place, us -> s
     pts = sorted((b, statistics.median(v)) for b, v in times.items())
-    # least squares t = a + b * bytes, weighted by 1/t^2 so small sizes count too
-    sw = sx = sy = sxx = sxy = 0.0
-    for b, t in pts:
-        w = 1.0 / t ** 2
-        sw += w; sx += w * b; sy += w * t; sxx += w * b * b; sxy += w * b * t
-    beta = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
-    a = (sy - beta * sx) / sw
-    alpha = max(a / 2.0, 0.0)  # p = 2 ring: t = 2 alpha + n beta
-    print(f"# measured: {what}, allreduce at np=2, medians of {reps} runs, 4 B..16 MiB:")
+    # p = 2 ring: t = 2 alpha + bytes beta. alpha from the smallest size;
+    # beta by least squares over the sizes of the gradient buckets (1 MiB
+    # and up), where the bytes dominate.
+    alpha = pts[0][1] / 2.0
+    big = [(b, t) for b, t in pts if b >= 1 << 20]
+    beta = sum(b * (t - 2 * alpha) for b, t in big) / sum(b * b for b, t in big)
+    a = 2 * alpha
+    print(f"# measured: {what}, allreduce at np=2, medians of {reps} runs, 4 B..32 MiB:")
     print(f"#   alpha = {alpha * 1e6:.2f} us, beta = 1/({1 / beta / 1e9:.3f} GB/s)   "
-          f"[weighted fit of t = 2 alpha + bytes beta]")
+          f"[t = 2 alpha + bytes beta: alpha from 4 B, beta fitted over 1..32 MiB]")
     for b, t in pts:
         if b in (4, 1 << 20, 1 << 24):
             print(f"#   {b:>9} B: measured {t * 1e6:9.1f} us, fit {(a + beta * b) * 1e6:9.1f} us")
     return alpha, beta
 
+import glob, re
+def shared_step_ms(model, k):
+    rounds = []
+    for i in range(1, reps + 1):
+        steps = []
+        for path in glob.glob(f"{tmp}/cal.{model}.{k}.{i}.*"):
+            m = re.search(r"^total images/sec: ([0-9.]+)$", open(path).read(), re.M)
+            if not m:
+                sys.exit(f"predict-validate: error: no 'total images/sec' in {path}")
+            steps.append(batch / float(m.group(1)) * 1000.0)
+        rounds.append(sum(steps) / len(steps))
+    return statistics.median(rounds)
+
 alpha, beta = fit("ab", "shared memory on one host")
 palpha, pbeta = fit("pods", "2 pods x 1 rank (TCP over veths)") if pods else (alpha, beta)
 rows = list(csv.DictReader(open(path)))
 base = {r["model"]: r for r in rows if r["placement"] == "1host" and r["ranks"] == "1"}
+batch = int(rows[0]["batch_per_rank"])
+shared = {(r["model"], int(r["ranks"])): None for r in rows if int(r["ranks"]) > 1}
+for key in shared:
+    shared[key] = shared_step_ms(*key)
+    print(f"# measured: {key[0]} compute with {key[1]} ranks at once (independent, no "
+          f"communication): {shared[key]:.2f} ms per step, median of {reps} rounds")
 print(f"# measured: compute from each model's 1-rank run of {path}; cores = {cores}")
 print()
 print("| model | placement | ranks | predicted images/sec | measured images/sec | error | "
@@ -131,7 +184,8 @@ for r in rows:
             "--step-ms", f"{step_ms:.4f}", "--cores", str(max(cores // hosts, 1)),
             "--link", f"{1 / pbeta / 1e9:.4f}GB/s", "--latency", f"{palpha * 1e6:.3f}us",
             "--intra-bw", f"{1 / beta / 1e9:.4f}", "--intra-latency", f"{alpha * 1e6:.3f}us",
-            "--link-on-cores", "on" if r["link"] == "none" else "off"]
+            "--link-on-cores", "on" if r["link"] == "none" else "off",
+            "--shared-step-ms", f"{shared[(r['model'], ranks)]:.4f}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     pred = float(out.split("predicted images/sec: ")[1].split()[0])
     peff = float(out.split("scaling efficiency: ")[1].split()[0])
@@ -143,5 +197,5 @@ for r in rows:
 print(f"\nworst |error|: {worst * 100:.1f}% (target <= 15%)")
 print("command for each row: " + predict + " --model M --gpus R --gpus-per-node R/H --batch B "
       "--step-ms <1-rank> --cores <nproc/H> --intra-bw <1/beta> --intra-latency <alpha> --link <1/beta pods> --latency <alpha pods> "
-      "--link-on-cores <on when the CSV's link is none>")
+      "--link-on-cores <on when the CSV's link is none> --shared-step-ms <R ranks at once>")
 PY

@@ -32,6 +32,7 @@ typedef struct {
     int link_on_cores; /* the link's bytes cost the shared cores' time too */
     double link_bytes_per_s, latency_s, intra_bytes_per_s, intra_latency_s;
     double step_ms, bucket_mb, ref_ips;
+    double shared_step_ms; /* compute per step with all ranks running at once */
     const char *ref_model;
     const char *compute_from; /* NULL, "measure" or a file */
     const char *algo;         /* auto, ring, hier */
@@ -72,6 +73,9 @@ static void usage(void)
            "  --cores C            CPU cores per node shared by its ranks (0: every rank\n"
            "                       has its own device, no sharing)\n"
            "  --threads T          compute threads per rank, with --cores and measure (1)\n"
+           "  --shared-step-ms F   with --cores: compute per step measured with all the\n"
+           "                       machine's ranks running at once (no communication);\n"
+           "                       replaces the proportional slowdown for compute\n"
            "  --link-on-cores on|off  with --cores: on when the inter-node link is the\n"
            "                       nodes' own CPUs (TCP between namespaces of one machine,\n"
            "                       no rate limit), so its transfer time slows with the\n"
@@ -199,6 +203,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             if (parse_double(val, 1e-6, 1e9, &o->step_ms))
                 return usage_error("--step-ms '%s': give milliseconds > 0 per step at one GPU%s",
                                    val, "");
+        } else if (strcmp(name, "--shared-step-ms") == 0) {
+            if (parse_double(val, 1e-6, 1e9, &o->shared_step_ms))
+                return usage_error("--shared-step-ms '%s': give milliseconds > 0 per step%s",
+                                   val, "");
         } else if (strcmp(name, "--compute-from") == 0) {
             o->compute_from = val;
         } else if (strcmp(name, "--ref-ips") == 0) {
@@ -250,6 +258,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return usage_error("--gpus %s is not a multiple of --gpus-per-node %s: give whole nodes",
                            a, b);
     }
+    if (o->shared_step_ms > 0 && o->cores <= 0)
+        return usage_error("--shared-step-ms needs --cores (it measures ranks sharing "
+                           "cores)%s%s", "", "");
     if (o->step_ms > 0 && o->compute_from)
         return usage_error("--step-ms and --compute-from %s both give the compute time: "
                            "use one%s", o->compute_from, "");
@@ -541,12 +552,17 @@ int main(int argc, char **argv)
         if (demand >= o.cores)
             overlap = 0;
     }
-    double fwd = c.forward * share, bwd = c.backward * share, opt = c.optimizer * share;
+    /* Measured compute with the ranks sharing the cores replaces the
+     * proportional rule for compute (not for communication). */
+    double cshare = share;
+    if (o.shared_step_ms > 0)
+        cshare = o.shared_step_ms * 1e-3 / (c.forward + c.backward + c.optimizer);
+    double fwd = c.forward * cshare, bwd = c.backward * cshare, opt = c.optimizer * cshare;
     /* backward runs nodes last to first; bucket k is ready when node[k] ends */
     double t = 0, comm_total = 0, bytes_total = 0;
     int next = 0;
     for (int i = m->node_count - 1; i >= 0 && next < buckets; i--) {
-        t += c.node_backward[i] * share;
+        t += c.node_backward[i] * cshare;
         while (next < buckets && bucket_node[next] == i) {
             double bytes = (double)bucket_floats[next] * sizeof(float);
             ready[next] = t;
@@ -589,9 +605,10 @@ int main(int argc, char **argv)
     printf("  intra-node  alpha %.3g us, %s (--intra-latency, --intra-bw)\n",
            o.intra_latency_s * 1e6, intra_bw);
     if (o.cores > 0)
-        printf("  cores       %d per node, %d thread(s) per rank: compute x%.2f at %d rank(s)/node;"
-               " the link's bytes %s\n",
-               o.cores, o.threads, share, per_node,
+        printf("  cores       %d per node, %d thread(s) per rank: compute x%.2f at %d rank(s)/node"
+               " (%s), communication x%.2f; the link's bytes %s\n",
+               o.cores, o.threads, cshare, per_node,
+               o.shared_step_ms > 0 ? "MEASURED, --shared-step-ms" : "proportional", share,
                o.link_on_cores ? "on the cores too (--link-on-cores on)" : "at its rate");
     printf("Step time (predicted, per rank):\n");
     printf("  forward                 %10.3f ms\n", fwd * 1e3);
