@@ -27,10 +27,13 @@
  *        its slot; every other local rank copies them into recvbuf.
  *   Both shared-memory phases are software-pipelined like shm.c's two-shot
  *   (the copy for step t+1 is posted before step t is consumed), over the
- *   host's own segment (shm.c creates one per host). Phase 3 does not
- *   overlap phase 2: its waits on local peers block, and a rank blocked
- *   there while its own exchange needs progress could close a cycle of
- *   waits across the hosts (phase 1's waits never depend on the network).
+ *   host's own segment (shm.c creates one per host). With two hosts phase 3
+ *   also overlaps phase 2: an owner publishes each piece of its block as
+ *   the exchange sums it, in a loop that only polls (hier_allgather_overlap),
+ *   since a blocking wait on a local peer while its own exchange needs
+ *   progress could close a cycle of waits across the hosts; it finishes
+ *   with the blocking pipeline once its exchange is done. With more hosts
+ *   phase 3 follows the ring (phase 1's waits never depend on the network).
  * Cost (H hosts, L ranks per host, S = L, B bytes; alpha/beta of the
  *   network, m = memory bandwidth):
  *     2(H-1) * ceil(B/(S*seg)) * alpha + 2(H-1)/H * B * beta + ~3B/m
