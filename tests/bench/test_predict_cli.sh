@@ -89,11 +89,11 @@ expect_bad "--shared-step-ms 'x'" --shared-step-ms x --step-ms 100 --cores 2
 expect_bad "--shared-step-ms needs --cores" --shared-step-ms 50 --step-ms 20
 # measured compute with the ranks at once replaces the proportional rule:
 # forward + backward = 50 ms, not 20 x 2
-compute=$("$predict" --model lenet --gpus 2 --gpus-per-node 2 --cores 1 --step-ms 20 \
-    --shared-step-ms 50 | awk 'NF == 3 && ($1 == "forward" || $1 == "backward") { s += $2 } END { printf "%.3f", s }')
+fwd_bwd() { "$predict" --model lenet --gpus 2 --gpus-per-node 2 --cores 1 --step-ms 20 "$@" |
+    awk 'NF == 3 && ($1 == "forward" || $1 == "backward") { s += $2 } END { printf "%.3f", s }'; }
+compute=$(fwd_bwd --shared-step-ms 50)
 [ "$compute" = 50.000 ] || fail "--shared-step-ms 50: forward + backward = $compute ms"
-compute=$("$predict" --model lenet --gpus 2 --gpus-per-node 2 --cores 1 --step-ms 20 |
-    awk 'NF == 3 && ($1 == "forward" || $1 == "backward") { s += $2 } END { printf "%.3f", s }')
+compute=$(fwd_bwd)
 [ "$compute" = 40.000 ] || fail "proportional: forward + backward = $compute ms, expected 40"
 # the default (ResNet-101, 16 GPUs, 25 Gbit) says where its compute comes from
 "$predict" >"$tmp/default" || fail "default run failed"
