@@ -71,9 +71,11 @@ static const opt_t opts[] = {
      "gradients travel between ranks as fp16 or bf16 in the ring and hier allreduces, "
      "summed in fp32 (default none; shared memory on one host never compresses)"},
     {"variable_update", OPT_CHOICE, OFF(variable_update), 0, 0, 0,
-     "allreduce|horovod|parameter_server",
-     "allreduce (default; horovod is its alias) or parameter_server (servers named by "
-     "RINGTRAIN_PS_RANKS)"},
+     "allreduce|horovod|parameter_server|independent",
+     "allreduce (default; horovod is its alias), parameter_server (servers named by "
+     "RINGTRAIN_PS_RANKS) or independent (each rank trains its own copy, no gradient "
+     "exchange; the ranks still step together, so images/sec is the compute of a "
+     "synchronous job without its gradient traffic)"},
     {"optimizer", OPT_CHOICE, NOSTORE, 0, 0, 0, "momentum|sgd",
      "momentum or sgd: both are SGD with --momentum"},
     {"data_format", OPT_CHOICE, NOSTORE, 0, 0, 0, "NCHW",
@@ -298,6 +300,12 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
     if (o->device == WORKER_DEVICE_CPU && strcmp(o->allreduce, "nccl") == 0) {
         snprintf(err, err_bytes, "--allreduce=nccl reduces GPU buffers; add --device=cuda or "
                  "choose a CPU algorithm");
+        return RT_EINVAL;
+    }
+    if (o->variable_update == WORKER_UPDATE_INDEPENDENT && o->checkpoint_dir[0]) {
+        snprintf(err, err_bytes, "--checkpoint_dir is not supported with "
+                 "--variable_update=independent (every rank's copy of the model differs and a "
+                 "checkpoint holds one); use --variable_update=allreduce");
         return RT_EINVAL;
     }
     if (o->device == WORKER_DEVICE_CUDA &&

@@ -165,6 +165,30 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
     return 0;
 }
 
+/* Independent mode: SGD on this rank's own gradients, then a barrier so the
+ * ranks step together as in a synchronous job (the step waits for the
+ * slowest rank), with no gradient bytes. */
+static int independent_update(const worker_options_t *o, model_t *m, coll_comm_t *comm,
+                              grad_sync_t *sync, int rank, long step)
+{
+    double t0 = rt_now();
+    m->ops->sgd_update(m->params, m->momentum, m->grads, m->arena_floats,
+                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
+    double t1 = rt_now();
+    if (sync->tl)
+        timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, t1, 0, -1);
+    int rc = coll_barrier(comm);
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: the step barrier of "
+                        "--variable_update=independent failed: %s\n",
+                rank, step, rt_strerror(rc));
+        return rc;
+    }
+    if (sync->tl)
+        timeline_add(sync->tl, TL_WAIT, -1, t1, rt_now(), 0, -1);
+    return 0;
+}
+
 /* Every rank learns whether any rank failed (the failing rank has printed
  * why); returns the most negative code. */
 static int agree_status(coll_comm_t *comm, int rc)
@@ -181,7 +205,8 @@ static uint64_t settings_hash(const worker_options_t *o, const model_t *m)
     double nums[8] = {(double)o->batch_size, o->learning_rate, o->momentum,
                       o->weight_decay, (double)o->num_batches, o->num_epochs,
                       o->bucket_mb, (double)o->num_warmup_batches};
-    int flags[5] = {(int)o->data, o->overlap, (int)o->device, o->eval, o->compression};
+    int flags[6] = {(int)o->data, o->overlap, (int)o->device, o->eval, o->compression,
+                    (int)o->variable_update};
     h = rt_fnv1a(h, nums, sizeof nums);
     h = rt_fnv1a(h, flags, sizeof flags);
     h = rt_fnv1a(h, &o->seed, sizeof o->seed);
@@ -500,9 +525,10 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         if (rc)
             goto out;
     } else if (ps_list && *ps_list && rank == 0) {
-        rt_log_warn("RINGTRAIN_PS_RANKS=%s is ignored with --variable_update=allreduce: those "
-                    "ranks train like any other", ps_list);
+        rt_log_warn("RINGTRAIN_PS_RANKS=%s is ignored without --variable_update=parameter_server: "
+                    "those ranks train like any other", ps_list);
     }
+    int independent = o->variable_update == WORKER_UPDATE_INDEPENDENT;
     /* Ranks that take data: every rank, or the workers in PS mode. */
     int data_rank = ps.enabled ? (ps.is_server ? 0 : ps.index) : rank;
     int data_ranks = ps.enabled ? ps.workers : size;
@@ -627,6 +653,9 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         if (ps.enabled)
             printf("Variables:   parameter_server (%d server(s), %d worker(s))\n", ps.servers,
                    ps.workers);
+        else if (independent)
+            printf("Variables:   independent (each rank trains its own copy; no gradient "
+                   "exchange, the ranks step together)\n");
         else
             printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s%s, %s%s%s)\n",
                    sync->count, o->bucket_mb, o->overlap ? "on" : "off",
@@ -677,8 +706,11 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
                 rc = RT_ENONFINITE;
                 goto out;
             }
-            model_backward(m, images, labels, o->batch_size, ps.enabled ? NULL : on_ready, sync);
-            if (ps.enabled) {
+            model_backward(m, images, labels, o->batch_size,
+                           ps.enabled || independent ? NULL : on_ready, sync);
+            if (independent) {
+                rc = independent_update(o, m, comm, sync, rank, step + 1);
+            } else if (ps.enabled) {
                 rc = ps_worker_exchange(&ps, comm, m->grads, m->params);
                 if (rc)
                     fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: exchange with the "

@@ -12,11 +12,14 @@
 
 typedef enum { WORKER_DATA_SYNTHETIC, WORKER_DATA_FASHION_MNIST } worker_data_t;
 typedef enum { WORKER_DEVICE_CPU, WORKER_DEVICE_CUDA } worker_device_t;
-/* horovod is tf_cnn_benchmarks' name for allreduce. */
+/* horovod is tf_cnn_benchmarks' name for allreduce. independent: every rank
+ * trains its own copy (no gradient exchange), the ranks still stepping
+ * together: the compute of a synchronous job without its gradient traffic. */
 typedef enum {
     WORKER_UPDATE_ALLREDUCE,
     WORKER_UPDATE_HOROVOD,
-    WORKER_UPDATE_PARAMETER_SERVER
+    WORKER_UPDATE_PARAMETER_SERVER,
+    WORKER_UPDATE_INDEPENDENT
 } worker_update_t;
 
 typedef struct {

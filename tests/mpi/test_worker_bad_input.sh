@@ -22,6 +22,22 @@ expect 2 "unknown flag '--bach_size'" --bach_size=3
 expect 1 "--allreduce=nccl reduces GPU buffers" --allreduce=nccl
 expect 1 "--device=cuda does not support --checkpoint_dir yet" --device=cuda --checkpoint_dir="$tmp/ck"
 expect 1 "--device=cuda does not support --variable_update=parameter_server yet" --device=cuda --variable_update=parameter_server
+expect 1 "--checkpoint_dir is not supported with --variable_update=independent" --variable_update=independent --checkpoint_dir="$tmp/ck"
+[ ! -e "$tmp/ck" ] || { echo "FAIL: the refused run created $tmp/ck"; fails=$((fails+1)); }
+
+# Ranks started with different flags (here the update mode) are refused on
+# every rank before training, not left to hang in mismatched collectives.
+timeout 60 mpirun --oversubscribe -np 1 "$worker" --bind=none --model=mlp --num_batches=2 : \
+    -np 1 "$worker" --bind=none --model=mlp --num_batches=2 --variable_update=independent \
+    >"$tmp/out" 2>&1
+rc=$?
+n=$(grep -c "ranks disagree on the model or training flags (rank(s) 1 differ from rank 0)" "$tmp/out")
+if [ $rc -ne 2 ] || [ "$n" -ne 2 ]; then
+    echo "FAIL: mixed --variable_update -> exit $rc, $n rank(s) named the disagreement:"; cat "$tmp/out"
+    fails=$((fails+1))
+else
+    echo "ok: mixed --variable_update -> exit 2 on both ranks"
+fi
 
 # IDX files: bad magic, truncated, label count != image count, missing.
 fm=/usr/share/datasets/fashion-mnist

@@ -2,13 +2,16 @@
 # Data-parallel equivalence: 2 ranks x batch 16 == 1 rank x batch 32 after 5
 # steps (mlp and lenet: no batch norm), same initial parameters and data.
 # Also checks the comparison can fail: 4 steps vs 5 steps must differ.
+# --variable_update=independent exchanges no gradients: rank 0 of 2 x batch
+# 16 ends exactly where 1 rank x batch 16 does (same first shard of the
+# data), and away from the 2-rank allreduce run.
 set -euo pipefail
 worker=$1
 compare="$(dirname "$0")/../tools/compare_params.py"
 tmp=$(mktemp -d /tmp/ringtrain-equiv.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-run() { # np batch steps out
-    mpirun -np "$1" --oversubscribe "$worker" --model="$model" --batch_size="$2" \
+run() { # np batch steps out [flags]
+    mpirun -np "$1" --oversubscribe "$worker" --model="$model" --batch_size="$2" "${@:5}" \
         --num_batches="$3" --num_warmup_batches=0 --display_every=1 \
         --learning_rate=0.05 --weight_decay=0.0001 --num_intra_threads=1 \
         --bind=none --dump_params="$4" >"$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
@@ -21,4 +24,11 @@ for model in mlp lenet; do
     python3 "$compare" "$tmp/two.bin" "$tmp/one.bin" --max-rel 1e-4
     echo "$model: 4 steps vs 5 steps (must differ)"
     python3 "$compare" "$tmp/four.bin" "$tmp/one.bin" --min-rel 1e-3
+    run 1 16 5 "$tmp/one16.bin"
+    run 2 16 5 "$tmp/indep.bin" --variable_update=independent
+    grep -q "^Variables:   independent" "$tmp/log" || { cat "$tmp/log"; exit 1; }
+    echo "$model: independent rank 0 of 2x16 vs 1x16 (no gradient exchange)"
+    python3 "$compare" "$tmp/indep.bin" "$tmp/one16.bin" --max-rel 1e-6
+    echo "$model: independent 2x16 vs allreduce 2x16 (must differ)"
+    python3 "$compare" "$tmp/indep.bin" "$tmp/two.bin" --min-rel 1e-3
 done

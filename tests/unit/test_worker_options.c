@@ -43,6 +43,11 @@ static void test_defaults_and_values(void **state)
     assert_int_equal(o.num_batches, 0);
     assert_int_equal(o.eval, 1);
     assert_int_equal(o.bind, 1);
+    assert_int_equal(o.variable_update, WORKER_UPDATE_ALLREDUCE);
+
+    char *argv3[] = {"w", "--variable_update=independent"};
+    assert_int_equal(parse(&o, err, sizeof err, 2, argv3), 0);
+    assert_int_equal(o.variable_update, WORKER_UPDATE_INDEPENDENT);
 }
 
 static void expect_bad(const char *needle, int argc, char **argv)
