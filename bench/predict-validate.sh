@@ -12,12 +12,15 @@
 #   - the machine's cores (nproc): ranks beyond them slow communication in
 #     proportion and leave no core for overlap;
 #   - compute with K ranks sharing the machine, for each rank count K of the
-#     CSV's other rows: K independent 1-rank workers started together (no
-#     communication; the CSV's batch, BATCHES batches), the mean step time
-#     of the K, median of REPS rounds (--shared-step-ms). It takes the place
-#     of a proportional slowdown, which misses what K processes on fewer
-#     cores lose to each other (context switches, caches): K=4 on 2 cores
-#     runs 2.2-2.4x slower per rank, not 2x.
+#     CSV's other rows: DIR/compute.csv, which bench/scaling measures in the
+#     same rounds as the rows it explains (the worker at np=K with
+#     --variable_update=independent: no gradients, a barrier per step, so a
+#     step waits for the slowest rank as in the synchronous job), step time =
+#     K x batch / total images/sec, median of the rounds (--shared-step-ms).
+#     It takes the place of a proportional slowdown, which misses what K
+#     processes on fewer cores lose to each other (context switches, caches,
+#     unequal shares). Measured minutes apart it would carry the machine's
+#     drift (this host's speed moves by 5-10% between runs) into the error.
 #   - when the CSV has 2-host rows (and we are root): alpha/beta of the
 #     pods' link the same way, the allreduce bench at 2 pods x 1 rank
 #     (TCP over the veths, shaped with tc when the CSV's link column says so).
@@ -30,8 +33,7 @@
 #
 #   bench/predict-validate.sh DIR        # DIR: a bench/scaling --out directory
 #
-# Environment: RINGTRAIN_BUILD_DIR (build), LOCK, REPS (5), BATCHES (50, as
-# bench/scaling).
+# Environment: RINGTRAIN_BUILD_DIR (build), LOCK, REPS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "predict-validate: error: $*" >&2; exit 2; }
@@ -41,13 +43,11 @@ csv=$1/scaling.csv
 build=${RINGTRAIN_BUILD_DIR:-$PWD/build}
 bench=$build/bench/ringtrain-allreduce-bench
 predict=$build/bench/ringtrain-predict
-worker=$build/worker/ringtrain-worker
-for p in "$bench" "$predict" "$worker"; do
+for p in "$bench" "$predict"; do
     [ -x "$p" ] || die "$p is not built; run meson compile -C build first"
 done
 lock=${LOCK:-/tmp/ringtrain-bench.lock}
 reps=${REPS:-5}
-batches=${BATCHES:-50}
 cores=$(nproc)
 tmp=$(mktemp -d /tmp/ringtrain-validate.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -59,30 +59,9 @@ for i in $(seq 1 "$reps"); do
         { tail -5 "$tmp/ab.$i" >&2; echo "predict-validate: error: allreduce bench failed" >&2; exit 1; }
 done
 
-# Compute with K ranks at once (see above).
-batch=$(awk -F, 'NR == 2 { print $10 }' "$csv")
-models=$(awk -F, 'NR > 1 { print $1 }' "$csv" | sort -u)
-ks=$(awk -F, 'NR > 1 && $4 > 1 { print $4 }' "$csv" | sort -un)
-exec {calfd}>>"$lock"
-for i in $(seq 1 "$reps"); do
-    for m in $models; do
-        for k in $ks; do
-            flock "$calfd"
-            pids=()
-            for j in $(seq 1 "$k"); do
-                mpirun -np 1 --bind-to none "$worker" --model="$m" --batch_size="$batch" \
-                    --num_batches="$batches" --num_warmup_batches=2 --display_every=1000 \
-                    --num_intra_threads=1 --bind=none >"$tmp/cal.$m.$k.$i.$j" 2>&1 {calfd}>&- &
-                pids+=($!)
-            done
-            for pid in "${pids[@]}"; do
-                wait "$pid" || { flock -u "$calfd"; tail -5 "$tmp/cal.$m.$k.$i."* >&2
-                                 die "a $m worker of $k at once failed"; }
-            done
-            flock -u "$calfd"
-        done
-    done
-done
+# Compute with K ranks at once: measured by bench/scaling in the same rounds.
+[ -f "$1/compute.csv" ] ||
+    die "$1/compute.csv not found: it holds the compute of K ranks at once, measured in the same rounds; rerun bench/scaling --out $1"
 
 pods=0
 if grep -q ',2hosts,' "$csv"; then
@@ -115,9 +94,10 @@ if grep -q ',2hosts,' "$csv"; then
     pods=1
 fi
 
-python3 - "$tmp" "$reps" "$csv" "$predict" "$cores" "$pods" <<'PY'
+python3 - "$tmp" "$reps" "$csv" "$predict" "$cores" "$pods" "$1/compute.csv" <<'PY'
 import csv, statistics, subprocess, sys
 tmp, reps, path, predict, cores, pods = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6] == "1"
+compute_path = sys.argv[7]
 
 def fit(prefix, what):
     times = {}
@@ -143,18 +123,12 @@ def fit(prefix, what):
             print(f"#   {b:>9} B: measured {t * 1e6:9.1f} us, fit {(a + beta * b) * 1e6:9.1f} us")
     return alpha, beta
 
-import glob, re
 def shared_step_ms(model, k):
-    rounds = []
-    for i in range(1, reps + 1):
-        steps = []
-        for path in glob.glob(f"{tmp}/cal.{model}.{k}.{i}.*"):
-            m = re.search(r"^total images/sec: ([0-9.]+)$", open(path).read(), re.M)
-            if not m:
-                sys.exit(f"predict-validate: error: no 'total images/sec' in {path}")
-            steps.append(batch / float(m.group(1)) * 1000.0)
-        rounds.append(sum(steps) / len(steps))
-    return statistics.median(rounds)
+    for r in csv.DictReader(open(compute_path)):
+        if r["model"] == model and int(r["ranks"]) == k:
+            return float(r["step_ms"]), int(r["runs"])
+    sys.exit(f"predict-validate: error: {compute_path} has no {model} row at {k} ranks; "
+             f"rerun bench/scaling --out DIR")
 
 alpha, beta = fit("ab", "shared memory on one host")
 palpha, pbeta = fit("pods", "2 pods x 1 rank (TCP over veths)") if pods else (alpha, beta)
@@ -163,9 +137,10 @@ base = {r["model"]: r for r in rows if r["placement"] == "1host" and r["ranks"] 
 batch = int(rows[0]["batch_per_rank"])
 shared = {(r["model"], int(r["ranks"])): None for r in rows if int(r["ranks"]) > 1}
 for key in shared:
-    shared[key] = shared_step_ms(*key)
-    print(f"# measured: {key[0]} compute with {key[1]} ranks at once (independent, no "
-          f"communication): {shared[key]:.2f} ms per step, median of {reps} rounds")
+    shared[key], runs = shared_step_ms(*key)
+    print(f"# measured: {key[0]} compute with {key[1]} ranks at once (--variable_update="
+          f"independent: no gradients, a barrier per step): {shared[key]:.2f} ms per step, "
+          f"median of {runs} rounds of {compute_path}")
 print(f"# measured: compute from each model's 1-rank run of {path}; cores = {cores}")
 print()
 print("| model | placement | ranks | predicted images/sec | measured images/sec | error | "
