@@ -165,11 +165,13 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
     return 0;
 }
 
-/* Independent mode: SGD on this rank's own gradients, then a barrier so the
- * ranks step together as in a synchronous job (the step waits for the
- * slowest rank), with no gradient bytes. */
-static int independent_update(const worker_options_t *o, model_t *m, coll_comm_t *comm,
-                              grad_sync_t *sync, int rank, long step)
+/* Independent mode: SGD on this rank's own gradients, then a 4-byte
+ * allreduce so the ranks step together as in a synchronous job (the step
+ * waits for the slowest rank) with no gradient bytes. It goes through the
+ * same progress thread and waits as the gradient buckets (MPI_Barrier would
+ * spin in Open MPI, taking cores from ranks still computing). */
+static int independent_update(const worker_options_t *o, model_t *m, grad_sync_t *sync,
+                              int rank, long step)
 {
     double t0 = rt_now();
     m->ops->sgd_update(m->params, m->momentum, m->grads, m->arena_floats,
@@ -177,10 +179,11 @@ static int independent_update(const worker_options_t *o, model_t *m, coll_comm_t
     double t1 = rt_now();
     if (sync->tl)
         timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, t1, 0, -1);
-    int rc = coll_barrier(comm);
+    float token = 1.0f;
+    int rc = coll_allreduce(sync->comm, COLL_IN_PLACE, &token, 1, COLL_F32, COLL_SUM);
     if (rc) {
-        fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: the step barrier of "
-                        "--variable_update=independent failed: %s\n",
+        fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: the step's 4-byte "
+                        "allreduce of --variable_update=independent failed: %s\n",
                 rank, step, rt_strerror(rc));
         return rc;
     }
@@ -709,7 +712,7 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             model_backward(m, images, labels, o->batch_size,
                            ps.enabled || independent ? NULL : on_ready, sync);
             if (independent) {
-                rc = independent_update(o, m, comm, sync, rank, step + 1);
+                rc = independent_update(o, m, sync, rank, step + 1);
             } else if (ps.enabled) {
                 rc = ps_worker_exchange(&ps, comm, m->grads, m->params);
                 if (rc)
