@@ -14,7 +14,7 @@
 #   - compute with K ranks sharing the machine, for each rank count K of the
 #     CSV's other rows: DIR/compute.csv, which bench/scaling measures in the
 #     same rounds as the rows it explains (the worker at np=K with
-#     --variable_update=independent: no gradients, a barrier per step, so a
+#     --variable_update=independent: no gradients, 4 bytes per step, so a
 #     step waits for the slowest rank as in the synchronous job), step time =
 #     K x batch / total images/sec, median of the rounds (--shared-step-ms).
 #     It takes the place of a proportional slowdown, which misses what K
@@ -139,7 +139,7 @@ shared = {(r["model"], int(r["ranks"])): None for r in rows if int(r["ranks"]) >
 for key in shared:
     shared[key], runs = shared_step_ms(*key)
     print(f"# measured: {key[0]} compute with {key[1]} ranks at once (--variable_update="
-          f"independent: no gradients, a barrier per step): {shared[key]:.2f} ms per step, "
+          f"independent: no gradients, 4 bytes per step): {shared[key]:.2f} ms per step, "
           f"median of {runs} rounds of {compute_path}")
 print(f"# measured: compute from each model's 1-rank run of {path}; cores = {cores}")
 print()

@@ -422,22 +422,22 @@ static double allreduce_seconds(const opts_t *o, int hier, int nodes, double byt
     return predict_ring_seconds(bytes, o->gpus, nodes > 1 ? inter : intra);
 }
 
-/* One bucket's allreduce on shared cores: the copies, reductions and
- * per-message overheads take `share` times longer; the bytes on a rate-limited
- * inter-node link do not (a NIC keeps its rate whatever the cores do) unless
- * --link-on-cores says the link is itself those cores. */
-static double comm_seconds(const opts_t *o, int hier, int nodes, double bytes,
-                           predict_link_t intra, predict_link_t inter, double share)
+/* One bucket's allreduce on shared cores, in two parts: *cpu, the copies,
+ * reductions and per-message overheads, which take `share` times longer;
+ * *wire, the bytes on a rate-limited inter-node link, which do not (a NIC
+ * keeps its rate whatever the cores do) unless --link-on-cores says the link
+ * is itself those cores (then it is all *cpu). */
+static void comm_parts(const opts_t *o, int hier, int nodes, double bytes,
+                       predict_link_t intra, predict_link_t inter, double share,
+                       double *cpu, double *wire)
 {
     double all = allreduce_seconds(o, hier, nodes, bytes, intra, inter);
-    if (share <= 1.0)
-        return all;
-    double wire = 0.0;
+    *wire = 0.0;
     if (nodes > 1 && !o->link_on_cores) {
         predict_link_t none = {0.0, 0.0}, bytes_only = {0.0, inter.beta};
-        wire = allreduce_seconds(o, hier, nodes, bytes, none, bytes_only);
+        *wire = allreduce_seconds(o, hier, nodes, bytes, none, bytes_only);
     }
-    return (all - wire) * share + wire;
+    *cpu = (all - *wire) * (share > 1.0 ? share : 1.0);
 }
 
 static void fmt_rate(double bytes_per_s, char *buf, size_t bytes)
@@ -544,13 +544,12 @@ int main(int argc, char **argv)
      * by the oversubscription, communication too, and overlap needs a core
      * the compute threads leave free. */
     double share = 1.0, share1 = 1.0;
-    int overlap = o.overlap;
+    int no_spare_core = 0;
     if (o.cores > 0) {
         double demand = (double)per_node * o.threads;
         share = demand > o.cores ? demand / o.cores : 1.0;
         share1 = o.threads > o.cores ? (double)o.threads / o.cores : 1.0;
-        if (demand >= o.cores)
-            overlap = 0;
+        no_spare_core = demand >= o.cores;
     }
     /* Measured compute with the ranks sharing the cores replaces the
      * proportional rule for compute (not for communication). */
@@ -559,22 +558,30 @@ int main(int argc, char **argv)
         cshare = o.shared_step_ms * 1e-3 / (c.forward + c.backward + c.optimizer);
     double fwd = c.forward * cshare, bwd = c.backward * cshare, opt = c.optimizer * cshare;
     /* backward runs nodes last to first; bucket k is ready when node[k] ends */
-    double t = 0, comm_total = 0, bytes_total = 0;
+    /* With a core to spare the progress thread runs each bucket's whole
+     * allreduce beside backward. Without one, the allreduce's CPU work takes
+     * the cores the compute needs and adds to the step; only the time on a
+     * rate-limited link (the wire part) still overlaps backward. */
+    double t = 0, comm_total = 0, cpu_serial = 0, bytes_total = 0;
     int next = 0;
     for (int i = m->node_count - 1; i >= 0 && next < buckets; i--) {
         t += c.node_backward[i] * cshare;
         while (next < buckets && bucket_node[next] == i) {
             double bytes = (double)bucket_floats[next] * sizeof(float);
+            double cpu = 0.0, wire = 0.0;
+            if (o.gpus > 1)
+                comm_parts(&o, hier, nodes, bytes, intra, inter, share, &cpu, &wire);
             ready[next] = t;
-            comm[next] = o.gpus > 1 ? comm_seconds(&o, hier, nodes, bytes, intra, inter, share)
-                                    : 0.0;
-            comm_total += comm[next];
+            comm[next] = no_spare_core ? wire : cpu + wire;
+            if (no_spare_core)
+                cpu_serial += cpu;
+            comm_total += cpu + wire;
             bytes_total += bytes;
             next++;
         }
     }
-    double bwd_comm = predict_schedule(ready, comm, buckets, bwd, overlap);
-    double step = fwd + bwd_comm + opt;
+    double bwd_comm = predict_schedule(ready, comm, buckets, bwd, o.overlap);
+    double step = fwd + bwd_comm + cpu_serial + opt;
     double step1 = (c.forward + c.backward + c.optimizer) * share1;
     double ips = o.gpus * o.batch / step;
     double ips1 = o.batch / step1;
@@ -586,15 +593,19 @@ int main(int argc, char **argv)
     printf("# " PROG ": alpha-beta model of data-parallel training (see bench/SCALING.md)\n");
     printf("Model:        %s, %.2fM parameters, %.1f MiB of gradients, %.2f GFLOP forward per image\n",
            o.model, m->param_count / 1e6, bytes_total / 1048576.0, flops_sample / 1e9);
-    printf("Buckets:      %d (first ~1 MiB, then %g MiB at layer boundaries, as the worker)\n",
-           buckets, o.bucket_mb);
+    printf("Buckets:      %d (first ~1 MiB, then %g MiB at layer boundaries, as the worker), "
+           "floats:", buckets, o.bucket_mb);
+    for (int k = 0; k < buckets; k++)
+        printf(" %zu", bucket_floats[k]);
+    printf("\n");
     printf("Placement:    %d rank(s) = %d node(s) x %d, batch %d per rank (weak scaling)\n",
            o.gpus, nodes, per_node, o.batch);
     printf("Allreduce:    %s, overlap %s%s, %s between nodes\n",
            o.gpus == 1 ? "none (one rank)" : hier ? "hier (intra reduce-scatter, inter ring per slice, intra allgather)"
                                                   : "flat ring",
-           overlap ? "on" : "off",
-           overlap != o.overlap ? " (no core left for the progress thread)" : "",
+           o.overlap ? "on" : "off",
+           o.overlap && no_spare_core ? " for the link's transfers only (no core left: the "
+                                        "allreduce's CPU work adds to the step)" : "",
            wire_bytes < 1.0 ? o.compression : "fp32");
     printf("Inputs:\n");
     printf("  compute     %s\n", c.source);
@@ -614,7 +625,7 @@ int main(int argc, char **argv)
     printf("  forward                 %10.3f ms\n", fwd * 1e3);
     printf("  backward                %10.3f ms\n", bwd * 1e3);
     printf("  allreduce (all buckets) %10.3f ms, exposed %.3f ms\n", comm_total * 1e3,
-           (bwd_comm - bwd) * 1e3);
+           (bwd_comm - bwd + cpu_serial) * 1e3);
     printf("  optimizer               %10.3f ms\n", opt * 1e3);
     printf("  step                    %10.3f ms\n", step * 1e3);
     printf("one rank: %.2f images/sec (step %.3f ms)\n", ips1, step1 * 1e3);
