@@ -541,8 +541,8 @@ int main(int argc, char **argv)
     predict_link_t inter = {o.latency_s, wire_bytes / o.link_bytes_per_s};
 
     /* Ranks sharing a node's CPU cores (the validation host): compute slows
-     * by the oversubscription, communication too, and overlap needs a core
-     * the compute threads leave free. */
+     * by the oversubscription, communication's CPU work too, and that work
+     * overlaps backward only on a core the compute threads leave free. */
     double share = 1.0, share1 = 1.0;
     int no_spare_core = 0;
     if (o.cores > 0) {
