@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/scaling in its smallest mode (lenet, ranks 1 and 2 on this host, one
-# round of 2 batches): the CSV's columns and rows, compute.csv, and the
+# round of 2 batches): the CSV's columns and rows, rounds.csv, and the
 # plots are PNGs.
 # Skips (77) without gnuplot. Uses a private lock file so the suite never
 # waits for a benchmark.
@@ -20,17 +20,20 @@ head -1 "$csv" | grep -qx "model,placement,hosts,ranks,images_per_sec,efficiency
 grep -Eq '^lenet,1host,1,1,[0-9]+\.[0-9]+,1\.0000,' "$csv" || fail "no 1-rank row with efficiency 1: $(cat "$csv")"
 grep -Eq '^lenet,1host,1,2,[0-9]+\.[0-9]+,[0-9]+\.[0-9]{4},' "$csv" || fail "no 2-rank row: $(cat "$csv")"
 [ "$(wc -l <"$csv")" = 3 ] || fail "expected 2 rows: $(cat "$csv")"
-# compute.csv: the 2-rank independent run of the same round, its step time
-# = ranks x batch / images/sec (the figure bench/predict-validate.sh reads).
-comp=$tmp/out/compute.csv
-head -1 "$comp" | grep -qx "model,ranks,images_per_sec,step_ms,min_step_ms,max_step_ms,runs,batch_per_rank" ||
-    fail "compute.csv header: $(head -1 "$comp")"
-[ "$(wc -l <"$comp")" = 2 ] || fail "expected one compute row: $(cat "$comp")"
-awk -F, 'NR == 2 && $1 == "lenet" && $2 == 2 && $7 == 1 && $8 == 8 &&
-         ($4 - 2 * 8 / $3 * 1000) ^ 2 < 1e-4 { ok = 1 } END { exit !ok }' "$comp" ||
-    fail "compute row: $(cat "$comp")"
-grep -q "^Variables:   independent" "$tmp/out/raw/lenet.independent.2.1" ||
-    fail "the compute run is not --variable_update=independent: $(head -20 "$tmp/out/raw/lenet.independent.2.1")"
+# rounds.csv: every run of the round, the 2-rank one with its compute run
+# (--variable_update=independent, made just before it); the figures are the
+# raw outputs' own.
+rounds=$tmp/out/rounds.csv
+head -1 "$rounds" | grep -qx "model,placement,hosts,ranks,round,images_per_sec,compute_images_per_sec,batch_per_rank,link" ||
+    fail "rounds.csv header: $(head -1 "$rounds")"
+[ "$(wc -l <"$rounds")" = 3 ] || fail "expected two rounds.csv rows: $(cat "$rounds")"
+ips() { sed -n 's/^total images\/sec: //p' "$tmp/out/raw/$1"; }
+grep -qx "lenet,1host,1,1,1,$(ips lenet.1host.1.1),,8,none" "$rounds" ||
+    fail "1-rank row: $(cat "$rounds")"
+grep -qx "lenet,1host,1,2,1,$(ips lenet.1host.2.1),$(ips lenet.cal-1host.2.1),8,none" "$rounds" ||
+    fail "2-rank row with its compute run: $(cat "$rounds")"
+grep -q "^Variables:   independent" "$tmp/out/raw/lenet.cal-1host.2.1" ||
+    fail "the compute run is not --variable_update=independent: $(head -20 "$tmp/out/raw/lenet.cal-1host.2.1")"
 for png in images_per_sec.png efficiency.png; do
     magic=$(head -c 8 "$tmp/out/$png" | od -An -tx1 | tr -d ' \n')
     [ "$magic" = 89504e470d0a1a0a ] || fail "$png is not a PNG (magic $magic)"
