@@ -541,8 +541,8 @@ int main(int argc, char **argv)
     predict_link_t inter = {o.latency_s, wire_bytes / o.link_bytes_per_s};
 
     /* Ranks sharing a node's CPU cores (the validation host): compute slows
-     * by the oversubscription, communication's CPU work too, and that work
-     * overlaps backward only on a core the compute threads leave free. */
+     * by the oversubscription, communication's CPU work too, and overlap
+     * needs a core the compute threads leave free. */
     double share = 1.0, share1 = 1.0;
     int no_spare_core = 0;
     if (o.cores > 0) {
@@ -558,11 +558,14 @@ int main(int argc, char **argv)
         cshare = o.shared_step_ms * 1e-3 / (c.forward + c.backward + c.optimizer);
     double fwd = c.forward * cshare, bwd = c.backward * cshare, opt = c.optimizer * cshare;
     /* backward runs nodes last to first; bucket k is ready when node[k] ends */
-    /* With a core to spare the progress thread runs each bucket's whole
-     * allreduce beside backward. Without one, the allreduce's CPU work takes
-     * the cores the compute needs and adds to the step; only the time on a
-     * rate-limited link (the wire part) still overlaps backward. */
-    double t = 0, comm_total = 0, cpu_serial = 0, bytes_total = 0;
+    /* With a core to spare the progress thread runs each bucket's allreduce
+     * beside backward. Without one it gets that core only in time slices:
+     * the model then takes no overlap at all, a bound from below. (Letting
+     * the link's transfers overlap in full, a bound from above, predicted
+     * LeNet at 2 x 2 pods on 1 Gbit/s links +19%; no overlap -14%;
+     * bench/SCALING.md.) */
+    int overlap = o.overlap && !no_spare_core;
+    double t = 0, comm_total = 0, bytes_total = 0;
     int next = 0;
     for (int i = m->node_count - 1; i >= 0 && next < buckets; i--) {
         t += c.node_backward[i] * cshare;
@@ -572,16 +575,14 @@ int main(int argc, char **argv)
             if (o.gpus > 1)
                 comm_parts(&o, hier, nodes, bytes, intra, inter, share, &cpu, &wire);
             ready[next] = t;
-            comm[next] = no_spare_core ? wire : cpu + wire;
-            if (no_spare_core)
-                cpu_serial += cpu;
-            comm_total += cpu + wire;
+            comm[next] = cpu + wire;
+            comm_total += comm[next];
             bytes_total += bytes;
             next++;
         }
     }
-    double bwd_comm = predict_schedule(ready, comm, buckets, bwd, o.overlap);
-    double step = fwd + bwd_comm + cpu_serial + opt;
+    double bwd_comm = predict_schedule(ready, comm, buckets, bwd, overlap);
+    double step = fwd + bwd_comm + opt;
     double step1 = (c.forward + c.backward + c.optimizer) * share1;
     double ips = o.gpus * o.batch / step;
     double ips1 = o.batch / step1;
@@ -603,9 +604,8 @@ int main(int argc, char **argv)
     printf("Allreduce:    %s, overlap %s%s, %s between nodes\n",
            o.gpus == 1 ? "none (one rank)" : hier ? "hier (intra reduce-scatter, inter ring per slice, intra allgather)"
                                                   : "flat ring",
-           o.overlap ? "on" : "off",
-           o.overlap && no_spare_core ? " for the link's transfers only (no core left: the "
-                                        "allreduce's CPU work adds to the step)" : "",
+           overlap ? "on" : "off",
+           overlap != o.overlap ? " (no core left for the progress thread)" : "",
            wire_bytes < 1.0 ? o.compression : "fp32");
     printf("Inputs:\n");
     printf("  compute     %s\n", c.source);
@@ -625,7 +625,7 @@ int main(int argc, char **argv)
     printf("  forward                 %10.3f ms\n", fwd * 1e3);
     printf("  backward                %10.3f ms\n", bwd * 1e3);
     printf("  allreduce (all buckets) %10.3f ms, exposed %.3f ms\n", comm_total * 1e3,
-           (bwd_comm - bwd + cpu_serial) * 1e3);
+           (bwd_comm - bwd) * 1e3);
     printf("  optimizer               %10.3f ms\n", opt * 1e3);
     printf("  step                    %10.3f ms\n", step * 1e3);
     printf("one rank: %.2f images/sec (step %.3f ms)\n", ips1, step1 * 1e3);
