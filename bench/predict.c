@@ -422,22 +422,22 @@ static double allreduce_seconds(const opts_t *o, int hier, int nodes, double byt
     return predict_ring_seconds(bytes, o->gpus, nodes > 1 ? inter : intra);
 }
 
-/* One bucket's allreduce on shared cores, in two parts: *cpu, the copies,
- * reductions and per-message overheads, which take `share` times longer;
- * *wire, the bytes on a rate-limited inter-node link, which do not (a NIC
- * keeps its rate whatever the cores do) unless --link-on-cores says the link
- * is itself those cores (then it is all *cpu). */
-static void comm_parts(const opts_t *o, int hier, int nodes, double bytes,
-                       predict_link_t intra, predict_link_t inter, double share,
-                       double *cpu, double *wire)
+/* One bucket's allreduce on shared cores: the copies, reductions and
+ * per-message overheads take `share` times longer; the bytes on a rate-limited
+ * inter-node link do not (a NIC keeps its rate whatever the cores do) unless
+ * --link-on-cores says the link is itself those cores. */
+static double comm_seconds(const opts_t *o, int hier, int nodes, double bytes,
+                           predict_link_t intra, predict_link_t inter, double share)
 {
     double all = allreduce_seconds(o, hier, nodes, bytes, intra, inter);
-    *wire = 0.0;
+    if (share <= 1.0)
+        return all;
+    double wire = 0.0;
     if (nodes > 1 && !o->link_on_cores) {
         predict_link_t none = {0.0, 0.0}, bytes_only = {0.0, inter.beta};
-        *wire = allreduce_seconds(o, hier, nodes, bytes, none, bytes_only);
+        wire = allreduce_seconds(o, hier, nodes, bytes, none, bytes_only);
     }
-    *cpu = (all - *wire) * (share > 1.0 ? share : 1.0);
+    return (all - wire) * share + wire;
 }
 
 static void fmt_rate(double bytes_per_s, char *buf, size_t bytes)
@@ -543,13 +543,19 @@ int main(int argc, char **argv)
     /* Ranks sharing a node's CPU cores (the validation host): compute slows
      * by the oversubscription, communication's CPU work too, and overlap
      * needs a core the compute threads leave free. */
+    /* Without a spare core the progress thread gets one only in time
+     * slices: the model then takes no overlap at all, a bound from below.
+     * (Letting the link's transfers overlap in full, a bound from above,
+     * predicted LeNet at 2 x 2 pods on 1 Gbit/s links +19%; no overlap -14%;
+     * bench/SCALING.md.) */
     double share = 1.0, share1 = 1.0;
-    int no_spare_core = 0;
+    int overlap = o.overlap;
     if (o.cores > 0) {
         double demand = (double)per_node * o.threads;
         share = demand > o.cores ? demand / o.cores : 1.0;
         share1 = o.threads > o.cores ? (double)o.threads / o.cores : 1.0;
-        no_spare_core = demand >= o.cores;
+        if (demand >= o.cores)
+            overlap = 0;
     }
     /* Measured compute with the ranks sharing the cores replaces the
      * proportional rule for compute (not for communication). */
@@ -558,24 +564,15 @@ int main(int argc, char **argv)
         cshare = o.shared_step_ms * 1e-3 / (c.forward + c.backward + c.optimizer);
     double fwd = c.forward * cshare, bwd = c.backward * cshare, opt = c.optimizer * cshare;
     /* backward runs nodes last to first; bucket k is ready when node[k] ends */
-    /* With a core to spare the progress thread runs each bucket's allreduce
-     * beside backward. Without one it gets that core only in time slices:
-     * the model then takes no overlap at all, a bound from below. (Letting
-     * the link's transfers overlap in full, a bound from above, predicted
-     * LeNet at 2 x 2 pods on 1 Gbit/s links +19%; no overlap -14%;
-     * bench/SCALING.md.) */
-    int overlap = o.overlap && !no_spare_core;
     double t = 0, comm_total = 0, bytes_total = 0;
     int next = 0;
     for (int i = m->node_count - 1; i >= 0 && next < buckets; i--) {
         t += c.node_backward[i] * cshare;
         while (next < buckets && bucket_node[next] == i) {
             double bytes = (double)bucket_floats[next] * sizeof(float);
-            double cpu = 0.0, wire = 0.0;
-            if (o.gpus > 1)
-                comm_parts(&o, hier, nodes, bytes, intra, inter, share, &cpu, &wire);
             ready[next] = t;
-            comm[next] = cpu + wire;
+            comm[next] = o.gpus > 1 ? comm_seconds(&o, hier, nodes, bytes, intra, inter, share)
+                                    : 0.0;
             comm_total += comm[next];
             bytes_total += bytes;
             next++;

@@ -134,6 +134,19 @@ static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline
     return rc;
 }
 
+/* SGD over the whole arena, on the timeline as the optimizer; returns
+ * when it ended. */
+static double sgd_step(const worker_options_t *o, model_t *m, grad_sync_t *sync)
+{
+    double t0 = rt_now();
+    m->ops->sgd_update(m->params, m->momentum, m->grads, m->arena_floats,
+                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
+    double t1 = rt_now();
+    if (sync->tl)
+        timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, t1, 0, -1);
+    return t1;
+}
+
 /* Allreduce mode after backward: waits for every bucket (averaged), then SGD
  * over the whole arena. A stalled or failed bucket is named. */
 static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync_t *sync,
@@ -157,11 +170,7 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
                 rank, step, failed + 1, rt_strerror(rc));
         return rc;
     }
-    double t0 = rt_now();
-    m->ops->sgd_update(m->params, m->momentum, m->grads, m->arena_floats,
-                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
-    if (sync->tl)
-        timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, rt_now(), 0, -1);
+    sgd_step(o, m, sync);
     return 0;
 }
 
@@ -173,12 +182,7 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
 static int independent_update(const worker_options_t *o, model_t *m, grad_sync_t *sync,
                               int rank, long step)
 {
-    double t0 = rt_now();
-    m->ops->sgd_update(m->params, m->momentum, m->grads, m->arena_floats,
-                       (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
-    double t1 = rt_now();
-    if (sync->tl)
-        timeline_add(sync->tl, TL_OPTIMIZER, -1, t0, t1, 0, -1);
+    double t1 = sgd_step(o, m, sync);
     float token = 1.0f;
     int rc = coll_allreduce(sync->comm, COLL_IN_PLACE, &token, 1, COLL_F32, COLL_SUM);
     if (rc) {
