@@ -73,4 +73,38 @@ int rt_parse_u64(const char *text, uint64_t min, uint64_t max, int allow_suffix,
                  uint64_t *out);
 int rt_parse_double(const char *text, double min, double max, double *out);
 
+/* Files (common/files.c). Atomic, symlink-safe writes: the data goes to a new
+ * temporary file next to path made with O_EXCL (a name planted in advance,
+ * symlink or not, is never opened), then fchmod(mode), fsync, rename over
+ * path (a symlink there is replaced, not followed), fsync of the directory.
+ * On failure the temporary file is removed, path is untouched and err names
+ * the path, the step and errno's text. Returns 0, RT_ENOENT (no such
+ * directory), RT_EINVAL (unusable name) or RT_EIO. */
+typedef struct {
+    int fd;
+    unsigned mode;
+    char path[4096];
+    char tmp[4096 + 16];
+} rt_atomic_file_t;
+
+int rt_atomic_open(rt_atomic_file_t *f, const char *path, unsigned mode, char *err,
+                   size_t err_bytes);
+int rt_atomic_write(rt_atomic_file_t *f, const void *data, size_t bytes, char *err,
+                    size_t err_bytes);
+/* fchmod, fsync, close, rename, fsync of the directory; f is closed after. */
+int rt_atomic_commit(rt_atomic_file_t *f, char *err, size_t err_bytes);
+/* Closes and removes the temporary file; safe after a failed commit. */
+void rt_atomic_abort(rt_atomic_file_t *f);
+/* All of it for one buffer. */
+int rt_file_write_atomic(const char *path, const void *data, size_t bytes, unsigned mode,
+                         char *err, size_t err_bytes);
+/* fsync of the directory that holds path; 0 or -1 (errno set). */
+int rt_fsync_dir(const char *path);
+
+/* Opens an input that must be a regular file, read-only, without blocking on
+ * a FIFO. Symlinks are followed (Kubernetes mounts ConfigMaps through them).
+ * Returns 0 with *fd set, RT_ENOENT, RT_EFORMAT (a directory, FIFO, socket or
+ * device: err says which) or RT_EIO. */
+int rt_open_regular(const char *path, int *fd, char *err, size_t err_bytes);
+
 #endif
