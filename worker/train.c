@@ -466,224 +466,371 @@ static int save_checkpoint(const worker_options_t *o, const model_t *m, int rank
     return rc;
 }
 
-int worker_run(const worker_options_t *o, coll_comm_t *comm)
-{
-    int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
-    int local_rank = coll_comm_local_rank(comm), local_size = coll_comm_local_size(comm);
-    int rc = 0;
-    model_t *m = NULL;
-    dataset_t train = {0}, test = {0};
-    sampler_t sampler = {0};
-    double *times = NULL, *scratch = NULL;
-    float *eval_images = NULL;
-    int32_t *eval_labels = NULL;
-    grad_sync_t *sync = NULL;
-    timeline_t timeline = {0};
-    ps_t ps = {0};
-    char err[1536] = "";
+/* Everything one run holds, so that worker_run reads as its steps. */
+typedef struct {
+    const worker_options_t *o;
+    coll_comm_t *comm;
+    int rank, size;
     device_t dev;
-
-    rc = device_open(&dev, o->device, comm);
-    if (rc) {
-        device_close(&dev);
-        return rc;
-    }
-
     topo_info_t topo;
-    int prc = topo_place(&topo, local_rank, local_size, o->bind);
-    if (prc && rank == 0)
-        rt_log_warn("could not bind to cores (%s); running unbound", rt_strerror(prc));
-    int threads = o->num_intra_threads > 0 ? o->num_intra_threads : topo.share;
-    kernels_set_num_threads(threads);
+    int threads;
+    int c, h, w;                 /* input shape */
+    model_t *m;
+    ps_t ps;
+    int independent;
+    int data_rank, data_ranks;   /* this rank's slice of the data, and how many */
+    int printer;                 /* the rank that prints */
+    dataset_t train, test;
+    sampler_t sampler;
+    long warmup, timed;          /* steps; after a resume: what is left to run */
+    long start_step, display_base;
+    double global_batch;
+    fault_t fault;
+    grad_sync_t *sync;
+    timeline_t timeline;
+    double *times, *scratch;     /* step times of the timed steps (a ring of keep) */
+    size_t keep;
+    double elapsed;              /* of the timed steps, the slowest rank's */
+} run_t;
 
-    m = calloc(1, sizeof *m);
-    if (!m) {
-        device_close(&dev);
+static void run_free(run_t *r)
+{
+    ps_free(&r->ps);
+    timeline_free(&r->timeline);
+    free(r->times);
+    free(r->scratch);
+    free(r->sync);
+    sampler_free(&r->sampler);
+    dataset_free(&r->train);
+    dataset_free(&r->test);
+    if (r->m)
+        model_free(r->m);
+    free(r->m);
+    device_close(&r->dev);
+}
+
+/* The device, this rank's cores, the model on the device; every rank
+ * agrees on the model and the flags before anything else. */
+static int run_build_model(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    int rc = device_open(&r->dev, o->device, r->comm);
+    if (rc)
+        return rc;
+    int local_rank = coll_comm_local_rank(r->comm);
+    int prc = topo_place(&r->topo, local_rank, coll_comm_local_size(r->comm), o->bind);
+    if (prc && r->rank == 0)
+        rt_log_warn("could not bind to cores (%s); running unbound", rt_strerror(prc));
+    r->threads = o->num_intra_threads > 0 ? o->num_intra_threads : r->topo.share;
+    kernels_set_num_threads(r->threads);
+
+    r->m = calloc(1, sizeof *r->m);
+    if (!r->m)
         return RT_ENOMEM;
-    }
-    int c, h, w, classes;
-    model_default_shape(o->model, &c, &h, &w, &classes);
-    rc = model_create_on(m, o->model, classes, o->batch_size, device_model_ops(&dev));
+    int classes;
+    model_default_shape(o->model, &r->c, &r->h, &r->w, &classes);
+    rc = model_create_on(r->m, o->model, classes, o->batch_size, device_model_ops(&r->dev));
     if (!rc)
-        rc = device_prepare(&dev, m);
+        rc = device_prepare(&r->dev, r->m);
     if (rc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: cannot build model %s at batch %d: %s\n",
-                rank, o->model, o->batch_size, rt_strerror(rc));
+                r->rank, o->model, o->batch_size, rt_strerror(rc));
     }
-    rc = agree_status(comm, rc);
+    rc = agree_status(r->comm, rc);
     if (rc)
-        goto out;
-    rc = agree_status(comm, check_agreement(comm, settings_hash(o, m)));
-    if (rc)
-        goto out;
+        return rc;
+    return agree_status(r->comm, check_agreement(r->comm, settings_hash(o, r->m)));
+}
 
+/* allreduce, independent or parameter-server: which ranks take data and
+ * which one prints. */
+static int run_choose_mode(run_t *r)
+{
+    const worker_options_t *o = r->o;
     const char *ps_list = getenv("RINGTRAIN_PS_RANKS");
     if (o->variable_update == WORKER_UPDATE_PARAMETER_SERVER) {
-        rc = ps_init(&ps, ps_list, rank, size, m->arena_floats, err, sizeof err);
+        char err[1536] = "";
+        int rc = ps_init(&r->ps, ps_list, r->rank, r->size, r->m->arena_floats, err, sizeof err);
         if (rc == 0 && o->checkpoint_dir[0]) {
             snprintf(err, sizeof err, "--checkpoint_dir is not supported with "
                                       "--variable_update=parameter_server (the servers hold the "
                                       "optimizer state); use allreduce");
             rc = RT_EINVAL;
         }
-        if (rc && rank == 0)
+        if (rc && r->rank == 0)
             fprintf(stderr, "ringtrain-worker: error: %s\n", err);
-        rc = agree_status(comm, rc);
+        rc = agree_status(r->comm, rc);
         if (rc)
-            goto out;
-    } else if (ps_list && *ps_list && rank == 0) {
+            return rc;
+    } else if (ps_list && *ps_list && r->rank == 0) {
         rt_log_warn("RINGTRAIN_PS_RANKS=%s is ignored without --variable_update=parameter_server: "
                     "those ranks train like any other", ps_list);
     }
-    int independent = o->variable_update == WORKER_UPDATE_INDEPENDENT;
+    const ps_t *ps = &r->ps;
+    r->independent = o->variable_update == WORKER_UPDATE_INDEPENDENT;
     /* Ranks that take data: every rank, or the workers in PS mode. */
-    int data_rank = ps.enabled ? (ps.is_server ? 0 : ps.index) : rank;
-    int data_ranks = ps.enabled ? ps.workers : size;
-    int printer = ps.enabled ? ps.chief : 0;
+    r->data_rank = ps->enabled ? (ps->is_server ? 0 : ps->index) : r->rank;
+    r->data_ranks = ps->enabled ? ps->workers : r->size;
+    r->printer = ps->enabled ? ps->chief : 0;
+    r->global_batch = (double)o->batch_size * r->data_ranks;
+    return 0;
+}
 
-    /* Data. */
+/* The training data and this rank's sampler over it. */
+static int run_load_data(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    int rc;
     if (o->data == WORKER_DATA_FASHION_MNIST) {
-        rc = dataset_load_fashion_mnist(&train, o->eval ? &test : NULL, o->data_dir, err,
+        char err[1536] = "";
+        rc = dataset_load_fashion_mnist(&r->train, o->eval ? &r->test : NULL, o->data_dir, err,
                                         sizeof err);
         if (rc)
             fprintf(stderr, "ringtrain-worker: error: %s (--data_dir=%s; Debian package dataset-fashion-mnist)\n",
                     err, o->data_dir);
     } else {
-        rc = dataset_synthetic(&train, c, h, w, m->classes,
-                               (size_t)o->batch_size * (size_t)data_ranks, o->seed);
+        rc = dataset_synthetic(&r->train, r->c, r->h, r->w, r->m->classes,
+                               (size_t)o->batch_size * (size_t)r->data_ranks, o->seed);
     }
     if (!rc) {
-        rc = sampler_init(&sampler, &train, data_rank, data_ranks, o->batch_size,
+        rc = sampler_init(&r->sampler, &r->train, r->data_rank, r->data_ranks, o->batch_size,
                           o->data != WORKER_DATA_SYNTHETIC, o->seed);
         if (rc == RT_EINVAL)
             fprintf(stderr, "ringtrain-worker: error: --batch_size=%d x %d ranks is larger than "
                             "the %zu training samples; use a smaller batch\n",
-                    o->batch_size, data_ranks, train.count);
+                    o->batch_size, r->data_ranks, r->train.count);
     }
-    rc = agree_status(comm, rc);
-    if (rc)
-        goto out;
+    return agree_status(r->comm, rc);
+}
 
-    long warmup = o->num_warmup_batches;
-    long timed = o->num_batches;
+/* Warm-up and timed steps from --num_batches or --num_epochs. */
+static void run_count_steps(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    r->warmup = o->num_warmup_batches;
+    r->timed = o->num_batches;
     if (o->num_epochs > 0) {
-        long total = (long)ceil(o->num_epochs * (double)sampler.steps_per_epoch);
+        long total = (long)ceil(o->num_epochs * (double)r->sampler.steps_per_epoch);
         if (total < 1)
             total = 1;
-        if (warmup >= total)
-            warmup = total - 1;
-        timed = total - warmup;
+        if (r->warmup >= total)
+            r->warmup = total - 1;
+        r->timed = total - r->warmup;
     }
+}
 
-    /* Parameters: rank 0's initial values everywhere. */
-    long start_step = 0;
-    if (dev.kind == WORKER_DEVICE_CUDA) {
-        rc = device_params_init(&dev, m, o->seed, comm);
+/* Parameters: rank 0's initial values (or its newest checkpoint)
+ * everywhere; a resumed run times only what is left. */
+static int run_init_params(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    model_t *m = r->m;
+    int rc;
+    if (r->dev.kind == WORKER_DEVICE_CUDA) {
+        rc = device_params_init(&r->dev, m, o->seed, r->comm);
     } else {
         model_init_params(m, o->seed);
         if (o->checkpoint_dir[0]) {
-            rc = resume(o, comm, m, &start_step);
+            rc = resume(o, r->comm, m, &r->start_step);
             if (rc)
-                goto out;
+                return rc;
         }
-        rc = coll_broadcast(comm, m->params, m->arena_floats * sizeof(float), 0);
+        rc = coll_broadcast(r->comm, m->params, m->arena_floats * sizeof(float), 0);
         if (!rc)
-            rc = coll_broadcast(comm, m->momentum, m->arena_floats * sizeof(float), 0);
+            rc = coll_broadcast(r->comm, m->momentum, m->arena_floats * sizeof(float), 0);
         if (!rc)
-            rc = coll_broadcast(comm, m->state, m->state_floats * sizeof(float), 0);
+            rc = coll_broadcast(r->comm, m->state, m->state_floats * sizeof(float), 0);
     }
     if (rc)
-        goto out;
-    long display_base = warmup;
-    if (start_step > warmup + timed)
-        start_step = warmup + timed;
-    if (start_step > warmup) {
+        return rc;
+    r->display_base = r->warmup;
+    if (r->start_step > r->warmup + r->timed)
+        r->start_step = r->warmup + r->timed;
+    if (r->start_step > r->warmup) {
         /* Resuming past the warm-up: time what is left. */
-        timed = warmup + timed - start_step;
-        warmup = start_step;
+        r->timed = r->warmup + r->timed - r->start_step;
+        r->warmup = r->start_step;
     }
-    fault_t fault;
-    fault_parse(&fault);
+    return 0;
+}
 
-    sync = calloc(1, sizeof *sync);
-    size_t keep = (size_t)(timed < 1 ? 1 : timed < (1L << 20) ? timed : (1L << 20));
-    times = calloc(keep, sizeof *times);
-    scratch = calloc(keep, sizeof *scratch);
-    if (!sync || !times || !scratch) {
-        rc = RT_ENOMEM;
-        goto out;
-    }
-    sync->comm = comm;
+/* Step-time records, the gradient buckets and the timeline: made once,
+ * before the step loop. */
+static int run_prepare_steps(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    model_t *m = r->m;
+    fault_parse(&r->fault);
+    r->sync = calloc(1, sizeof *r->sync);
+    r->keep = (size_t)(r->timed < 1 ? 1 : r->timed < (1L << 20) ? r->timed : (1L << 20));
+    r->times = calloc(r->keep, sizeof *r->times);
+    r->scratch = calloc(r->keep, sizeof *r->scratch);
+    if (!r->sync || !r->times || !r->scratch)
+        return RT_ENOMEM;
+    grad_sync_t *sync = r->sync;
+    sync->comm = r->comm;
     sync->grads = m->grads;
     sync->overlap = o->overlap;
     buckets_plan(sync, m, o->bucket_mb);
-    if (o->timeline[0]) {
-        /* Room for every span of every step; beyond it spans are dropped. */
-        size_t per_step = 2 * (size_t)m->node_count + 3 * (size_t)sync->count + 8;
-        size_t steps = (size_t)(warmup + timed - start_step);
-        size_t capacity = per_step * steps + 64;
-        if (capacity > (size_t)4 << 20)
-            capacity = (size_t)4 << 20;
-        rc = timeline_init(&timeline, capacity, comm);
+    if (!o->timeline[0])
+        return 0;
+    /* Room for every span of every step; beyond it spans are dropped. */
+    size_t per_step = 2 * (size_t)m->node_count + 3 * (size_t)sync->count + 8;
+    size_t steps = (size_t)(r->warmup + r->timed - r->start_step);
+    size_t capacity = per_step * steps + 64;
+    if (capacity > (size_t)4 << 20)
+        capacity = (size_t)4 << 20;
+    int rc = timeline_init(&r->timeline, capacity, r->comm);
+    if (rc)
+        return rc;
+    sync->tl = &r->timeline;
+    m->trace = trace_node;
+    m->trace_ctx = &r->timeline;
+    return 0;
+}
+
+static void print_variables_line(const run_t *r)
+{
+    const worker_options_t *o = r->o;
+    const grad_sync_t *sync = r->sync;
+    if (r->ps.enabled) {
+        printf("Variables:   parameter_server (%d server(s), %d worker(s))\n", r->ps.servers,
+               r->ps.workers);
+    } else if (r->independent) {
+        printf("Variables:   independent (each rank trains its own copy; no gradient "
+               "exchange, the ranks step together)\n");
+    } else {
+        size_t last = sync->end[sync->count - 1] - sync->start[sync->count - 1];
+        printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s%s, %s%s%s)\n",
+               sync->count, o->bucket_mb, o->overlap ? "on" : "off",
+               coll_comm_cores_busy(r->comm) ? " (no spare core: waits yield)" : "",
+               coll_algorithm_for(r->comm, last, COLL_F32), o->compression ? ", wire " : "",
+               o->compression ? coll_compression_name(coll_comm_compression(r->comm)) : "");
+    }
+}
+
+/* tf_cnn_benchmarks' header, on the printing rank. */
+static void print_header(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    const model_t *m = r->m;
+    char params[32], device[160];
+    print_thousands(params, sizeof params, m->param_count);
+    printf("ringtrain:   %s\n", "0.1.0");
+    printf("Model:       %s\n", o->model);
+    if (o->data == WORKER_DATA_SYNTHETIC)
+        printf("Dataset:     synthetic (%dx%dx%d, %d classes)\n", r->c, r->h, r->w, m->classes);
+    else
+        printf("Dataset:     fashion_mnist (%s, %zu training images)\n", o->data_dir,
+               r->train.count);
+    printf("Mode:        training\n");
+    printf("Batch size:  %.0f global\n", r->global_batch);
+    printf("             %d per rank\n", o->batch_size);
+    printf("Num batches: %ld\n", r->timed);
+    if (o->data != WORKER_DATA_SYNTHETIC)
+        printf("Num epochs:  %.2f\n",
+               (double)(r->warmup + r->timed) * r->global_batch / (double)r->train.count);
+    printf("Ranks:       %d on %d host(s)\n", r->size, coll_comm_host_count(r->comm));
+    printf("Device:      %s\n", device_describe(&r->dev, r->comm, r->threads, device, sizeof device));
+    printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
+           r->topo.cores, r->topo.numa_nodes, r->topo.gpus, r->topo.bound);
+    printf("Parameters:  %s\n", params);
+    printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
+           o->learning_rate, o->momentum, o->weight_decay);
+    print_variables_line(r);
+    printf("==========\n");
+    printf("Running warm up\n");
+    fflush(stdout);
+}
+
+/* One step's computation and update: forward, backward with the buckets
+ * handed on as they become ready, the exchange, SGD. The server of a
+ * parameter-server job applies the workers' gradients instead. */
+static int run_one_step(run_t *r, long step, float *loss)
+{
+    const worker_options_t *o = r->o;
+    model_t *m = r->m;
+    int rc;
+    if (r->ps.enabled && r->ps.is_server) {
+        rc = ps_server_step(&r->ps, r->comm, m->params, m->momentum, m->grads,
+                            (float)o->learning_rate, (float)o->momentum, (float)o->weight_decay);
         if (rc)
-            goto out;
-        sync->tl = &timeline;
-        m->trace = trace_node;
-        m->trace_ctx = &timeline;
+            fprintf(stderr, "ringtrain-worker: error: rank %d (parameter server): step %ld: %s\n",
+                    r->rank, step + 1, rt_strerror(rc));
+        return rc;
     }
-
-    double global_batch = (double)o->batch_size * data_ranks;
-    if (rank == printer) {
-        char params[32];
-        print_thousands(params, sizeof params, m->param_count);
-        printf("ringtrain:   %s\n", "0.1.0");
-        printf("Model:       %s\n", o->model);
-        if (o->data == WORKER_DATA_SYNTHETIC)
-            printf("Dataset:     synthetic (%dx%dx%d, %d classes)\n", c, h, w, m->classes);
-        else
-            printf("Dataset:     fashion_mnist (%s, %zu training images)\n", o->data_dir, train.count);
-        printf("Mode:        training\n");
-        printf("Batch size:  %.0f global\n", global_batch);
-        printf("             %d per rank\n", o->batch_size);
-        printf("Num batches: %ld\n", timed);
-        if (o->data != WORKER_DATA_SYNTHETIC)
-            printf("Num epochs:  %.2f\n",
-                   (double)(warmup + timed) * global_batch / (double)train.count);
-        printf("Ranks:       %d on %d host(s)\n", size, coll_comm_host_count(comm));
-        char device[160];
-        printf("Device:      %s\n", device_describe(&dev, comm, threads, device, sizeof device));
-        printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
-               topo.cores, topo.numa_nodes, topo.gpus, topo.bound);
-        printf("Parameters:  %s\n", params);
-        printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
-               o->learning_rate, o->momentum, o->weight_decay);
-        if (ps.enabled)
-            printf("Variables:   parameter_server (%d server(s), %d worker(s))\n", ps.servers,
-                   ps.workers);
-        else if (independent)
-            printf("Variables:   independent (each rank trains its own copy; no gradient "
-                   "exchange, the ranks step together)\n");
-        else
-            printf("Variables:   allreduce (%d bucket(s), %.3g MiB cap, overlap %s%s, %s%s%s)\n",
-                   sync->count, o->bucket_mb, o->overlap ? "on" : "off",
-                   coll_comm_cores_busy(comm) ? " (no spare core: waits yield)" : "",
-                   coll_algorithm_for(comm, sync->end[sync->count - 1] - sync->start[sync->count - 1],
-                                      COLL_F32),
-                   o->compression ? ", wire " : "",
-                   o->compression ? coll_compression_name(coll_comm_compression(comm)) : "");
-        printf("==========\n");
-        printf("Running warm up\n");
-        fflush(stdout);
+    const float *images;
+    const int32_t *labels;
+    sampler_batch(&r->sampler, (uint64_t)step, &images, &labels);
+    device_input(&r->dev, &images, &labels, o->batch_size, o->data == WORKER_DATA_SYNTHETIC);
+    *loss = model_forward(m, images, labels, o->batch_size);
+    if (!isfinite(*loss)) {
+        report_nonfinite(m, r->rank, step + 1, (double)*loss);
+        return RT_ENONFINITE;
     }
+    model_backward(m, images, labels, o->batch_size,
+                   r->ps.enabled || r->independent ? NULL : on_ready, r->sync);
+    if (r->independent)
+        return independent_update(o, m, r->sync, r->rank, step + 1);
+    if (!r->ps.enabled)
+        return allreduce_and_update(o, m, r->sync, r->rank, step + 1);
+    rc = ps_worker_exchange(&r->ps, r->comm, m->grads, m->params);
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: exchange with the "
+                        "parameter servers failed: %s\n",
+                r->rank, step + 1, rt_strerror(rc));
+    return rc;
+}
 
+/* A step's speed line (tf_cnn_benchmarks' format) on the printing rank. */
+static int print_step_line(run_t *r, long step, long k, float loss)
+{
+    /* On a GPU the loss is copied back only here. */
+    if (device_loss(&r->dev, r->m, &loss) != 0 || !isfinite(loss)) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: %s at step %ld\n", r->rank,
+                isfinite(loss) ? "the GPU reported an error (see above)"
+                               : "non-finite loss; lower --learning_rate or check the data",
+                step + 1);
+        return isfinite(loss) ? RT_ECUDA : RT_ENONFINITE;
+    }
+    size_t n = (size_t)(k + 1 < (long)r->keep ? k + 1 : (long)r->keep);
+    double mean, unc, jit;
+    speed_stats(r->times, n, r->global_batch, r->scratch, &mean, &unc, &jit);
+    /* Step lines number timed steps from the original warm-up, so a
+     * resumed run numbers its steps as the uninterrupted run does. */
+    printf("%ld\timages/sec: %.1f +/- %.1f (jitter = %.1f)\t%.3f\n", step + 1 - r->display_base,
+           mean, unc, jit, (double)loss);
+    fflush(stdout);
+    return 0;
+}
+
+/* A checkpoint after this step when --checkpoint_every says so. */
+static int run_maybe_checkpoint(run_t *r, long step)
+{
+    const worker_options_t *o = r->o;
+    if (!o->checkpoint_dir[0] || r->rank != 0 || o->checkpoint_every <= 0 ||
+        (step + 1) % o->checkpoint_every != 0)
+        return 0;
+    double t_ck = rt_now();
+    int rc = save_checkpoint(o, r->m, r->size, step + 1);
+    if (!rc && r->sync->tl)
+        timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
+    return rc;
+}
+
+/* The step loop. Nothing in it allocates. A failure aborts the job (no
+ * rank is left waiting for this one). */
+static int run_train(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    long total_steps = r->warmup + r->timed;
     double t_start = rt_now();
-    long total_steps = warmup + timed;
-    for (long step = start_step; step < total_steps; step++) {
-        if (fault.sig && fault.rank == rank && fault.step == step + 1)
-            raise(fault.sig);
-        if (step == warmup) {
-            if (rank == printer) {
-                if (warmup > 0)
+    for (long step = r->start_step; step < total_steps; step++) {
+        if (r->fault.sig && r->fault.rank == r->rank && r->fault.step == step + 1)
+            raise(r->fault.sig);
+        if (step == r->warmup) {
+            if (r->rank == r->printer) {
+                if (r->warmup > 0)
                     printf("Done warm up\n");
                 printf("Step\tImg/sec\ttotal_loss\n");
                 fflush(stdout);
@@ -691,168 +838,152 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
             t_start = rt_now();
         }
         double t0 = rt_now();
-        timeline.step = step + 1;
+        r->timeline.step = step + 1;
         float loss = 0.0f;
-        if (ps.enabled && ps.is_server) {
-            rc = ps_server_step(&ps, comm, m->params, m->momentum, m->grads,
-                                (float)o->learning_rate, (float)o->momentum,
-                                (float)o->weight_decay);
-            if (rc)
-                fprintf(stderr, "ringtrain-worker: error: rank %d (parameter server): step %ld: %s\n",
-                        rank, step + 1, rt_strerror(rc));
-        } else {
-            const float *images;
-            const int32_t *labels;
-            sampler_batch(&sampler, (uint64_t)step, &images, &labels);
-            device_input(&dev, &images, &labels, o->batch_size,
-                         o->data == WORKER_DATA_SYNTHETIC);
-            loss = model_forward(m, images, labels, o->batch_size);
-            if (!isfinite(loss)) {
-                report_nonfinite(m, rank, step + 1, (double)loss);
-                coll_abort(comm, 1);
-                rc = RT_ENONFINITE;
-                goto out;
-            }
-            model_backward(m, images, labels, o->batch_size,
-                           ps.enabled || independent ? NULL : on_ready, sync);
-            if (independent) {
-                rc = independent_update(o, m, sync, rank, step + 1);
-            } else if (ps.enabled) {
-                rc = ps_worker_exchange(&ps, comm, m->grads, m->params);
-                if (rc)
-                    fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: exchange with the "
-                                    "parameter servers failed: %s\n",
-                            rank, step + 1, rt_strerror(rc));
-            } else {
-                rc = allreduce_and_update(o, m, sync, rank, step + 1);
-            }
-        }
+        int rc = run_one_step(r, step, &loss);
+        if (!rc)
+            rc = run_maybe_checkpoint(r, step);
         if (rc) {
-            coll_abort(comm, 1);
-            goto out;
+            coll_abort(r->comm, 1);
+            return rc;
         }
-        if (o->checkpoint_dir[0] && rank == 0 && o->checkpoint_every > 0 &&
-            (step + 1) % o->checkpoint_every == 0) {
-            double t_ck = rt_now();
-            rc = save_checkpoint(o, m, size, step + 1);
-            if (rc) {
-                coll_abort(comm, 1);
-                goto out;
-            }
-            if (sync->tl)
-                timeline_add(&timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
-        }
-        if (sync->tl)
-            timeline_add(&timeline, TL_STEP, -1, t0, rt_now(), 0, -1);
+        if (r->sync->tl)
+            timeline_add(&r->timeline, TL_STEP, -1, t0, rt_now(), 0, -1);
         double dt = rt_now() - t0;
-        if (step < warmup)
+        if (step < r->warmup)
             continue;
-        long k = step - warmup;
-        times[(size_t)k % keep] = dt;
-        /* Step lines number timed steps from the original warm-up, so a
-         * resumed run numbers its steps as the uninterrupted run does. */
-        long shown = step + 1 - display_base;
-        if (rank == printer && (k == 0 || shown % o->display_every == 0 || step + 1 == total_steps)) {
-            /* On a GPU the loss is copied back only here. */
-            if (device_loss(&dev, m, &loss) != 0 || !isfinite(loss)) {
-                fprintf(stderr, "ringtrain-worker: error: rank %d: %s at step %ld\n", rank,
-                        isfinite(loss) ? "the GPU reported an error (see above)"
-                                       : "non-finite loss; lower --learning_rate or check the data",
-                        step + 1);
-                coll_abort(comm, 1);
-                rc = isfinite(loss) ? RT_ECUDA : RT_ENONFINITE;
-                goto out;
+        long k = step - r->warmup;
+        r->times[(size_t)k % r->keep] = dt;
+        long shown = step + 1 - r->display_base;
+        if (r->rank == r->printer &&
+            (k == 0 || shown % o->display_every == 0 || step + 1 == total_steps)) {
+            rc = print_step_line(r, step, k, loss);
+            if (rc) {
+                coll_abort(r->comm, 1);
+                return rc;
             }
-            size_t n = (size_t)(k + 1 < (long)keep ? k + 1 : (long)keep);
-            double mean, unc, jit;
-            speed_stats(times, n, global_batch, scratch, &mean, &unc, &jit);
-            printf("%ld\timages/sec: %.1f +/- %.1f (jitter = %.1f)\t%.3f\n", shown, mean, unc,
-                   jit, (double)loss);
-            fflush(stdout);
         }
     }
-    rc = device_sync(&dev);
+    int rc = device_sync(&r->dev);
     if (rc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: the GPU reported an error (see above)\n",
-                rank);
-        coll_abort(comm, 1);
-        goto out;
+                r->rank);
+        coll_abort(r->comm, 1);
+        return rc;
     }
-    double elapsed = rt_now() - t_start;
-    rc = coll_allreduce_f64_max(comm, &elapsed, 1);
-    if (rc)
-        goto out;
+    r->elapsed = rt_now() - t_start;
+    return coll_allreduce_f64_max(r->comm, &r->elapsed, 1);
+}
+
+/* After the loop: the timeline, a last finiteness check, the final
+ * checkpoint, and the total speed. */
+static int run_finish(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    model_t *m = r->m;
+    int rc;
+    long total_steps = r->warmup + r->timed;
     if (o->timeline[0]) {
         m->trace = NULL;
-        rc = write_timeline(o, comm, &timeline, m, sync);
+        rc = write_timeline(o, r->comm, &r->timeline, m, r->sync);
         if (rc)
-            goto out;
+            return rc;
     }
     /* The last update is never followed by a forward: check it here. */
-    if (dev.kind == WORKER_DEVICE_CPU && nonfinite_node(m) >= 0) {
-        report_nonfinite(m, rank, total_steps + 1, 0.0);
-        rc = RT_ENONFINITE;
-        goto out;
+    if (r->dev.kind == WORKER_DEVICE_CPU && nonfinite_node(m) >= 0) {
+        report_nonfinite(m, r->rank, total_steps + 1, 0.0);
+        return RT_ENONFINITE;
     }
-    if (o->checkpoint_dir[0] && rank == 0 &&
+    if (o->checkpoint_dir[0] && r->rank == 0 &&
         (o->checkpoint_every <= 0 || total_steps % o->checkpoint_every != 0) &&
-        total_steps > start_step) {
-        rc = save_checkpoint(o, m, size, total_steps);
+        total_steps > r->start_step) {
+        rc = save_checkpoint(o, m, r->size, total_steps);
         if (rc)
-            goto out;
+            return rc;
     }
-    if (rank == printer && timed > 0) {
+    if (r->rank == r->printer && r->timed > 0) {
         printf("----------------------------------------------------------------\n");
-        printf("total images/sec: %.2f\n", global_batch * (double)timed / elapsed);
+        printf("total images/sec: %.2f\n", r->global_batch * (double)r->timed / r->elapsed);
         printf("----------------------------------------------------------------\n");
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
             printf("peak RSS (rank 0): %.0f MiB\n", (double)ru.ru_maxrss / 1024.0);
         fflush(stdout);
     }
+    return 0;
+}
 
-    if (o->eval) {
-        const dataset_t *eval_set = o->data == WORKER_DATA_FASHION_MNIST ? &test : &train;
-        size_t per = (size_t)c * (size_t)h * (size_t)w;
-        eval_images = rt_alloc_aligned((size_t)o->batch_size * per * sizeof(float), 64);
-        eval_labels = calloc((size_t)o->batch_size, sizeof(int32_t));
-        if (!eval_images || !eval_labels) {
-            rc = RT_ENOMEM;
-            goto out;
-        }
-        double accuracy = 0;
-        rc = evaluate(comm, &dev, m, eval_set, ps.enabled && ps.is_server ? -1 : data_rank,
-                      data_ranks, eval_images, eval_labels, &accuracy);
-        if (rc)
-            goto out;
-        if (rank == printer) {
-            printf("Accuracy @ 1 = %.4f [%zu examples]\n", accuracy, eval_set->count);
-            fflush(stdout);
-        }
+/* --eval: accuracy on the test set (the training set for synthetic data). */
+static int run_eval(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    const dataset_t *eval_set = o->data == WORKER_DATA_FASHION_MNIST ? &r->test : &r->train;
+    size_t per = (size_t)r->c * (size_t)r->h * (size_t)r->w;
+    float *images = rt_alloc_aligned((size_t)o->batch_size * per * sizeof(float), 64);
+    int32_t *labels = calloc((size_t)o->batch_size, sizeof(int32_t));
+    double accuracy = 0;
+    int rc = RT_ENOMEM;
+    if (images && labels)
+        rc = evaluate(r->comm, &r->dev, r->m, eval_set,
+                      r->ps.enabled && r->ps.is_server ? -1 : r->data_rank, r->data_ranks,
+                      images, labels, &accuracy);
+    rt_free_aligned(images);
+    free(labels);
+    if (!rc && r->rank == r->printer) {
+        printf("Accuracy @ 1 = %.4f [%zu examples]\n", accuracy, eval_set->count);
+        fflush(stdout);
     }
-    if (o->dump_params[0] && rank == printer) {
-        const float *params = device_params(&dev, m);
-        rc = params ? write_params(o->dump_params, params, m->arena_floats) : RT_ECUDA;
-        if (rc)
-            fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
-                    o->dump_params);
-    }
-    rc = agree_status(comm, rc);
+    return rc;
+}
 
-out:
-    ps_free(&ps);
-    timeline_free(&timeline);
-    rt_free_aligned(eval_images);
-    free(eval_labels);
-    free(times);
-    free(scratch);
-    free(sync);
-    sampler_free(&sampler);
-    dataset_free(&train);
-    dataset_free(&test);
-    if (m)
-        model_free(m);
-    free(m);
-    device_close(&dev);
+static int run_dump_params(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    if (r->rank != r->printer)
+        return 0;
+    const float *params = device_params(&r->dev, r->m);
+    int rc = params ? write_params(o->dump_params, params, r->m->arena_floats) : RT_ECUDA;
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
+                o->dump_params);
+    return rc;
+}
+
+int worker_run(const worker_options_t *o, coll_comm_t *comm)
+{
+    run_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return RT_ENOMEM;
+    r->o = o;
+    r->comm = comm;
+    r->rank = coll_comm_rank(comm);
+    r->size = coll_comm_size(comm);
+    int rc = run_build_model(r);
+    if (!rc)
+        rc = run_choose_mode(r);
+    if (!rc)
+        rc = run_load_data(r);
+    if (!rc) {
+        run_count_steps(r);
+        rc = run_init_params(r);
+    }
+    if (!rc)
+        rc = run_prepare_steps(r);
+    if (!rc) {
+        if (r->rank == r->printer)
+            print_header(r);
+        rc = run_train(r);
+    }
+    if (!rc)
+        rc = run_finish(r);
+    if (!rc && o->eval)
+        rc = run_eval(r);
+    if (!rc) {
+        if (o->dump_params[0])
+            rc = run_dump_params(r);
+        rc = agree_status(comm, rc);
+    }
+    run_free(r);
+    free(r);
     return rc;
 }
