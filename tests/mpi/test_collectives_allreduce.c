@@ -19,6 +19,11 @@
  *   compress fp16 / bf16 wire compression (ring, and hier across 2 fake
  *            hosts): integer inputs exact, random reals within the stated
  *            bound and visibly rounded, 4 KiB segments, disagreement refused
+ *   stall    rank 0 alone starts an asynchronous allreduce (stall_timeout
+ *            0.2 s): it fails with RT_ETIMEDOUT on the progress thread, and
+ *            every later call of rank 0 (allreduce, helper, exchange) fails
+ *            at once with the same code; the ThreadSanitizer build checks
+ *            that callers read the communicator's failure state safely
  *
  * Inputs are small integers (a hash of rank and index, in [-8, 8]), exact in
  * fp32, fp16 and bf16, so every partial sum is exact in any order: sums must
@@ -34,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "collectives.h"
 #include "common/common.h"
@@ -1041,6 +1047,48 @@ static void test_compress(void)
         printf("np %d: compress passed\n", g_size);
 }
 
+/* ---- a stalled peer breaks the communicator ------------------------------------ */
+
+static void test_stall(void)
+{
+    if (g_size < 2)
+        FAIL("the stall part needs two or more ranks");
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    /* Shared memory: the stalled call leaves no MPI request behind. */
+    cfg.algorithm = "shm_oneshot";
+    cfg.stall_timeout = 0.2;
+    coll_comm_t *c = NULL;
+    int rc = coll_comm_create(&c, MPI_COMM_WORLD, &cfg);
+    if (rc != 0)
+        FAIL("coll_comm_create(shm_oneshot, stall_timeout 0.2): %s", rt_strerror(rc));
+    if (g_rank == 0) {
+        float x[64] = {0}, y[64];
+        coll_request_t lone, later;
+        CHECK_INT(coll_allreduce_start(c, x, y, 64, COLL_F32, COLL_SUM, &lone), 0,
+                  "start of the allreduce no peer joins");
+        /* No wait, test or lock here: the next start reads the failure
+         * state while (or after) the progress thread writes it. */
+        usleep(600 * 1000);
+        rc = coll_allreduce_start(c, x, y, 64, COLL_F32, COLL_SUM, &later);
+        if (rc == 0)
+            rc = coll_wait(&later);
+        CHECK_INT(rc, RT_ETIMEDOUT, "an allreduce started after the stall");
+        CHECK_INT(coll_wait(&lone), RT_ETIMEDOUT, "the stalled allreduce");
+        CHECK_INT(coll_allreduce(c, x, y, 64, COLL_F32, COLL_SUM), RT_ETIMEDOUT,
+                  "a blocking allreduce on the broken communicator");
+        CHECK_INT(coll_barrier(c), RT_ETIMEDOUT, "a barrier on the broken communicator");
+        coll_msg_t msg = {.peer = 1, .buf = x, .bytes = sizeof x};
+        CHECK_INT(coll_exchange(c, &msg, 1, NULL, 0), RT_ETIMEDOUT,
+                  "an exchange on the broken communicator");
+    }
+    /* The other ranks never joined; they meet rank 0 again here. */
+    MPI_Barrier(MPI_COMM_WORLD);
+    coll_comm_destroy(c);
+    if (g_rank == 0)
+        printf("np %d: stall passed\n", g_size);
+}
+
 /* ---- > 2^31 bytes ------------------------------------------------------------------- */
 
 static void test_huge(void)
@@ -1136,9 +1184,11 @@ int main(int argc, char **argv)
         test_hier();
     else if (strcmp(part, "compress") == 0)
         test_compress();
+    else if (strcmp(part, "stall") == 0)
+        test_stall();
     else
         FAIL("unknown part '%s' (small, big, sequence, async, helpers, misuse, "
-             "huge, hier, compress)", part);
+             "huge, hier, compress, stall)", part);
     MPI_Finalize();
     return 0;
 }
