@@ -1091,17 +1091,40 @@ static void test_stall(void)
 
 /* ---- > 2^31 bytes ------------------------------------------------------------------- */
 
+/* Every rank gets buf, or all skip together (exit 77): a rank that left
+ * alone would leave the others waiting in their first collective. Not
+ * zeroed (rt_alloc_aligned would touch all 2 GiB first): the test fills it. */
+static uint16_t *huge_alloc_or_skip(size_t bytes)
+{
+    void *buf = NULL;
+    if (posix_memalign(&buf, 4096, bytes) != 0)
+        buf = NULL;
+    int have = buf != NULL, all = 0;
+    MPI_Allreduce(&have, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (all)
+        return buf;
+    int *each = malloc((size_t)g_size * sizeof *each);
+    if (each == NULL)
+        FAIL("out of memory");
+    MPI_Gather(&have, 1, MPI_INT, each, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (g_rank == 0) {
+        printf("cannot allocate %zu bytes on rank(s)", bytes);
+        for (int r = 0; r < g_size; r++)
+            if (!each[r])
+                printf(" %d", r);
+        printf("; skipped on every rank\n");
+        fflush(stdout);
+    }
+    free(each);
+    free(buf);
+    MPI_Finalize();
+    exit(77);
+}
+
 static void test_huge(void)
 {
     const size_t count = ((size_t)1 << 30) + 5; /* fp16: 2 GiB + 10 bytes */
-    uint16_t *buf = rt_alloc_aligned(count * 2, 4096);
-    if (buf == NULL) {
-        if (g_rank == 0)
-            printf("cannot allocate %zu bytes; skipped\n", count * 2);
-        MPI_Barrier(MPI_COMM_WORLD);
-        MPI_Finalize();
-        exit(77);
-    }
+    uint16_t *buf = huge_alloc_or_skip(count * 2);
     /* shm (the default here) and ring; `mpi` cuts the same call into 1 GiB
      * MPI_Allreduce calls, and the 4 KiB-chunk runs of `small` test that
      * loop, so Open MPI's own 20-second 2 GiB allreduce is not repeated. */
@@ -1150,7 +1173,7 @@ static void test_huge(void)
         coll_comm_destroy(c);
     }
     free(want);
-    rt_free_aligned(buf);
+    free(buf);
 }
 
 int main(int argc, char **argv)
