@@ -19,6 +19,10 @@
  *   compress fp16 / bf16 wire compression (ring, and hier across 2 fake
  *            hosts): integer inputs exact, random reals within the stated
  *            bound and visibly rounded, 4 KiB segments, disagreement refused
+ *   idle     4 ranks as two fake hosts of two, hier, stall_timeout 0 (wait
+ *            forever): host B's first rank joins 1 s late; host A's ranks,
+ *            waiting in the overlapped allgather, must not spin all that
+ *            time (process CPU time under a tenth of the wait)
  *   stall    rank 0 alone starts an asynchronous allreduce (stall_timeout
  *            0.2 s): it fails with RT_ETIMEDOUT on the progress thread, and
  *            every later call of rank 0 (allreduce, helper, exchange) fails
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collectives.h"
@@ -1047,6 +1052,72 @@ static void test_compress(void)
         printf("np %d: compress passed\n", g_size);
 }
 
+/* ---- a late peer host: waiting costs no core ------------------------------------- */
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_idle(void)
+{
+    if (g_size != 4)
+        FAIL("the idle part runs at 4 ranks (two fake hosts of two)");
+    setenv("RINGTRAIN_HOST_SPLIT", "2", 1);
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    cfg.algorithm = "hier";
+    cfg.stall_timeout = 0.0; /* wait forever */
+    coll_comm_t *c = NULL;
+    int rc = coll_comm_create(&c, MPI_COMM_WORLD, &cfg);
+    if (rc != 0)
+        FAIL("coll_comm_create(hier, 2 fake hosts): %s", rt_strerror(rc));
+    const size_t count = (size_t)1 << 18;
+    float *buf = malloc(count * sizeof *buf);
+    if (buf == NULL)
+        FAIL("out of memory");
+    const double late = 1.0;
+    double times[2] = {0, 0}; /* wall, CPU */
+    for (int round = 0; round < 2; round++) { /* round 0 warms up */
+        for (size_t i = 0; i < count; i++)
+            buf[i] = int_input(7, g_rank, i);
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (round == 1 && g_rank == 2)
+            usleep((useconds_t)(late * 1e6));
+        double w0 = rt_now(), c0 = cpu_seconds();
+        rc = coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM);
+        times[0] = rt_now() - w0;
+        times[1] = cpu_seconds() - c0;
+        if (rc != 0)
+            FAIL("hier allreduce with a late peer host: %s", rt_strerror(rc));
+        for (size_t i = 0; i < count; i++) {
+            float want = 0;
+            for (int r = 0; r < g_size; r++)
+                want += int_input(7, r, i);
+            if (buf[i] != want)
+                FAIL("element %zu: %g, expected %g", i, (double)buf[i], (double)want);
+        }
+    }
+    double all[8];
+    MPI_Gather(times, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (g_rank == 0)
+        for (int r = 0; r < g_size; r++)
+            printf("rank %d: %.2f s in the allreduce, %.2f s of CPU\n", r, all[2 * r],
+                   all[2 * r + 1]);
+    /* Ranks 0 and 1 (host A) wait for rank 2 in the overlapped allgather. */
+    if (g_rank < 2 && times[1] > 0.1 * times[0])
+        FAIL("rank %d used %.2f s of CPU in %.2f s waiting for a late peer host "
+             "(stall_timeout 0): the wait spins instead of sleeping",
+             g_rank, times[1], times[0]);
+    free(buf);
+    coll_comm_destroy(c);
+    unsetenv("RINGTRAIN_HOST_SPLIT");
+    if (g_rank == 0)
+        printf("np %d: idle passed\n", g_size);
+}
+
 /* ---- a stalled peer breaks the communicator ------------------------------------ */
 
 static void test_stall(void)
@@ -1209,9 +1280,11 @@ int main(int argc, char **argv)
         test_compress();
     else if (strcmp(part, "stall") == 0)
         test_stall();
+    else if (strcmp(part, "idle") == 0)
+        test_idle();
     else
         FAIL("unknown part '%s' (small, big, sequence, async, helpers, misuse, "
-             "huge, hier, compress, stall)", part);
+             "huge, hier, compress, stall, idle)", part);
     MPI_Finalize();
     return 0;
 }
