@@ -186,7 +186,10 @@ struct coll_comm {
     int oversubscribed;  /* more local ranks than CPUs we may run on */
     int cores_busy;      /* oversubscribed, or compute threads fill the CPUs:
                             waits yield after a short spin */
-    int broken;          /* RT_E... after a failure that leaves peers unsynced */
+    /* RT_E... after a failure that leaves peers unsynced. Set by the owner
+     * thread (usually the progress thread), read by callers before they
+     * queue work without taking mu: atomic (coll__broken, coll__set_broken). */
+    atomic_int broken;
 
     MPI_Op op_sum16[COLL_DTYPE_COUNT]; /* user ops for fp16 / bf16 */
     char *tmp;           /* COLL__RING_DEPTH segments for ring / rd */
@@ -213,6 +216,18 @@ struct coll_comm {
     int stop;
     uint64_t seq;
 };
+
+/* The communicator's failure state: 0, or the code every later call fails
+ * with. Any thread may read it; the owner sets it. */
+static inline int coll__broken(coll_comm_t *c)
+{
+    return atomic_load_explicit(&c->broken, memory_order_acquire);
+}
+
+static inline void coll__set_broken(coll_comm_t *c, int rc)
+{
+    atomic_store_explicit(&c->broken, rc, memory_order_release);
+}
 
 /* progress.c: runs one request on the current owner. */
 int coll__execute(coll_comm_t *comm, coll_request_t *req);

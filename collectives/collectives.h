@@ -23,6 +23,7 @@
 #ifndef RINGTRAIN_COLLECTIVES_H
 #define RINGTRAIN_COLLECTIVES_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -145,8 +146,10 @@ typedef struct coll_request {
     int kind;
     int root;
     int event;           /* CUDA mode: slot of the ready event */
-    volatile int done;   /* written by the progress thread */
-    volatile int status; /* 0 or RT_E..., valid when done */
+    /* Set (release) by the thread that ran the request, after status and
+     * the times; whoever sees it set (acquire) may read them. */
+    atomic_int done;
+    int status;          /* 0 or RT_E..., valid when done */
     struct coll_request *next;
     uint64_t seq;
     /* rt_now() when the progress thread began and finished it (timelines);

@@ -401,8 +401,9 @@ static int allreduce_prepare(coll_comm_t *c, const void *sendbuf, void *recvbuf,
             return RT_EINVAL;
         }
     }
-    if (c->broken)
-        return c->broken;
+    int broken = coll__broken(c);
+    if (broken != 0)
+        return broken;
     req->sendbuf = sendbuf;
     req->recvbuf = recvbuf;
     req->count = count;
@@ -435,7 +436,7 @@ int coll_allreduce_start(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
     int rc = allreduce_prepare(comm, sendbuf, recvbuf, count, dtype, op, req);
     if (rc != 0 || count == 0) {
         req->status = rc;
-        req->done = 1;
+        atomic_store_explicit(&req->done, 1, memory_order_release);
         return rc;
     }
     pthread_mutex_lock(&comm->mu);
@@ -475,8 +476,9 @@ static int run_helper(coll_comm_t *c, int kind, const void *sendbuf,
 {
     if (c == NULL)
         return RT_EINVAL;
-    if (c->broken)
-        return c->broken;
+    int broken = coll__broken(c);
+    if (broken != 0)
+        return broken;
     coll_request_t req;
     memset(&req, 0, sizeof req);
     req.comm = c;

@@ -63,6 +63,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blocks.h"
@@ -458,11 +459,52 @@ static int ag_copy(coll_comm_t *c, const hier_job_t *j, size_t t)
     return rc;
 }
 
+/* How the overlapped allgather waits when nothing moved. It must keep
+ * polling the exchange (MPI), so it cannot sleep on a counter as shm.c's
+ * waits do; it follows their steps otherwise: spin sh->spin rounds (or
+ * yield each round where the cores are busy), then yield, and once nothing
+ * has moved for OVERLAP_NAP_AFTER seconds, nap between polls: 1/16 of the
+ * time waited so far (noticing the peer at most ~6% late), at most
+ * OVERLAP_NAP_MAX (shm.c's futex waits time out after 2 ms), so a late
+ * peer (forever with stall_timeout 0) costs no core. A healthy exchange
+ * finishes a 64 KiB segment every ~0.5 ms even at 1 Gbit/s, so only a
+ * stalled one naps. Returns RT_ETIMEDOUT once stall_timeout has passed,
+ * else 0. */
+#define OVERLAP_NAP_AFTER 1e-3
+#define OVERLAP_NAP_MAX 1e-3
+
+static int overlap_idle(coll_comm_t *c, unsigned long idle, double *since)
+{
+    if (idle == 0)
+        *since = rt_now();
+    if (idle < (unsigned long)c->shm->spin) {
+        if (c->cores_busy)
+            sched_yield();
+        return 0;
+    }
+    double waited = rt_now() - *since;
+    if (c->stall_timeout > 0.0 && waited > c->stall_timeout) {
+        rt_log_error("collectives: rank %d waited %.1f s for its peer host's "
+                     "data or a local rank's step in an allreduce; giving up "
+                     "(stall_timeout)", c->rank, waited);
+        return RT_ETIMEDOUT;
+    }
+    if (waited < OVERLAP_NAP_AFTER) {
+        sched_yield();
+        return 0;
+    }
+    double nap = waited / 16 < OVERLAP_NAP_MAX ? waited / 16 : OVERLAP_NAP_MAX;
+    struct timespec ts = {0, (long)(nap * 1e9)};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
 /* Phase 3 while this owner's exchange still runs (two hosts): each piece
  * of the block is published as soon as the exchange has summed it, and the
  * peers' pieces taken as they appear. Nothing here blocks: the loop keeps
  * the exchange moving, so no rank waits on a local peer while its own
- * network transfer needs it (the cycle that blocking waits could close).
+ * network transfer needs it (the cycle that blocking waits could close);
+ * idle rounds go through overlap_idle.
  * Counts the steps it posted and took in *posted and *taken; once the
  * exchange has ended the caller finishes with blocking waits, which carry
  * the stall_timeout. */
@@ -499,23 +541,10 @@ static int hier_allgather_overlap(coll_comm_t *c, const hier_job_t *j,
             ag_take(sh, j, taken++);
             moved = 1;
         }
-        if (moved || pair->done != done_before) {
+        if (moved || pair->done != done_before)
             idle = 0;
-            continue;
-        }
-        if (c->cores_busy)
-            sched_yield();
-        if (c->stall_timeout > 0.0 && (idle++ & 1023) == 0) {
-            if (idle == 1)
-                idle_since = rt_now();
-            else if (rt_now() - idle_since > c->stall_timeout) {
-                rt_log_error("collectives: rank %d waited %.1f s for its peer "
-                             "host's data or a local rank's step in an "
-                             "allreduce; giving up (stall_timeout)",
-                             c->rank, rt_now() - idle_since);
-                rc = RT_ETIMEDOUT;
-            }
-        }
+        else
+            rc = overlap_idle(c, idle++, &idle_since);
     }
     *posted_out = posted;
     *taken_out = taken;

@@ -173,7 +173,7 @@ void coll__nccl_destroy(coll_comm_t *c)
 {
     if (c->cuda == NULL || c->cuda->nccl == NULL)
         return;
-    if (c->broken) {
+    if (coll__broken(c)) {
         coll__nccl_abort(c);
         return;
     }

@@ -101,8 +101,9 @@ int coll_exchange(coll_comm_t *comm, const coll_msg_t *sends, int nsends,
         rc = check_msgs(comm, recvs, nrecvs, "recvs");
     if (rc)
         return rc;
-    if (comm->broken)
-        return comm->broken;
+    rc = coll__broken(comm);
+    if (rc != 0)
+        return rc;
     exchange_t x = {sends, recvs, nsends, nrecvs};
     coll_request_t req;
     memset(&req, 0, sizeof req);

@@ -58,9 +58,9 @@ static int exec_allgather_u64(coll_comm_t *c, const uint64_t *value,
 
 int coll__execute(coll_comm_t *c, coll_request_t *r)
 {
-    if (c->broken)
-        return c->broken;
-    int rc;
+    int rc = coll__broken(c);
+    if (rc != 0)
+        return rc;
     switch (r->kind) {
     case COLL__KIND_ALLREDUCE:
         if (c->cuda)
@@ -93,7 +93,7 @@ int coll__execute(coll_comm_t *c, coll_request_t *r)
      * agree on where they are; every later collective fails fast instead of
      * hanging. */
     if (rc == RT_ETIMEDOUT || rc == RT_EMPI || rc == RT_ENCCL || rc == RT_ECUDA)
-        c->broken = rc;
+        coll__set_broken(c, rc);
     return rc;
 }
 
@@ -103,7 +103,7 @@ static void request_finish(coll_comm_t *c, coll_request_t *r, int rc)
      * seen, so it is the last write. */
     (void)c;
     r->status = rc;
-    __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&r->done, 1, memory_order_release);
 }
 
 static void *progress_main(void *arg)
@@ -187,7 +187,7 @@ int coll__run_blocking(coll_comm_t *c, coll_request_t *r)
         c->head = r;
     c->tail = r;
     pthread_cond_signal(&c->cv_work);
-    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+    while (!atomic_load_explicit(&r->done, memory_order_acquire))
         pthread_cond_wait(&c->cv_done, &c->mu);
     int rc = r->status;
     pthread_mutex_unlock(&c->mu);
@@ -198,7 +198,7 @@ int coll_test(coll_request_t *req, int *done)
 {
     if (req == NULL || done == NULL)
         return RT_EINVAL;
-    *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE) != 0;
+    *done = atomic_load_explicit(&req->done, memory_order_acquire) != 0;
     return *done ? req->status : 0;
 }
 
@@ -206,13 +206,13 @@ int coll_wait(coll_request_t *req)
 {
     if (req == NULL)
         return RT_EINVAL;
-    if (__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
+    if (atomic_load_explicit(&req->done, memory_order_acquire))
         return req->status;
     coll_comm_t *c = req->comm;
     if (c == NULL)
         return RT_EINVAL;
     pthread_mutex_lock(&c->mu);
-    while (!__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
+    while (!atomic_load_explicit(&req->done, memory_order_acquire))
         pthread_cond_wait(&c->cv_done, &c->mu);
     pthread_mutex_unlock(&c->mu);
     return req->status;

@@ -18,7 +18,7 @@
  * instruction-bound. Reductions keep two vector accumulators so adds do not
  * wait on each other. */
 typedef float bn__v16 __attribute__((vector_size(64)));
-#define BN__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define BN__CLONES KERN__CLONES
 
 /* Loads/stores through memcpy (no alignment assumed) and a horizontal sum,
  * as macros: a function taking or returning a 64-byte vector would have an

@@ -14,6 +14,16 @@
 
 #include "kernels.h"
 
+/* Hot loops compiled for AVX-512, AVX2 and the baseline, one picked at load
+ * time. Not under ThreadSanitizer: GCC instruments the ifunc resolver, which
+ * the dynamic loader runs before the sanitizer's runtime is up (a SIGSEGV at
+ * startup); that build takes the baseline loops alone. */
+#if defined(__SANITIZE_THREAD__)
+#define KERN__CLONES
+#else
+#define KERN__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
 /* Elements a loop must touch before it is split across threads: below this
  * the ~2-5 us fork/join costs more than the loop. */
 #define KERN__PAR_MIN_FLOATS ((size_t)1 << 15)

@@ -85,8 +85,7 @@ static inline void maxpool__window(const float *x, int W, int h0, int h1,
     }                                                                          \
     return nan;
 
-#define POOL__CLONES                                                           \
-    __attribute__((target_clones("avx512f", "avx2", "default")))
+#define POOL__CLONES KERN__CLONES
 
 POOL__CLONES static int maxpool__tap_s1(float *restrict y, int32_t *restrict a,
                                         const float *restrict xr, int32_t base,

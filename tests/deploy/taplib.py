@@ -1,5 +1,11 @@
 """A small TAP producer for the tests/deploy scripts (meson protocol 'tap'):
-each check is one `ok`/`not ok` line, failures show both values."""
+each check is one `ok`/`not ok` line, failures show both values.
+
+meson counts a TAP test with some `# SKIP` lines and no failure as passed,
+so a check that needs a missing tool must not be skipped: `need` makes the
+missing tool itself a failure. `skip` is for what is optional here (a file
+outside the repository), not for tools the test command installs."""
+import shutil
 import sys
 
 
@@ -20,6 +26,16 @@ class Tap:
 
     def equal(self, got, want, desc):
         return self.ok(got == want, desc, f"got:  {got!r}\nwant: {want!r}")
+
+    def need(self, tool, package):
+        """A tool the checks cannot do without (tools/setup --tests installs
+        it): `not ok` naming the package when it is not on PATH. Returns
+        whether it is there."""
+        found = shutil.which(tool) is not None
+        self.ok(found, f"{tool} is installed",
+                f"{tool} is not on PATH; install the Debian package {package} "
+                "(tools/setup --tests does)")
+        return found
 
     def skip(self, desc, why):
         self.count += 1

@@ -2,8 +2,8 @@
 """tests/deploy: what can be checked of the images without a Docker engine.
 
 - deploy/'s shell scripts and every RUN of both Dockerfiles parse as POSIX
-  sh (dash -n, bash --posix -n) and pass shellcheck (skipped where shellcheck
-  is not installed; tools/setup --tests installs it);
+  sh (dash -n, bash --posix -n) and pass shellcheck (a missing dash, bash or
+  shellcheck fails the test: tools/setup --tests installs them);
 - the Dockerfiles' structure: stages (build, runtime, mpiuser, root last),
   -Dcuda=disabled / enabled, apt lists cleaned in the RUN that fills them,
   every repository file they use exists, the build stage installs every
@@ -29,6 +29,12 @@ from taplib import Tap  # noqa: E402
 tap = Tap()
 if len(sys.argv) < 3:
     tap.bail("usage: test_scripts.py SOURCE_ROOT PROGRAM...")
+# Every tool a check below runs (a missing one fails here, by name, instead
+# of passing its checks by skipping them or stopping in a traceback).
+tools = {tool: tap.need(tool, package) for tool, package in
+         [("dash", "dash"), ("bash", "bash"), ("shellcheck", "shellcheck"),
+          ("ssh-keygen", "openssh-client"), ("dpkg-query", "dpkg"),
+          ("setpriv", "util-linux")]}
 src, programs = sys.argv[1], sys.argv[2:]
 deploy = os.path.join(src, "deploy")
 scripts = sorted(os.path.join(deploy, f) for f in os.listdir(deploy) if f.endswith(".sh"))
@@ -36,7 +42,10 @@ dockerfiles = [os.path.join(deploy, "Dockerfile"), os.path.join(deploy, "Dockerf
 
 
 def run(argv, env=None, timeout=60):
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:  # a missing tool: its checks fail (need() named it)
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: not found\n")
 
 
 def dockerfile_instructions(path):
@@ -77,18 +86,13 @@ try:
     shells = [["dash", "-n"], ["bash", "--posix", "-n"]]
     for name, path in [(os.path.relpath(s, src), s) for s in scripts] + snippets:
         for shell in shells:
-            if shutil.which(shell[0]) is None:
-                tap.skip(f"{name}: {' '.join(shell)}", f"{shell[0]} not installed")
-                continue
-            p = run(shell + [path])
-            tap.ok(p.returncode == 0, f"{name}: {' '.join(shell)}", p.stderr)
-    if shutil.which("shellcheck"):
+            if tools[shell[0]]:
+                p = run(shell + [path])
+                tap.ok(p.returncode == 0, f"{name}: {' '.join(shell)}", p.stderr)
+    if tools["shellcheck"]:
         for name, path in [(os.path.relpath(s, src), s) for s in scripts] + snippets:
             p = run(["shellcheck", "--shell=sh", "--severity=style", path])
             tap.ok(p.returncode == 0, f"{name}: shellcheck", p.stdout + p.stderr)
-    else:
-        tap.skip("shellcheck of deploy/*.sh and the Dockerfiles' RUNs",
-                 "shellcheck not installed (Debian: shellcheck; tools/setup --tests)")
     for s in scripts:
         tap.ok(os.stat(s).st_mode & stat.S_IXUSR, f"{os.path.relpath(s, src)} is executable")
         with open(s, encoding="utf-8") as f:

@@ -19,6 +19,15 @@
  *   compress fp16 / bf16 wire compression (ring, and hier across 2 fake
  *            hosts): integer inputs exact, random reals within the stated
  *            bound and visibly rounded, 4 KiB segments, disagreement refused
+ *   idle     4 ranks as two fake hosts of two, hier, stall_timeout 0 (wait
+ *            forever): host B's first rank joins 1 s late; host A's ranks,
+ *            waiting in the overlapped allgather, must not spin all that
+ *            time (process CPU time under a tenth of the wait)
+ *   stall    rank 0 alone starts an asynchronous allreduce (stall_timeout
+ *            0.2 s): it fails with RT_ETIMEDOUT on the progress thread, and
+ *            every later call of rank 0 (allreduce, helper, exchange) fails
+ *            at once with the same code; the ThreadSanitizer build checks
+ *            that callers read the communicator's failure state safely
  *
  * Inputs are small integers (a hash of rank and index, in [-8, 8]), exact in
  * fp32, fp16 and bf16, so every partial sum is exact in any order: sums must
@@ -34,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "collectives.h"
 #include "common/common.h"
@@ -1041,19 +1052,150 @@ static void test_compress(void)
         printf("np %d: compress passed\n", g_size);
 }
 
+/* ---- a late peer host: waiting costs no core ------------------------------------- */
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_idle(void)
+{
+    if (g_size != 4)
+        FAIL("the idle part runs at 4 ranks (two fake hosts of two)");
+    setenv("RINGTRAIN_HOST_SPLIT", "2", 1);
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    cfg.algorithm = "hier";
+    cfg.stall_timeout = 0.0; /* wait forever */
+    coll_comm_t *c = NULL;
+    int rc = coll_comm_create(&c, MPI_COMM_WORLD, &cfg);
+    if (rc != 0)
+        FAIL("coll_comm_create(hier, 2 fake hosts): %s", rt_strerror(rc));
+    const size_t count = (size_t)1 << 18;
+    float *buf = malloc(count * sizeof *buf);
+    if (buf == NULL)
+        FAIL("out of memory");
+    const double late = 1.0;
+    double times[2] = {0, 0}; /* wall, CPU */
+    for (int round = 0; round < 2; round++) { /* round 0 warms up */
+        for (size_t i = 0; i < count; i++)
+            buf[i] = int_input(7, g_rank, i);
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (round == 1 && g_rank == 2)
+            usleep((useconds_t)(late * 1e6));
+        double w0 = rt_now(), c0 = cpu_seconds();
+        rc = coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM);
+        times[0] = rt_now() - w0;
+        times[1] = cpu_seconds() - c0;
+        if (rc != 0)
+            FAIL("hier allreduce with a late peer host: %s", rt_strerror(rc));
+        for (size_t i = 0; i < count; i++) {
+            float want = 0;
+            for (int r = 0; r < g_size; r++)
+                want += int_input(7, r, i);
+            if (buf[i] != want)
+                FAIL("element %zu: %g, expected %g", i, (double)buf[i], (double)want);
+        }
+    }
+    double all[8];
+    MPI_Gather(times, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (g_rank == 0)
+        for (int r = 0; r < g_size; r++)
+            printf("rank %d: %.2f s in the allreduce, %.2f s of CPU\n", r, all[2 * r],
+                   all[2 * r + 1]);
+    /* Ranks 0 and 1 (host A) wait for rank 2 in the overlapped allgather. */
+    if (g_rank < 2 && times[1] > 0.1 * times[0])
+        FAIL("rank %d used %.2f s of CPU in %.2f s waiting for a late peer host "
+             "(stall_timeout 0): the wait spins instead of sleeping",
+             g_rank, times[1], times[0]);
+    free(buf);
+    coll_comm_destroy(c);
+    unsetenv("RINGTRAIN_HOST_SPLIT");
+    if (g_rank == 0)
+        printf("np %d: idle passed\n", g_size);
+}
+
+/* ---- a stalled peer breaks the communicator ------------------------------------ */
+
+static void test_stall(void)
+{
+    if (g_size < 2)
+        FAIL("the stall part needs two or more ranks");
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    /* Shared memory: the stalled call leaves no MPI request behind. */
+    cfg.algorithm = "shm_oneshot";
+    cfg.stall_timeout = 0.2;
+    coll_comm_t *c = NULL;
+    int rc = coll_comm_create(&c, MPI_COMM_WORLD, &cfg);
+    if (rc != 0)
+        FAIL("coll_comm_create(shm_oneshot, stall_timeout 0.2): %s", rt_strerror(rc));
+    if (g_rank == 0) {
+        float x[64] = {0}, y[64];
+        coll_request_t lone, later;
+        CHECK_INT(coll_allreduce_start(c, x, y, 64, COLL_F32, COLL_SUM, &lone), 0,
+                  "start of the allreduce no peer joins");
+        /* No wait, test or lock here: the next start reads the failure
+         * state while (or after) the progress thread writes it. */
+        usleep(600 * 1000);
+        rc = coll_allreduce_start(c, x, y, 64, COLL_F32, COLL_SUM, &later);
+        if (rc == 0)
+            rc = coll_wait(&later);
+        CHECK_INT(rc, RT_ETIMEDOUT, "an allreduce started after the stall");
+        CHECK_INT(coll_wait(&lone), RT_ETIMEDOUT, "the stalled allreduce");
+        CHECK_INT(coll_allreduce(c, x, y, 64, COLL_F32, COLL_SUM), RT_ETIMEDOUT,
+                  "a blocking allreduce on the broken communicator");
+        CHECK_INT(coll_barrier(c), RT_ETIMEDOUT, "a barrier on the broken communicator");
+        coll_msg_t msg = {.peer = 1, .buf = x, .bytes = sizeof x};
+        CHECK_INT(coll_exchange(c, &msg, 1, NULL, 0), RT_ETIMEDOUT,
+                  "an exchange on the broken communicator");
+    }
+    /* The other ranks never joined; they meet rank 0 again here. */
+    MPI_Barrier(MPI_COMM_WORLD);
+    coll_comm_destroy(c);
+    if (g_rank == 0)
+        printf("np %d: stall passed\n", g_size);
+}
+
 /* ---- > 2^31 bytes ------------------------------------------------------------------- */
+
+/* Every rank gets buf, or all skip together (exit 77): a rank that left
+ * alone would leave the others waiting in their first collective. Not
+ * zeroed (rt_alloc_aligned would touch all 2 GiB first): the test fills it. */
+static uint16_t *huge_alloc_or_skip(size_t bytes)
+{
+    void *buf = NULL;
+    if (posix_memalign(&buf, 4096, bytes) != 0)
+        buf = NULL;
+    int have = buf != NULL, all = 0;
+    MPI_Allreduce(&have, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (all)
+        return buf;
+    int *each = malloc((size_t)g_size * sizeof *each);
+    if (each == NULL)
+        FAIL("out of memory");
+    MPI_Gather(&have, 1, MPI_INT, each, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (g_rank == 0) {
+        printf("cannot allocate %zu bytes on rank(s)", bytes);
+        for (int r = 0; r < g_size; r++)
+            if (!each[r])
+                printf(" %d", r);
+        printf("; skipped on every rank\n");
+        fflush(stdout);
+    }
+    free(each);
+    free(buf);
+    MPI_Finalize();
+    exit(77);
+}
 
 static void test_huge(void)
 {
     const size_t count = ((size_t)1 << 30) + 5; /* fp16: 2 GiB + 10 bytes */
-    uint16_t *buf = rt_alloc_aligned(count * 2, 4096);
-    if (buf == NULL) {
-        if (g_rank == 0)
-            printf("cannot allocate %zu bytes; skipped\n", count * 2);
-        MPI_Barrier(MPI_COMM_WORLD);
-        MPI_Finalize();
-        exit(77);
-    }
+    uint16_t *buf = huge_alloc_or_skip(count * 2);
     /* shm (the default here) and ring; `mpi` cuts the same call into 1 GiB
      * MPI_Allreduce calls, and the 4 KiB-chunk runs of `small` test that
      * loop, so Open MPI's own 20-second 2 GiB allreduce is not repeated. */
@@ -1102,7 +1244,7 @@ static void test_huge(void)
         coll_comm_destroy(c);
     }
     free(want);
-    rt_free_aligned(buf);
+    free(buf);
 }
 
 int main(int argc, char **argv)
@@ -1136,9 +1278,13 @@ int main(int argc, char **argv)
         test_hier();
     else if (strcmp(part, "compress") == 0)
         test_compress();
+    else if (strcmp(part, "stall") == 0)
+        test_stall();
+    else if (strcmp(part, "idle") == 0)
+        test_idle();
     else
         FAIL("unknown part '%s' (small, big, sequence, async, helpers, misuse, "
-             "huge, hier, compress)", part);
+             "huge, hier, compress, stall, idle)", part);
     MPI_Finalize();
     return 0;
 }

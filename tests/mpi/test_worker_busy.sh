@@ -8,15 +8,21 @@ worker=$1
 tmp=$(mktemp -d /tmp/ringtrain-busy.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
-header() { # np threads -> the Variables line
+# Runs in a command substitution, where `exit` would leave only the
+# subshell: it returns non-zero instead, and expect() fails the test on it.
+header() { # np threads -> the Variables line; fails with the log
     mpirun -np "$1" --oversubscribe "$worker" --model=trivial --batch_size=4 --num_batches=1 \
         --num_warmup_batches=0 --num_intra_threads="$2" --bind=none >"$tmp/log" 2>&1 ||
-        { cat "$tmp/log"; echo "worker failed (np $1, $2 threads)"; exit 1; }
-    grep -m1 '^Variables:' "$tmp/log"
+        { cat "$tmp/log"; echo "worker failed (np $1, $2 threads)"; return 1; }
+    grep -m1 '^Variables:' "$tmp/log" || { cat "$tmp/log"; echo "no Variables line (np $1, $2 threads)"; return 1; }
 }
 expect() { # np threads yes|no
     local line
-    line=$(header "$1" "$2")
+    if ! line=$(header "$1" "$2"); then
+        echo "$line"
+        fail=1
+        return
+    fi
     if [[ "$line" == *"no spare core: waits yield"* ]]; then got=yes; else got=no; fi
     echo "np $1, $2 thread(s) on $cpus CPU(s): $line"
     [ "$got" = "$3" ] || { echo "  expected waits to yield: $3"; fail=1; }
