@@ -20,6 +20,7 @@
 #define LAUNCH_REPLICAS_MAX 100000u
 #define LAUNCH_SLOTS_MAX 1024u
 #define LAUNCH_YAML_MAX_BYTES ((size_t)1 << 20)
+#define LAUNCH_HOSTFILE_MAX_BYTES ((size_t)16 << 20)
 #define LAUNCH_GPUS_PER_NODE_DEFAULT 8u
 #define LAUNCH_HOSTFILE_DEFAULT "/etc/mpi/hostfile"
 
@@ -103,10 +104,19 @@ int launch_hostfile_render(const launch_hostlist_t *list, char **text, size_t *b
  * pod names; a local first host (the launcher) stays first. */
 int launch_discover_hosts_render(const launch_hostlist_t *list, const unsigned char *up,
                                  char **text, size_t *bytes);
-/* Writes text to a temporary file next to path, fsyncs and renames it into
- * place, so readers never see half a file. */
+/* Writes text atomically and never through a symlink, with the project's
+ * one writer (rt_file_write_atomic, common/files.c): a temporary file next
+ * to path, fsynced and renamed into place, so readers never see half a file.
+ * Returns its codes (RT_ENOENT: no such directory); err says why. */
 int launch_file_write_atomic(const char *path, const char *text, size_t bytes, mode_t mode,
                              launch_error_t *err);
+/* Reads an existing hostfile (a regular file of at most
+ * LAUNCH_HOSTFILE_MAX_BYTES: a FIFO or device is refused, never blocked on)
+ * and parses it as launch_hostlist_parse does; *text (malloc'd,
+ * NUL-terminated) keeps it as it is, to be used as it is. RT_ENOENT when
+ * path does not exist. */
+int launch_hostlist_load(const char *path, int mpi_hint, launch_hostlist_t *list, char **text,
+                         size_t *bytes, launch_error_t *err);
 
 /* ---- TFJob (kubeflow tf-operator) -------------------------------------- */
 

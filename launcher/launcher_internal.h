@@ -83,10 +83,12 @@ int launch__get_bool(launch__ctx_t *c, const launch__yaml_node_t *map, const cha
 int launch__check_label(launch__ctx_t *c, const launch__yaml_node_t *node, const char *field,
                         bool dns1035);
 
-/* Reads path (a regular file, at most LAUNCH_YAML_MAX_BYTES) into a malloc'd
- * buffer; what names the expected content in messages ("the MPIJob YAML"). */
-int launch__file_read(const char *path, const char *what, char **text, size_t *bytes,
-                      launch_error_t *err);
+/* Reads path into a malloc'd, NUL-terminated buffer. The input must be a
+ * regular file (opened with rt_open_regular: a FIFO, directory or device is
+ * refused at once, never blocked on) of at most limit bytes; what names the
+ * expected content in messages ("the MPIJob YAML"). */
+int launch__file_read(const char *path, const char *what, size_t limit, char **text,
+                      size_t *bytes, launch_error_t *err);
 
 /* host is this machine: "localhost", 127.x, ::1, this hostname or
  * "<hostname>.<anything>" (a pod's FQDN starts with its hostname). */

@@ -427,31 +427,6 @@ static void report_missing(const launch_host_status_t *st, size_t count, size_t 
             "%u, or raise --wait-timeout\n", (unsigned)c->ssh_port);
 }
 
-static char *read_small_file(const char *path, size_t limit, size_t *bytes, int *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        *err = errno;
-        return NULL;
-    }
-    char *text = malloc(limit + 1);
-    if (text == NULL) {
-        fclose(f);
-        *err = ENOMEM;
-        return NULL;
-    }
-    size_t got = fread(text, 1, limit + 1, f);
-    fclose(f);
-    if (got > limit) {
-        free(text);
-        *err = EFBIG;
-        return NULL;
-    }
-    text[got] = '\0';
-    *bytes = got;
-    return text;
-}
-
 /* <output-dir>/hostfile and discover_hosts.sh; the directory defaults to
  * $TMPDIR/ringtrain-<namespace>-<job>. */
 static void output_paths(const cli_t *c, const char *namespace_name, const char *name,
@@ -621,19 +596,12 @@ static int load_hostfile(const cli_t *c, plan_t *p)
 {
     launch_error_t err = {{0}};
     const char *path = c->hostfile_in ? c->hostfile_in : LAUNCH_HOSTFILE_DEFAULT;
-    size_t bytes = 0;
-    int e = 0;
-    char *text = read_small_file(path, (size_t)16 << 20, &bytes, &e);
-    if (text == NULL) {
-        if (c->hostfile_in == NULL && e == ENOENT)
-            return fail(2, "input: no --mpijob given and %s does not exist; give --mpijob "
-                        "FILE, --hostfile FILE or --local -np N", path);
-        return fail(2, "--hostfile: cannot read %s: %s; give a readable hostfile", path,
-                    e == EFBIG ? "over 16 MiB" : strerror(e));
-    }
-    p->hostfile_text = text;
-    p->hostfile_bytes = bytes;
-    if (launch_hostlist_parse(text, bytes, c->mpi_hint, path, &p->hosts, &err) != 0)
+    int rc = launch_hostlist_load(path, c->mpi_hint, &p->hosts, &p->hostfile_text,
+                                  &p->hostfile_bytes, &err);
+    if (rc == RT_ENOENT && c->hostfile_in == NULL)
+        return fail(2, "input: no --mpijob given and %s does not exist; give --mpijob "
+                    "FILE, --hostfile FILE or --local -np N", path);
+    if (rc != 0)
         return fail(2, "%s", err.text);
     p->mpi = p->hosts.mpi;
     snprintf(p->hostfile_path, sizeof p->hostfile_path, "%s", path);

@@ -437,7 +437,7 @@ int launch_job_load(const char *path, const launch_legacy_opts_t *legacy, launch
 {
     char *text = NULL;
     size_t bytes = 0;
-    int rc = launch__file_read(path, "the MPIJob YAML", &text, &bytes, err);
+    int rc = launch__file_read(path, "the MPIJob YAML", LAUNCH_YAML_MAX_BYTES, &text, &bytes, err);
     if (rc != 0)
         return rc;
     rc = launch__job_parse_named(text, bytes, path, legacy, job, err);

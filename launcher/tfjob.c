@@ -232,7 +232,7 @@ int launch_tfjob_load(const char *path, launch_tfjob_t *job, launch_error_t *err
 {
     char *text = NULL;
     size_t bytes = 0;
-    int rc = launch__file_read(path, "the TFJob YAML", &text, &bytes, err);
+    int rc = launch__file_read(path, "the TFJob YAML", LAUNCH_YAML_MAX_BYTES, &text, &bytes, err);
     if (rc != 0)
         return rc;
     rc = tfjob_parse_named(text, bytes, path, job, err);

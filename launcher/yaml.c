@@ -7,12 +7,10 @@
 #include "launcher_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libfyaml.h>
@@ -381,27 +379,26 @@ fail_parser:
     return rc;
 }
 
-int launch__file_read(const char *path, const char *what, char **text_out, size_t *bytes_out,
-                      launch_error_t *err)
+int launch__file_read(const char *path, const char *what, size_t limit, char **text_out,
+                      size_t *bytes_out, launch_error_t *err)
 {
     *text_out = NULL;
     *bytes_out = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        launch__error_set(err, "%s: cannot open: %s; give the path of %s", path, strerror(e),
-                          what);
-        return e == ENOENT ? RT_ENOENT : RT_EIO;
+    int fd = -1;
+    char why[sizeof err->text];
+    int rc = rt_open_regular(path, &fd, why, sizeof why);
+    if (rc == RT_EFORMAT) {
+        launch__error_set(err, "%s", why);
+        return rc;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        launch__error_set(err, "%s: not a regular file; give the path of %s", path, what);
-        return RT_EINVAL;
+    if (rc != 0) {
+        launch__error_set(err, "%s; give the path of %s", why, what);
+        return rc;
     }
-    /* Read one byte past the limit to tell "at the limit" from "over it". */
-    size_t cap = LAUNCH_YAML_MAX_BYTES + 1;
-    char *text = malloc(cap);
+    /* Read one byte past the limit to tell "at the limit" from "over it";
+     * one more holds the NUL. */
+    size_t cap = limit + 1;
+    char *text = malloc(cap + 1);
     if (text == NULL) {
         close(fd);
         launch__error_set(err, "%s: out of memory; retry", path);
@@ -424,12 +421,13 @@ int launch__file_read(const char *path, const char *what, char **text_out, size_
         bytes += (size_t)got;
     }
     close(fd);
-    if (bytes > LAUNCH_YAML_MAX_BYTES) {
+    if (bytes > limit) {
         free(text);
-        launch__error_set(err, "%s: file is over the 1 MiB limit (%lld bytes); give %s alone",
-                          path, (long long)st.st_size, what);
+        launch__error_set(err, "%s: file is over the %zu MiB limit for %s; give %s alone", path,
+                          limit >> 20, what, what);
         return RT_ERANGE;
     }
+    text[bytes] = '\0';
     *text_out = text;
     *bytes_out = bytes;
     return 0;

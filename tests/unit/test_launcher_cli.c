@@ -116,6 +116,30 @@ static result_t *run(const char *const *args, char *const *envp)
     return &r;
 }
 
+/* run() for a launcher that might hang: SIGKILLed after seconds (exit 137). */
+static result_t *run_for(const char *const *args, char *const *envp, double seconds)
+{
+    static result_t r;
+    double t0 = rt_now();
+    pid_t pid = start(args, envp, "run-for");
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 && rt_now() - t0 < seconds)
+        usleep(20 * 1000);
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    r.seconds = rt_now() - t0;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    char path[128];
+    snprintf(path, sizeof path, "%s/run-for.out", scratch);
+    slurp(path, r.out, sizeof r.out);
+    snprintf(path, sizeof path, "%s/run-for.err", scratch);
+    slurp(path, r.err, sizeof r.err);
+    return &r;
+}
+
 static bool wait_for_file(const char *path, double seconds)
 {
     double end = rt_now() + seconds;
@@ -610,6 +634,36 @@ static void test_hostfile_mode(void **state)
     }
 }
 
+/* A FIFO (or a directory) given as an input file is refused at once,
+ * naming it, instead of blocking forever on the open. */
+static void test_input_not_regular_file(void **state)
+{
+    (void)state;
+    char fifo[128], outdir[128];
+    snprintf(fifo, sizeof fifo, "%s/job.fifo", scratch);
+    snprintf(outdir, sizeof outdir, "%s/fifo-out", scratch);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *flags[] = {"--mpijob", "--tfjob", "--hostfile"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        const char *args[] = {flags[i], fifo, "--output-dir", outdir, "--dry-run", "--", "w",
+                              NULL};
+        result_t *r = run_for(args, NULL, 5);
+        print_message("%s FIFO: exit %d after %.2f s: %s", flags[i], r->code, r->seconds,
+                      r->err);
+        assert_int_equal(r->code, 2);
+        assert_true(r->seconds < 3);
+        assert_non_null(strstr(r->err, fifo));
+        assert_non_null(strstr(r->err, "FIFO"));
+    }
+    const char *dir[] = {"--mpijob", scratch, "--dry-run", "--", "w", NULL};
+    result_t *r = run_for(dir, NULL, 5);
+    print_message("--mpijob directory: exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "is a directory"));
+    assert_int_equal(access(outdir, F_OK), -1);
+    unlink(fifo);
+}
+
 static uint16_t listening_port(int *fd_out)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -841,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_print_hostfile),
         cmocka_unit_test(test_bad_input_exits_2),
         cmocka_unit_test(test_hostfile_mode),
+        cmocka_unit_test(test_input_not_regular_file),
         cmocka_unit_test(test_readiness_failure_names_hosts),
         cmocka_unit_test(test_run_passes_argv_and_env),
         cmocka_unit_test(test_signals_forwarded),

@@ -582,8 +582,8 @@ static void test_oversized_and_missing(void **state)
     assert_int_equal(launch_tfjob_load("/nonexistent/tf.yaml", &job, &err), RT_ENOENT);
     assert_non_null(strstr(err.text, "/nonexistent/tf.yaml: cannot open"));
     assert_non_null(strstr(err.text, "the TFJob YAML"));
-    assert_int_equal(launch_tfjob_load("/tmp", &job, &err), RT_EINVAL);
-    assert_non_null(strstr(err.text, "not a regular file"));
+    assert_int_equal(launch_tfjob_load("/tmp", &job, &err), RT_EFORMAT);
+    assert_non_null(strstr(err.text, "/tmp: is a directory, not a regular file"));
 }
 
 int main(void)
