@@ -385,6 +385,31 @@ static int parse_cli(int argc, char **argv, cli_t *c)
     return check_cli(c);
 }
 
+/* The directory that holds dir ("/" for "/x", "." for "x"), trailing
+ * slashes ignored. */
+static void parent_dir(const char *dir, char *parent, size_t bytes)
+{
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    while (len > 0 && dir[len - 1] != '/')
+        len--;
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    if (len == 0)
+        snprintf(parent, bytes, ".");
+    else
+        snprintf(parent, bytes, "%.*s", (int)len, dir);
+}
+
+/* The work directory holds the hostfile mpirun reads and discover_hosts.sh
+ * that Horovod runs, as root in a launcher pod, so only we may write there.
+ * Group- or world-writable is refused even with the sticky bit: it keeps
+ * others from replacing our files but not from planting names beside them
+ * before we write, and a work directory has no reason to be shared. Its
+ * parent must not let others rename it away and put their own in its place
+ * while the job waits for its workers: not writable by others, or sticky
+ * (as /tmp is). */
 static int ensure_output_dir(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -392,9 +417,22 @@ static int ensure_output_dir(const char *dir)
                     strerror(errno));
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(1, "--output-dir: %s is not a directory; choose another", dir);
+        return fail(2, "--output-dir: %s is not a directory; choose another", dir);
     if (st.st_uid != geteuid())
-        return fail(1, "--output-dir: %s belongs to another user; choose another", dir);
+        return fail(2, "--output-dir: %s belongs to another user; choose another", dir);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return fail(2, "--output-dir: %s is writable by %s (mode %04o), so another user could "
+                    "plant or replace the hostfile or discover_hosts.sh; run chmod go-w %s, or choose a "
+                    "directory only you can write", dir,
+                    st.st_mode & S_IWOTH ? "others" : "its group",
+                    (unsigned)(st.st_mode & 07777), dir);
+    char parent[4096];
+    parent_dir(dir, parent, sizeof parent);
+    if (stat(parent, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        return fail(2, "--output-dir: %s: its parent %s is writable by group or others and not sticky "
+                    "(mode %04o), so another user could put their own directory in its place; "
+                    "run chmod go-w %s (or chmod +t), or choose another directory", dir, parent,
+                    (unsigned)(st.st_mode & 07777), parent);
     return 0;
 }
 

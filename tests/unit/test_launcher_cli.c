@@ -664,6 +664,55 @@ static void test_input_not_regular_file(void **state)
     unlink(fifo);
 }
 
+/* The work directory must be writable by us alone: in a directory others
+ * can write, they could swap the hostfile or discover_hosts.sh (which
+ * Horovod runs) under the job. */
+static void test_output_dir_must_be_private(void **state)
+{
+    (void)state;
+    static const mode_t refused[] = {0777, 01777, 0770}; /* the sticky bit is no excuse */
+    char dir[160], path[200];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(dir, sizeof dir, "%s/out-%04o", scratch, (unsigned)refused[i]);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(chmod(dir, refused[i]), 0);
+        const char *args[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", dir,
+                              "--no-wait", "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+        result_t *r = run(args, NULL);
+        print_message("--output-dir mode %04o: exit %d: %s", (unsigned)refused[i], r->code,
+                      r->err);
+        assert_int_equal(r->code, 2);
+        assert_non_null(strstr(r->err, "ringtrain-launcher: error: --output-dir: "));
+        assert_non_null(strstr(r->err, refused[i] & S_IWOTH ? "is writable by others"
+                                                            : "is writable by its group"));
+        assert_non_null(strstr(r->err, "chmod go-w"));
+        snprintf(path, sizeof path, "%s/hostfile", dir);
+        assert_int_equal(access(path, F_OK), -1); /* nothing written there */
+    }
+    /* A new directory inside one that others can write (and that is not
+     * sticky) could be renamed away and replaced while the job waits. */
+    snprintf(dir, sizeof dir, "%s/open-parent", scratch);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/job", dir);
+    const char *parent[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", path,
+                            "--no-wait", "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+    result_t *r = run(parent, NULL);
+    print_message("--output-dir in a 0777 parent: exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "its parent"));
+    /* Private (0755: others may read) is fine. */
+    snprintf(dir, sizeof dir, "%s/out-private", scratch);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(chmod(dir, 0755), 0);
+    const char *ok[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", dir, "--no-wait",
+                        "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+    r = run(ok, NULL);
+    assert_int_equal(r->code, 0);
+    snprintf(path, sizeof path, "%s/hostfile", dir);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 static uint16_t listening_port(int *fd_out)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -896,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_exits_2),
         cmocka_unit_test(test_hostfile_mode),
         cmocka_unit_test(test_input_not_regular_file),
+        cmocka_unit_test(test_output_dir_must_be_private),
         cmocka_unit_test(test_readiness_failure_names_hosts),
         cmocka_unit_test(test_run_passes_argv_and_env),
         cmocka_unit_test(test_signals_forwarded),
