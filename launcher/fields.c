@@ -200,12 +200,20 @@ int launch__get_int(launch__ctx_t *c, const launch__yaml_node_t *map, const char
                           "decimal, e.g. %s: %lld", field, shown, node->line, key, (long long)min);
         return RT_EFORMAT;
     }
-    /* Digits beyond 18 overflow int64 and are out of every range here. */
+    /* Kubernetes' YAML decoder (YAML 1.1) reads 010 as octal 8: a leading
+     * zero is refused, never read as 10. 0x10 and 0o10 were refused above. */
     size_t digits = node->bytes - sign;
-    while (digits > 1 && s[sign] == '0') {
-        sign++;
-        digits--;
+    if (digits > 1 && s[sign] == '0') {
+        size_t zeros = 0;
+        while (zeros + 1 < digits && s[sign + zeros] == '0')
+            zeros++;
+        launch__error_set(c->err, "%s: %s has a leading zero (line %d), so Kubernetes does not "
+                          "read it as decimal (YAML 1.1: 010 is octal 8); write it without "
+                          "leading zeros, e.g. %s: %.*s", field, shown, node->line, key, (int)(digits - zeros),
+                          s + sign + zeros);
+        return RT_EFORMAT;
     }
+    /* Digits beyond 18 overflow int64 and are out of every range here. */
     int64_t v = 0;
     bool huge = digits > 18;
     if (!huge)

@@ -438,6 +438,8 @@ static const bad_case_t bad_cases[] = {
      "spec.tfReplicaSpecs.Worker.replicas: ", "out of range"},
     {"replicas as a string", WORKER("replicas: \"2\""), RT_EFORMAT,
      "spec.tfReplicaSpecs.Worker.replicas: ", "expected an integer, got a string"},
+    {"replicas with a leading zero (octal to Kubernetes)", WORKER("replicas: 010"), RT_EFORMAT,
+     "spec.tfReplicaSpecs.Worker.replicas: ", "\"010\" has a leading zero (line 8)"},
     {"replicas with a fraction", WORKER("replicas: 1.5"), RT_EFORMAT,
      "spec.tfReplicaSpecs.Worker.replicas: ", "expected an integer"},
     {"two chiefs", TF META SPECS("    Chief: {replicas: 2}\n    Worker: {}\n"), RT_ERANGE,
