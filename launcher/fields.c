@@ -274,3 +274,21 @@ int launch__check_label(launch__ctx_t *c, const launch__yaml_node_t *node, const
                       dns1035 ? "my-job" : "default");
     return RT_EINVAL;
 }
+
+int launch__check_kind(launch__ctx_t *c, const launch__yaml_node_t *root, const char *kind)
+{
+    const launch__yaml_node_t *node;
+    int rc = launch__get_string(c, root, "kind", "kind", true, &node);
+    if (rc != 0 || strcmp(node->text, kind) == 0)
+        return rc;
+    char shown[120];
+    launch__quote(node->text, node->bytes, shown, sizeof shown);
+    const char *hint = "ringtrain-launcher runs an MPIJob (--mpijob) or a TFJob (--tfjob): give "
+                       "one of those manifests";
+    if (strcmp(node->text, "MPIJob") == 0)
+        hint = "for an MPIJob use --mpijob";
+    else if (strcmp(node->text, "TFJob") == 0)
+        hint = "for a TFJob use --tfjob";
+    launch__error_set(c->err, "kind: %s is not %s (line %d); %s", shown, kind, node->line, hint);
+    return RT_EINVAL;
+}

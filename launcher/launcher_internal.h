@@ -79,6 +79,10 @@ int launch__get_int(launch__ctx_t *c, const launch__yaml_node_t *map, const char
                     const char *field, int64_t min, int64_t max, bool *have, int64_t *value);
 int launch__get_bool(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
                      const char *field, bool *value);
+/* The root's kind must be kind ("MPIJob", "TFJob"). Checked before the
+ * apiVersion, so another kind of manifest (a Katib Experiment, a
+ * Deployment) is named for what it is, not as an unsupported version. */
+int launch__check_kind(launch__ctx_t *c, const launch__yaml_node_t *root, const char *kind);
 /* node (a string) must be a DNS-1035 (dns1035) or DNS-1123 label. */
 int launch__check_label(launch__ctx_t *c, const launch__yaml_node_t *node, const char *field,
                         bool dns1035);

@@ -367,7 +367,8 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
         rc = RT_EFORMAT;
         goto done;
     }
-    if ((rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
+    if ((rc = launch__check_kind(c, root, "MPIJob")) ||
+        (rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
         goto done;
     if (strcmp(node->text, api_v2beta1) != 0 && strcmp(node->text, api_v1) != 0 &&
         strcmp(node->text, api_v1alpha1) != 0) {
@@ -379,17 +380,6 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
         goto done;
     }
     snprintf(job.api_version, sizeof job.api_version, "%s", node->text);
-    if ((rc = launch__get_string(c, root, "kind", "kind", true, &node)))
-        goto done;
-    if (strcmp(node->text, "MPIJob") != 0) {
-        char shown[120];
-        launch__quote(node->text, node->bytes, shown, sizeof shown);
-        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest%s",
-                          shown, node->line,
-                          strcmp(node->text, "TFJob") == 0 ? " (for a TFJob use --tfjob)" : "");
-        rc = RT_EINVAL;
-        goto done;
-    }
 
     if ((rc = launch__get_map(c, root, "metadata", "metadata", true, &metadata)) ||
         (rc = launch__get_string(c, metadata, "name", "metadata.name", true, &node)) ||

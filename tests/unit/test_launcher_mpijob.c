@@ -375,6 +375,12 @@ static const bad_case_t bad_cases[] = {
      "spec.sshAuthMountPath: ", "absolute path"},
     {"wrong kind", "apiVersion: kubeflow.org/v2beta1\nkind: Job\n" META_OK SPEC_OK, RT_EINVAL,
      "kind: ", "not MPIJob"},
+    /* The kind is checked first: a Katib Experiment is not "an unsupported
+     * apiVersion" of an MPIJob. */
+    {"a Katib Experiment", "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\n" META_OK
+     "spec: {}\n", RT_EINVAL, "kind: ", "\"Experiment\" is not MPIJob (line 2)"},
+    {"a Deployment", "apiVersion: apps/v1\nkind: Deployment\n" META_OK "spec: {}\n", RT_EINVAL,
+     "kind: ", "--mpijob"},
     {"wrong apiVersion", "apiVersion: batch/v1\nkind: MPIJob\n" META_OK SPEC_OK, RT_EINVAL,
      "apiVersion: ", "not supported"},
     {"unsupported v1alpha2", "apiVersion: kubeflow.org/v1alpha2\nkind: MPIJob\n" META_OK SPEC_OK,
@@ -476,6 +482,7 @@ static void test_bad_fixture_files(void **state)
         {"alias-bomb.yaml", "anchor"},
         {"multi-doc.yaml", "second YAML document"},
         {"hostile-name.yaml", "metadata.name: \"a;rm -rf /\""},
+        {"katib-experiment.yaml", "kind: \"Experiment\" is not MPIJob (line 3)"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];

@@ -480,6 +480,10 @@ static const bad_case_t bad_cases[] = {
      "kind: ", "not TFJob"},
     {"no kind", "apiVersion: kubeflow.org/v1\n" META OK_SPECS, RT_EFORMAT, "kind: ",
      "missing"},
+    {"a Deployment (kind checked first)", "apiVersion: apps/v1\nkind: Deployment\n" META
+     OK_SPECS, RT_EINVAL, "kind: ", "\"Deployment\" is not TFJob (line 2)"},
+    {"an MPIJob v2beta1 (kind checked first)", "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\n"
+     META OK_SPECS, RT_EINVAL, "kind: ", "use --mpijob"},
     {"MPIJob apiVersion", "apiVersion: kubeflow.org/v2beta1\nkind: TFJob\n" META OK_SPECS,
      RT_EINVAL, "apiVersion: ", "kubeflow.org/v1"},
     {"v1alpha2 apiVersion", "apiVersion: kubeflow.org/v1alpha2\nkind: TFJob\n" META OK_SPECS,
@@ -537,7 +541,7 @@ static void test_bad_fixture_files(void **state)
         {"both-master-chief.yaml", "both Chief (line 8) and Master (line 10)"},
         {"hostile-name.yaml", "metadata.name: \"a;rm -rf /\""},
         /* An MPIJob given as a TFJob. */
-        {"../mpijob/v2beta1-2x8.yaml", "apiVersion: \"kubeflow.org/v2beta1\""},
+        {"../mpijob/v2beta1-2x8.yaml", "kind: \"MPIJob\" is not TFJob (line 3); for an MPIJob use --mpijob"},
         {"../mpijob/v1.yaml", "kind: \"MPIJob\" is not TFJob"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
