@@ -32,10 +32,12 @@ typedef struct launch__yaml_node {
 #define LAUNCH__YAML_MAX_DEPTH 64
 #define LAUNCH__YAML_MAX_NODES 200000
 
-/* Builds the tree of exactly one document. Rejects anchors, aliases, tags,
- * several documents, non-scalar keys and anything over the limits above;
- * source names the input and kind ("MPIJob", "TFJob") the manifest in
- * messages. */
+/* Builds the tree of the file's document of kind ("MPIJob", "TFJob"): the
+ * only document, or the only one of that kind among several (other objects
+ * may come with the job); several of that kind, or none among several, are
+ * refused naming them. Rejects anchors, aliases, tags, non-scalar keys and
+ * anything over the limits above in any document; source names the input
+ * in messages. */
 int launch__yaml_load(const char *text, size_t bytes, const char *source, const char *kind,
                       launch__yaml_node_t **root, launch_error_t *err);
 void launch__yaml_free(launch__yaml_node_t *node);

@@ -249,6 +249,32 @@ static void test_dry_run_2x8(void **state)
     assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
 }
 
+/* A claim, then an MPIJob of 18 workers x 4 slots, in one file: the dry
+ * run shows the MPIJob's 18-line hostfile. */
+static void test_dry_run_pvc_and_mpijob(void **state)
+{
+    (void)state;
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    const char *args[] = {"--mpijob", JOBS "pvc-and-mpijob.yaml", "--output-dir", "/tmp/rt-pvc",
+                          "--dry-run", "--", "ringtrain-worker", NULL};
+    result_t *r = run(args, envp);
+    print_message("exit %d, stderr: %s", r->code, r->err);
+    assert_int_equal(r->code, 0);
+    assert_non_null(strstr(r->out, "# MPIJob training/resnet (kubeflow.org/v2beta1): 18 workers "
+                                   "x 4 slots, OpenMPI, 72 processes\n"));
+    const char *hostfile = strstr(r->out, "# hostfile /tmp/rt-pvc/hostfile\n");
+    assert_non_null(hostfile);
+    hostfile += strlen("# hostfile /tmp/rt-pvc/hostfile\n");
+    char want[4096] = "";
+    for (int i = 0; i < 18; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want),
+                 "resnet-worker-%d.resnet.training.svc slots=4\n", i);
+    size_t lines = strcspn(hostfile, "#"); /* up to the next comment line */
+    assert_int_equal(lines, strlen(want));
+    assert_memory_equal(hostfile, want, strlen(want));
+    assert_int_equal(access("/tmp/rt-pvc", F_OK), -1); /* nothing written */
+}
+
 /* The issue's acceptance: a TFJob with 1 Master, 2 Workers and 1 PS
  * dry-runs to the expected hostfile and ranks, in both modes. A
  * RINGTRAIN_PS_RANKS inherited from the launcher's environment is replaced. */
@@ -507,7 +533,7 @@ static void test_bad_input_exits_2(void **state)
         {{"--mpijob", JOBS "alias-bomb.yaml", "--output-dir", NULL, "--", "true", NULL},
          "anchor"},
         {{"--mpijob", JOBS "multi-doc.yaml", "--output-dir", NULL, "--", "true", NULL},
-         "second YAML document"},
+         "2 MPIJobs in one file: \"first\" (line 1) and \"second\" (line 10)"},
         {{"--mpijob", JOBS "v1alpha1-gpus12.yaml", "--output-dir", NULL, "--", "true", NULL},
          "spec.gpus: specified #GPUs is not a multiple of GPUs per node (8)"},
         {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--cluster-domain",
@@ -941,6 +967,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_documents_every_flag),
         cmocka_unit_test(test_dry_run_2x8),
+        cmocka_unit_test(test_dry_run_pvc_and_mpijob),
         cmocka_unit_test(test_tfjob_dry_run_both_modes),
         cmocka_unit_test(test_tfjob_print_hostfile),
         cmocka_unit_test(test_tfjob_run_env),

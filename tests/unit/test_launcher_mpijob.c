@@ -112,6 +112,41 @@ static void test_v1(void **state)
     assert_int_equal(job.slots, 2);
 }
 
+/* Other objects beside the MPIJob (a claim, a ComputeDomain) are what
+ * `kubectl apply -f` files hold: the only MPIJob is taken. */
+static void test_other_documents_beside_the_job(void **state)
+{
+    (void)state;
+    launch_job_t job = load_ok("pvc-and-mpijob.yaml", NULL);
+    assert_string_equal(job.name, "resnet");
+    assert_string_equal(job.namespace_name, "training");
+    assert_int_equal(job.workers, 18);
+    assert_int_equal(job.slots, 4);
+    /* An MPIJob and a TFJob in one file: each parser takes its own. */
+    const char *both = "kind: ComputeDomain\nmetadata: {name: cd}\n---\n"
+                       "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: tf}\n"
+                       "spec: {tfReplicaSpecs: {Worker: {replicas: 2}}}\n---\n"
+                       "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata: {name: mpi}\n"
+                       "spec: {mpiReplicaSpecs: {Launcher: {replicas: 1}, Worker: {replicas: 2}}}"
+                       "\n---\n";
+    launch_error_t err = {{0}};
+    int rc = launch_job_parse(both, strlen(both), NULL, &job, &err);
+    print_message("MPIJob among three: rc %d %s\n", rc, err.text);
+    assert_int_equal(rc, 0);
+    assert_string_equal(job.name, "mpi");
+    assert_int_equal(job.workers, 2);
+    launch_tfjob_t tf;
+    assert_int_equal(launch_tfjob_parse(both, strlen(both), &tf, &err), 0);
+    assert_string_equal(tf.name, "tf");
+    /* A TFJob and a claim given as an MPIJob: the flag to use. */
+    const char *tf_only = "kind: PersistentVolumeClaim\n---\napiVersion: kubeflow.org/v1\n"
+                          "kind: TFJob\n";
+    assert_int_equal(launch_job_parse(tf_only, strlen(tf_only), NULL, &job, &err), RT_EFORMAT);
+    print_message("TFJob and a claim: %s\n", err.text);
+    assert_non_null(strstr(err.text, "none of the 2 documents is an MPIJob"));
+    assert_non_null(strstr(err.text, "for a TFJob use --tfjob"));
+}
+
 static void test_v1alpha1_gpus16(void **state)
 {
     (void)state;
@@ -394,8 +429,11 @@ static const bad_case_t bad_cases[] = {
     {"alias bomb", V2 META_OK "x: &a [1,2,3,4,5,6,7,8,9]\ny: [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
      SPEC_OK, RT_EFORMAT, "MPIJob:", "anchor"},
     {"tag", V2 "metadata:\n  name: !!str job\n" SPEC_OK, RT_EFORMAT, "MPIJob:", "tag"},
-    {"two documents", V2 META_OK SPEC_OK "---\n" V2 META_OK SPEC_OK, RT_EFORMAT, "MPIJob:",
-     "second YAML document"},
+    {"two MPIJobs", V2 META_OK SPEC_OK "---\n" V2 "metadata: {name: other}\n" SPEC_OK, RT_EFORMAT,
+     "MPIJob: ", "2 MPIJobs in one file: \"job\" (line 1) and \"other\" (line 10)"},
+    {"no MPIJob among several documents", "kind: PersistentVolumeClaim\n---\nkind: "
+     "ComputeDomain\n", RT_EFORMAT, "MPIJob: ", "none of the 2 documents is an MPIJob (kinds: "
+     "\"PersistentVolumeClaim\" (line 1) and \"ComputeDomain\" (line 3)); give the file"},
     {"root is a list", "- a\n- b\n", RT_EFORMAT, "MPIJob: ", "not a mapping"},
     {"root is a scalar", "hello\n", RT_EFORMAT, "MPIJob: ", "not a mapping"},
     {"empty", "", RT_EFORMAT, "MPIJob: ", "no YAML document"},
@@ -480,7 +518,7 @@ static void test_bad_fixture_files(void **state)
         const char *says;
     } files[] = {
         {"alias-bomb.yaml", "anchor"},
-        {"multi-doc.yaml", "second YAML document"},
+        {"multi-doc.yaml", "2 MPIJobs in one file: \"first\" (line 1) and \"second\" (line 10)"},
         {"hostile-name.yaml", "metadata.name: \"a;rm -rf /\""},
         {"katib-experiment.yaml", "kind: \"Experiment\" is not MPIJob (line 3)"},
     };
@@ -546,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_v2beta1_launcher_as_worker),
         cmocka_unit_test(test_launcher_only_job),
         cmocka_unit_test(test_v1),
+        cmocka_unit_test(test_other_documents_beside_the_job),
         cmocka_unit_test(test_v1alpha1_gpus16),
         cmocka_unit_test(test_v1alpha1_below_per_node),
         cmocka_unit_test(test_v1alpha1_not_multiple),

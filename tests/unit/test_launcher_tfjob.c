@@ -189,6 +189,15 @@ static void test_chief_evaluator(void **state)
     launch_tf_map_free(&map);
 }
 
+/* A claim and an empty document beside the TFJob: the only TFJob is taken. */
+static void test_other_documents_beside_the_job(void **state)
+{
+    (void)state;
+    launch_tfjob_t job = load_ok("pvc-and-tfjob.yaml");
+    assert_string_equal(job.name, "mnist");
+    assert_int_equal(job.replicas[LAUNCH_TF_WORKER], 3);
+}
+
 static void test_v1beta1_lower_case_types(void **state)
 {
     (void)state;
@@ -492,8 +501,8 @@ static const bad_case_t bad_cases[] = {
     {"alias bomb", TF META "x: &a [1,2,3,4,5,6,7,8,9]\ny: [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n" OK_SPECS,
      RT_EFORMAT, "TFJob:", "anchor"},
     {"tag", TF "metadata:\n  name: !!str job\n" OK_SPECS, RT_EFORMAT, "TFJob:", "tag"},
-    {"two documents", TF META OK_SPECS "---\n" TF META OK_SPECS, RT_EFORMAT, "TFJob:",
-     "put exactly one TFJob"},
+    {"two TFJobs", TF META OK_SPECS "---\n" TF META OK_SPECS, RT_EFORMAT, "TFJob: ",
+     "2 TFJobs in one file: \"job\" (line 1) and \"job\" (line 10)"},
     {"root is a list", "- TFJob\n", RT_EFORMAT, "TFJob: ", "not a mapping"},
     {"empty", "", RT_EFORMAT, "TFJob: ", "no YAML document"},
     {"syntax error", TF "metadata:\n  name: \"job\n" OK_SPECS, RT_EFORMAT, "TFJob:",
@@ -540,6 +549,10 @@ static void test_bad_fixture_files(void **state)
         {"alias.yaml", "anchor"},
         {"both-master-chief.yaml", "both Chief (line 8) and Master (line 10)"},
         {"hostile-name.yaml", "metadata.name: \"a;rm -rf /\""},
+        /* Only other objects beside an MPIJob: none is a TFJob. */
+        {"../mpijob/pvc-and-mpijob.yaml", "none of the 2 documents is a TFJob (kinds: "
+         "\"PersistentVolumeClaim\" (line 3) and \"MPIJob\" (line 14)); for an MPIJob use "
+         "--mpijob"},
         /* An MPIJob given as a TFJob. */
         {"../mpijob/v2beta1-2x8.yaml", "kind: \"MPIJob\" is not TFJob (line 3); for an MPIJob use --mpijob"},
         {"../mpijob/v1.yaml", "kind: \"MPIJob\" is not TFJob"},
@@ -599,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_master_2workers_ps_allreduce),
         cmocka_unit_test(test_master_2workers_ps_parameter_server),
         cmocka_unit_test(test_chief_evaluator),
+        cmocka_unit_test(test_other_documents_beside_the_job),
         cmocka_unit_test(test_v1beta1_lower_case_types),
         cmocka_unit_test(test_workers_only_default_replicas),
         cmocka_unit_test(test_cluster_domain_and_slots),
