@@ -326,7 +326,16 @@ static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec
         if ((rc = launch__get_int(c, worker, "replicas", "spec.mpiReplicaSpecs.Worker.replicas", 1,
                           LAUNCH_REPLICAS_MAX, &have, &value)))
             return rc;
-        job->workers = have ? (uint32_t)value : 1; /* the CRD's default */
+        /* The v2beta1 controller defaults a missing count to 0, then its
+         * validation rejects the job; the v1 (training-operator) one makes 1. */
+        if (!have && strcmp(job->api_version, api_v2beta1) == 0) {
+            launch__error_set(c->err, "spec.mpiReplicaSpecs.Worker.replicas: missing (the Worker "
+                              "spec starts at line %d); the v2beta1 controller defaults it to 0 and then "
+                              "rejects the job (must be greater than or equal to 1); set it to "
+                              "the number of worker pods, e.g. replicas: 2", worker->line);
+            return RT_EFORMAT;
+        }
+        job->workers = have ? (uint32_t)value : 1;
     } else if (!job->launcher_is_worker) {
         launch__error_set(c->err, "spec.mpiReplicaSpecs.Worker: missing, so there is nothing to "
                           "run on; add a Worker replica spec (or set spec.runLauncherAsWorker: "

@@ -53,8 +53,8 @@ static void test_v2beta1_defaults(void **state)
     launch_job_t job = load_ok("v2beta1-defaults.yaml", NULL);
     assert_string_equal(job.name, "minimal");
     assert_string_equal(job.namespace_name, "default");
-    assert_int_equal(job.workers, 1); /* Worker.replicas defaults to 1 */
-    assert_int_equal(job.slots, 1);   /* slotsPerWorker defaults to 1 */
+    assert_int_equal(job.workers, 1);
+    assert_int_equal(job.slots, 1); /* slotsPerWorker defaults to 1 */
     assert_int_equal(job.mpi, LAUNCH_MPI_OPENMPI);
 }
 
@@ -86,16 +86,25 @@ static void test_v2beta1_launcher_as_worker(void **state)
     assert_int_equal(job.slots, 4);
 }
 
+static launch_job_t parse_ok(const char *yaml)
+{
+    launch_job_t job;
+    launch_error_t err = {{0}};
+    int rc = launch_job_parse(yaml, strlen(yaml), NULL, &job, &err);
+    if (rc != 0)
+        fprintf(stderr, "unexpected error: %s\n", err.text);
+    assert_int_equal(rc, 0);
+    return job;
+}
+
 static void test_launcher_only_job(void **state)
 {
     (void)state;
     /* No Worker spec is fine when the launcher is the worker. */
-    const char *yaml = "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata: {name: solo}\n"
-                       "spec:\n  runLauncherAsWorker: true\n  slotsPerWorker: 2\n"
-                       "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n";
-    launch_job_t job;
-    launch_error_t err = {{0}};
-    assert_int_equal(launch_job_parse(yaml, strlen(yaml), NULL, &job, &err), 0);
+    launch_job_t job = parse_ok("apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata: "
+                                "{name: solo}\nspec:\n  runLauncherAsWorker: true\n  "
+                                "slotsPerWorker: 2\n  mpiReplicaSpecs:\n    Launcher: "
+                                "{replicas: 1}\n");
     assert_int_equal(job.workers, 0);
     assert_int_equal(job.launcher_is_worker, 1);
     assert_int_equal(job.slots, 2);
@@ -110,6 +119,11 @@ static void test_v1(void **state)
     assert_string_equal(job.namespace_name, "team-a");
     assert_int_equal(job.workers, 4);
     assert_int_equal(job.slots, 2);
+    /* v1 (training-operator) defaults a missing Worker.replicas to 1; for
+     * v2beta1 it is an error (see bad_cases). */
+    job = parse_ok("apiVersion: kubeflow.org/v1\nkind: MPIJob\nmetadata: {name: j}\nspec:\n"
+                   "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {}\n");
+    assert_int_equal(job.workers, 1);
 }
 
 /* Other objects beside the MPIJob (a claim, a ComputeDomain) are what
@@ -383,6 +397,12 @@ static const bad_case_t bad_cases[] = {
      "leading zero"},
     {"replicas as a list", WORKER_REPLICAS("[1, 2]"), RT_EFORMAT,
      "spec.mpiReplicaSpecs.Worker.replicas: ", "got a list"},
+    /* The v2beta1 controller defaults it to 0 and then rejects the job: not
+     * run as one worker. */
+    {"v2beta1 Worker without replicas", V2 META_OK "spec:\n  mpiReplicaSpecs:\n    Launcher: "
+     "{replicas: 1}\n    Worker:\n      template: {spec: {containers: [{name: w}]}}\n",
+     RT_EFORMAT, "spec.mpiReplicaSpecs.Worker.replicas: ", "missing (the Worker spec starts at "
+     "line 9); the v2beta1 controller defaults it to 0 and then rejects the job"},
     {"zero slots", SLOTS("0"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"too many slots", SLOTS("1025"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"negative slots", SLOTS("-8"), RT_ERANGE, "spec.slotsPerWorker: ", "out of range"},
