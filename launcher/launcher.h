@@ -48,7 +48,10 @@ typedef struct {
     launch_mpi_t mpi;                      /* spec.mpiImplementation, default OpenMPI */
     uint32_t workers;                      /* worker pods (0 only with launcher_is_worker) */
     uint32_t slots;                        /* slots per worker, 1..1024 */
-    int launcher_is_worker;                /* spec.runLauncherAsWorker */
+    int launcher_is_worker;                /* the launcher is in the hostfile, first:
+                                              spec.runLauncherAsWorker, or launcher_gpu */
+    int launcher_gpu;                      /* v1: the Launcher requests a GPU, so the v1
+                                              controller lists it as a host */
     char ssh_auth_mount_path[256];         /* spec.sshAuthMountPath, default /root/.ssh */
 } launch_job_t;
 

@@ -818,7 +818,10 @@ static int print_dry_run(const cli_t *c, const plan_t *p)
         printf("# MPIJob %s/%s (%s): %u worker%s x %u slot%s%s, %s, %llu process%s\n",
                job->namespace_name, job->name, job->api_version, job->workers,
                job->workers == 1 ? "" : "s", job->slots, job->slots == 1 ? "" : "s",
-               job->launcher_is_worker ? " + the launcher as a worker" : "",
+               job->launcher_gpu         ? " + the launcher (it requests a GPU, so the v1 "
+                                           "controller lists it)"
+               : job->launcher_is_worker ? " + the launcher as a worker"
+                                         : "",
                launch_mpi_name(job->mpi), (unsigned long long)p->np, p->np == 1 ? "" : "es");
     if (p->hosts.count > 0) {
         printf("# hostfile %s%s\n", p->hostfile_path,

@@ -262,6 +262,50 @@ static int parse_v1alpha1(launch__ctx_t *c, const launch__yaml_node_t *spec,
     return 0;
 }
 
+/* Whether a container of the Launcher's pod template has a resource limit
+ * named like a GPU ("nvidia.com/gpu", "amd.com/gpu": a name ending in
+ * ".com/gpu" or holding "gpu", as the v1 controller's isGPULauncher tests). */
+static int launcher_requests_gpu(launch__ctx_t *c, const launch__yaml_node_t *launcher,
+                                 bool *gpu)
+{
+    const char *base = "spec.mpiReplicaSpecs.Launcher.template";
+    const launch__yaml_node_t *tmpl, *tspec, *containers;
+    char field[160];
+    int rc;
+    *gpu = false;
+    snprintf(field, sizeof field, "%s.spec", base);
+    if ((rc = launch__get_map(c, launcher, "template", base, false, &tmpl)) || tmpl == NULL ||
+        (rc = launch__get_map(c, tmpl, "spec", field, false, &tspec)) || tspec == NULL)
+        return rc;
+    snprintf(field, sizeof field, "%s.spec.containers", base);
+    if ((rc = launch__map_get(c, tspec, "containers", field, &containers)) || containers == NULL)
+        return rc;
+    if (containers->kind != LAUNCH__YAML_SEQ) {
+        launch__error_set(c->err, "%s: expected a list, got %s (line %d); write one `- name: "
+                          "...` item per container", field, launch__kind_text(containers),
+                          containers->line);
+        return RT_EFORMAT;
+    }
+    for (size_t i = 0; i < containers->count && !*gpu; i++) {
+        const launch__yaml_node_t *resources, *limits;
+        snprintf(field, sizeof field, "%s.spec.containers[%zu]", base, i);
+        if ((rc = launch__want_map(c, containers->kids[i], field)))
+            return rc;
+        snprintf(field, sizeof field, "%s.spec.containers[%zu].resources", base, i);
+        if ((rc = launch__get_map(c, containers->kids[i], "resources", field, false,
+                                  &resources)))
+            return rc;
+        if (resources == NULL)
+            continue;
+        snprintf(field, sizeof field, "%s.spec.containers[%zu].resources.limits", base, i);
+        if ((rc = launch__get_map(c, resources, "limits", field, false, &limits)))
+            return rc;
+        for (size_t k = 0; limits != NULL && k + 1 < limits->count; k += 2)
+            *gpu = *gpu || memmem(limits->kids[k]->text, limits->kids[k]->bytes, "gpu", 3);
+    }
+    return rc;
+}
+
 /* kubeflow.org/v2beta1 and v1: slotsPerWorker, mpiImplementation,
  * runLauncherAsWorker, sshAuthMountPath, mpiReplicaSpecs.{Launcher,Worker}. */
 static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec, launch_job_t *job)
@@ -321,6 +365,14 @@ static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec
     if ((rc = launch__get_int(c, launcher, "replicas", "spec.mpiReplicaSpecs.Launcher.replicas", 1,
                               1, &have, &value)))
         return rc;
+    /* The v1 controller lists a Launcher that requests a GPU first in the
+     * hostfile ("<job>-launcher slots=<slotsPerWorker>"): it runs ranks. */
+    bool gpu = false;
+    if (strcmp(job->api_version, api_v1) == 0 &&
+        (rc = launcher_requests_gpu(c, launcher, &gpu)))
+        return rc;
+    job->launcher_gpu = gpu;
+    job->launcher_is_worker = job->launcher_is_worker || gpu;
     job->workers = 0;
     if (worker != NULL) {
         if ((rc = launch__get_int(c, worker, "replicas", "spec.mpiReplicaSpecs.Worker.replicas", 1,

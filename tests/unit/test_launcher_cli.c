@@ -491,6 +491,20 @@ static void test_relative_program_made_absolute(void **state)
 static void test_print_hostfile(void **state)
 {
     (void)state;
+    /* v1 with a GPU launcher: listed first, as the v1 controller does, and
+     * counted in -np; not waited for (it is this machine). */
+    const char *gpu[] = {"--mpijob", JOBS "v1-gpu-launcher.yaml", "--dry-run", "--", "w", NULL};
+    result_t *g = run(gpu, NULL);
+    print_message("v1 GPU launcher: exit %d\n%s%s", g->code, g->out, g->err);
+    assert_int_equal(g->code, 0);
+    assert_non_null(strstr(g->out, "\ntf-gpu-launcher.tf-gpu.team-b.svc slots=2\n"
+                                   "tf-gpu-worker-0.tf-gpu.team-b.svc slots=2\n"
+                                   "tf-gpu-worker-1.tf-gpu.team-b.svc slots=2\n"));
+    assert_non_null(strstr(g->out, " -np 6 "));
+    assert_non_null(strstr(g->out, "# MPIJob team-b/tf-gpu (kubeflow.org/v1): 2 workers x 2 "
+                                   "slots + the launcher (it requests a GPU, so the v1 "
+                                   "controller lists it), OpenMPI, 6 processes\n"));
+    assert_non_null(strstr(g->out, "for 2 hosts to accept TCP"));
     const char *args[] = {"--mpijob", JOBS "v1alpha1-gpus16.yaml", "--print-hostfile",
                           "--cluster-domain", "cluster.local", NULL};
     result_t *r = run(args, NULL);

@@ -161,6 +161,52 @@ static void test_other_documents_beside_the_job(void **state)
     assert_non_null(strstr(err.text, "for a TFJob use --tfjob"));
 }
 
+/* An MPIJob of the given version whose Launcher has these containers. */
+static void expect_gpu_launcher(const char *version, const char *containers, int listed)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "apiVersion: kubeflow.org/%s\nkind: MPIJob\nmetadata: {name: "
+             "j}\nspec:\n  mpiReplicaSpecs:\n    Launcher:\n      template:\n        spec:\n"
+             "          containers:\n%s    Worker: {replicas: 3}\n", version, containers);
+    launch_job_t job = parse_ok(yaml);
+    assert_int_equal(job.launcher_gpu, listed);
+    assert_int_equal(job.launcher_is_worker, listed);
+}
+
+/* v1: a Launcher that requests a GPU is listed first by the v1 controller,
+ * with slotsPerWorker slots; one without is not, and v2beta1 lists the
+ * launcher only with runLauncherAsWorker. */
+static void test_v1_gpu_launcher(void **state)
+{
+    (void)state;
+    launch_job_t job = load_ok("v1-gpu-launcher.yaml", NULL);
+    assert_int_equal(job.launcher_is_worker, 1);
+    assert_int_equal(job.launcher_gpu, 1);
+    assert_int_equal(job.workers, 2);
+    assert_int_equal(job.slots, 2);
+    launch_hostlist_t list;
+    launch_error_t err = {{0}};
+    assert_int_equal(launch_hostlist_from_job(&job, NULL, &list, &err), 0);
+    char *text = NULL;
+    size_t bytes = 0;
+    assert_int_equal(launch_hostfile_render(&list, &text, &bytes), 0);
+    assert_string_equal(text, "tf-gpu-launcher.tf-gpu.team-b.svc slots=2\n"
+                              "tf-gpu-worker-0.tf-gpu.team-b.svc slots=2\n"
+                              "tf-gpu-worker-1.tf-gpu.team-b.svc slots=2\n");
+    assert_int_equal(list.first_is_local, 1); /* the launcher is this machine */
+    free(text);
+    launch_hostlist_free(&list);
+    job = load_ok("v1.yaml", NULL);
+    assert_int_equal(job.launcher_is_worker, 0);
+    assert_int_equal(job.launcher_gpu, 0);
+    /* Any limit whose name says gpu counts, as in the controller; v2beta1
+     * lists the launcher only with runLauncherAsWorker. */
+    expect_gpu_launcher("v1", "          - name: a\n          - name: b\n"
+                              "            resources: {limits: {amd.com/gpu: 1}}\n", 1);
+    expect_gpu_launcher("v2beta1", "          - name: a\n"
+                                   "            resources: {limits: {nvidia.com/gpu: 1}}\n", 0);
+}
+
 static void test_v1alpha1_gpus16(void **state)
 {
     (void)state;
@@ -403,6 +449,10 @@ static const bad_case_t bad_cases[] = {
      "{replicas: 1}\n    Worker:\n      template: {spec: {containers: [{name: w}]}}\n",
      RT_EFORMAT, "spec.mpiReplicaSpecs.Worker.replicas: ", "missing (the Worker spec starts at "
      "line 9); the v2beta1 controller defaults it to 0 and then rejects the job"},
+    {"v1 Launcher containers not a list", "apiVersion: kubeflow.org/v1\nkind: MPIJob\n" META_OK
+     "spec:\n  mpiReplicaSpecs:\n    Launcher:\n      template: {spec: {containers: x}}\n"
+     "    Worker: {replicas: 1}\n", RT_EFORMAT,
+     "spec.mpiReplicaSpecs.Launcher.template.spec.containers: ", "expected a list"},
     {"zero slots", SLOTS("0"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"too many slots", SLOTS("1025"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"negative slots", SLOTS("-8"), RT_ERANGE, "spec.slotsPerWorker: ", "out of range"},
@@ -605,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_launcher_only_job),
         cmocka_unit_test(test_v1),
         cmocka_unit_test(test_other_documents_beside_the_job),
+        cmocka_unit_test(test_v1_gpu_launcher),
         cmocka_unit_test(test_v1alpha1_gpus16),
         cmocka_unit_test(test_v1alpha1_below_per_node),
         cmocka_unit_test(test_v1alpha1_not_multiple),
