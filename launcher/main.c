@@ -30,11 +30,14 @@ static const char *const usage_text[] = {
     "       " PROG " --local -np N [--oversubscribe] [options] -- PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM on every slot of an MPIJob the way mpi-operator's launcher does:\n"
-    "writes the hostfile and discover_hosts.sh the controller would write, waits\n"
+    "writes the hostfile and discover_hosts.sh the v2 controller would write, waits\n"
     "until every worker resolves and accepts TCP on its ssh port, then runs mpirun\n"
     "(never through a shell), forwards SIGINT/SIGTERM/SIGHUP to it and exits with\n"
     "the job's status (128+signal when a signal ended it). Without --mpijob the\n"
-    "operator-written hostfile (/etc/mpi/hostfile) is used as it is.\n"
+    "operator-written hostfile (/etc/mpi/hostfile) is used as it is. The older\n"
+    "kubeflow.org/v1 and v1alpha1 MPIJobs get the v2 host names\n"
+    "(<pod>.<job>.<namespace>.svc, which ssh can reach), not the bare pod names\n"
+    "their controllers wrote for kubectl exec.\n"
     "\n"
     "A TFJob (tf-operator) runs as one MPI job on its replicas' pods, named as\n"
     "tf-operator names them (<job>-<type>-<i>.<namespace>.svc): the Chief or Master\n"
@@ -130,6 +133,7 @@ typedef struct {
     uint32_t pu_per_node;
     uint32_t slots_per_worker;  /* 0: not given */
     uint16_t ssh_port;
+    bool ssh_port_given;        /* --ssh-port, not the default */
     double wait_timeout_s;
     double kill_grace_s;
     const char **exports;
@@ -290,6 +294,7 @@ static int parse_number_option(int argc, char **argv, int *i, cli_t *c, int *mis
             return fail(2, "--ssh-port: \"%s\" is not a port (1..65535); the mpi-operator "
                         "images use 2222", v);
         c->ssh_port = (uint16_t)u;
+        c->ssh_port_given = true;
     } else if ((v = opt_value(argc, argv, i, "--wait-timeout", missing))) {
         if (rt_parse_double(v, 0, 86400 * 7, &c->wait_timeout_s) != 0)
             return fail(2, "--wait-timeout: \"%s\" is not 0..604800 seconds", v);
@@ -823,6 +828,10 @@ static int print_dry_run(const cli_t *c, const plan_t *p)
                : job->launcher_is_worker ? " + the launcher as a worker"
                                          : "",
                launch_mpi_name(job->mpi), (unsigned long long)p->np, p->np == 1 ? "" : "es");
+    if (p->have_job && strcmp(job->api_version, "kubeflow.org/v2beta1") != 0)
+        printf("# hosts: named as the v2 controller names them (<pod>.<job>.<namespace>.svc, "
+               "which ssh can reach), not the bare pod names the %s controller wrote for "
+               "kubectl exec\n", strrchr(job->api_version, '/') + 1);
     if (p->hosts.count > 0) {
         printf("# hostfile %s%s\n", p->hostfile_path,
                p->have_job || p->have_tf ? "" : " (used as it is)");
@@ -832,8 +841,11 @@ static int print_dry_run(const cli_t *c, const plan_t *p)
     if (remote > 0 && c->no_wait)
         printf("# readiness: not waited for (--no-wait)\n");
     else if (remote > 0)
-        printf("# readiness: wait up to %g s for %zu host%s to accept TCP on port %u\n",
-               c->wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c->ssh_port);
+        printf("# readiness: wait up to %g s for %zu host%s to accept TCP on port %u (%s)\n",
+               c->wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c->ssh_port,
+               c->ssh_port_given ? "--ssh-port"
+                                 : "the default; mpi-operator images listen on 2222: give "
+                                   "--ssh-port 2222");
     if (p->have_job || p->have_tf) {
         printf("# %s (once the workers are up)\n", p->discover_path);
         fwrite(p->discover_text, 1, p->discover_bytes, stdout);

@@ -208,6 +208,12 @@ static void test_help_documents_every_flag(void **state)
     r = run(tf, NULL);
     if (r->code != 0)
         fail_msg("--tfjob --slots-per-worker --mpi-implementation: exit %d: %s", r->code, r->err);
+    /* The hostfile is the v2 controller's: v1 and v1alpha1 jobs get v2 host
+     * names (ssh needs them), and --help says so. */
+    const char *help[] = {"--help", NULL};
+    r = run(help, NULL);
+    assert_non_null(strstr(r->out, "kubeflow.org/v1 and v1alpha1 MPIJobs get the v2 host names\n"
+                                   "(<pod>.<job>.<namespace>.svc, which ssh can reach)"));
     const char *v[] = {"--version", NULL};
     r = run(v, NULL);
     assert_int_equal(r->code, 0);
@@ -230,7 +236,8 @@ static void test_dry_run_2x8(void **state)
              "# hostfile /tmp/rt-job/hostfile\n"
              "tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc slots=8\n"
              "tensorflow-benchmarks-worker-1.tensorflow-benchmarks.default.svc slots=8\n"
-             "# readiness: wait up to 300 s for 2 hosts to accept TCP on port 22\n"
+             "# readiness: wait up to 300 s for 2 hosts to accept TCP on port 22 (the default; "
+             "mpi-operator images listen on 2222: give --ssh-port 2222)\n"
              "# /tmp/rt-job/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc\n"
@@ -247,6 +254,31 @@ static void test_dry_run_2x8(void **state)
              geteuid() == 0 ? " --allow-run-as-root" : "");
     assert_string_equal(r->out, expected);
     assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
+}
+
+/* v1 and v1alpha1 controllers wrote bare pod names (for kubectl exec); the
+ * launcher writes the v2 names ssh can reach, and its dry run says so. */
+static void test_dry_run_v1_host_names(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        const char *version;
+    } jobs[] = {{"v1.yaml", "v1"}, {"v1alpha1-gpus16.yaml", "v1alpha1"}};
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+        char path[512], want[512];
+        snprintf(path, sizeof path, "%s%s", JOBS, jobs[i].file);
+        const char *args[] = {"--mpijob", path, "--dry-run", "--", "w", NULL};
+        result_t *r = run(args, NULL);
+        assert_int_equal(r->code, 0);
+        snprintf(want, sizeof want, "# hosts: named as the v2 controller names them "
+                 "(<pod>.<job>.<namespace>.svc, which ssh can reach), not the bare pod names the "
+                 "%s controller wrote for kubectl exec\n# hostfile ", jobs[i].version);
+        print_message("%s:\n%.400s", jobs[i].file, r->out);
+        assert_non_null(strstr(r->out, want));
+    }
+    const char *v2[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", "--", "w", NULL};
+    assert_null(strstr(run(v2, NULL)->out, "# hosts: "));
 }
 
 /* A claim, then an MPIJob of 18 workers x 4 slots, in one file: the dry
@@ -303,7 +335,8 @@ static void test_tfjob_dry_run_both_modes(void **state)
              "dist-mnist-master-0.default.svc slots=1\n"
              "dist-mnist-worker-0.default.svc slots=1\n"
              "dist-mnist-worker-1.default.svc slots=1\n"
-             "# readiness: wait up to 300 s for 3 hosts to accept TCP on port 2222\n"
+             "# readiness: wait up to 300 s for 3 hosts to accept TCP on port 2222 "
+             "(--ssh-port)\n"
              "# /tmp/rt-tf/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo dist-mnist-master-0.default.svc\n"
@@ -348,7 +381,8 @@ static void test_tfjob_dry_run_both_modes(void **state)
              "dist-mnist-worker-0.default.svc slots=1\n"
              "dist-mnist-worker-1.default.svc slots=1\n"
              "dist-mnist-ps-0.default.svc slots=1\n"
-             "# readiness: wait up to 300 s for 4 hosts to accept TCP on port 2222\n"
+             "# readiness: wait up to 300 s for 4 hosts to accept TCP on port 2222 "
+             "(--ssh-port)\n"
              "# /tmp/rt-tf/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo dist-mnist-master-0.default.svc\n"
@@ -982,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_help_documents_every_flag),
         cmocka_unit_test(test_dry_run_2x8),
         cmocka_unit_test(test_dry_run_pvc_and_mpijob),
+        cmocka_unit_test(test_dry_run_v1_host_names),
         cmocka_unit_test(test_tfjob_dry_run_both_modes),
         cmocka_unit_test(test_tfjob_print_hostfile),
         cmocka_unit_test(test_tfjob_run_env),
