@@ -292,3 +292,27 @@ int launch__check_kind(launch__ctx_t *c, const launch__yaml_node_t *root, const 
     launch__error_set(c->err, "kind: %s is not %s (line %d); %s", shown, kind, node->line, hint);
     return RT_EINVAL;
 }
+
+int launch__get_enum(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
+                     const char *field, const char *const *values, char *out, size_t out_bytes)
+{
+    const launch__yaml_node_t *node;
+    int rc = launch__get_string(c, map, key, field, false, &node);
+    if (rc != 0 || node == NULL)
+        return rc;
+    if (launch__text_in(node->text, values) && node->bytes < out_bytes) {
+        memcpy(out, node->text, node->bytes + 1);
+        return 0;
+    }
+    char shown[120], choices[200] = "";
+    launch__quote(node->text, node->bytes, shown, sizeof shown);
+    size_t count = 0, used = 0;
+    while (values[count] != NULL)
+        count++;
+    for (size_t i = 0; i < count && used < sizeof choices; i++)
+        used += (size_t)snprintf(choices + used, sizeof choices - used, "%s%s",
+                                 i == 0 ? "" : i + 1 == count ? " or " : ", ", values[i]);
+    launch__error_set(c->err, "%s: %s is not supported (line %d); use %s", field, shown,
+                      node->line, choices);
+    return RT_EINVAL;
+}

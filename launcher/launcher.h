@@ -53,6 +53,12 @@ typedef struct {
     int launcher_gpu;                      /* v1: the Launcher requests a GPU, so the v1
                                               controller lists it as a host */
     char ssh_auth_mount_path[256];         /* spec.sshAuthMountPath, default /root/.ssh */
+    /* Read, checked and left to the operator (the dry run notes them): */
+    int ssh_auth_mount_path_set;           /* spec.sshAuthMountPath was given */
+    char clean_pod_policy[16];             /* spec.runPolicy.cleanPodPolicy (v1 also
+                                              spec.cleanPodPolicy); "" when absent */
+    int clean_pod_policy_in_spec;          /* v1: given as spec.cleanPodPolicy */
+    char launcher_creation_policy[24];     /* v2beta1 spec.launcherCreationPolicy; "" */
 } launch_job_t;
 
 /* Settings the legacy v1alpha1 operator took from its command line. */

@@ -81,6 +81,10 @@ int launch__get_int(launch__ctx_t *c, const launch__yaml_node_t *map, const char
                     const char *field, int64_t min, int64_t max, bool *have, int64_t *value);
 int launch__get_bool(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
                      const char *field, bool *value);
+/* An optional string that must be one of values (NULL-terminated); copied
+ * into out when present, out untouched when absent. */
+int launch__get_enum(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
+                     const char *field, const char *const *values, char *out, size_t out_bytes);
 /* The root's kind must be kind ("MPIJob", "TFJob"). Checked before the
  * apiVersion, so another kind of manifest (a Katib Experiment, a
  * Deployment) is named for what it is, not as an unsupported version. */

@@ -144,17 +144,33 @@ typedef struct {
     size_t program_count;
 } cli_t;
 
+/* One line on stderr: "ringtrain-launcher: <what>: <message>". */
+static void say(const char *what, const char *fmt, va_list ap)
+{
+    fprintf(stderr, PROG ": %s: ", what);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+}
+
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, PROG ": error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    say("error", fmt, ap);
     va_end(ap);
     return code;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say("note", fmt, ap);
+    va_end(ap);
 }
 
 static bool valid_env_name(const char *s)
@@ -557,6 +573,22 @@ static void tf_print_ranks(const launch_tfjob_t *job, const launch_tf_map_t *map
     }
 }
 
+/* horovodrun's elastic bounds (--min-np N, --max-np=N) among the program's
+ * arguments. */
+static bool args_have_elastic_bounds(char *const *args, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const char *a = args[i];
+        a += a[0] == '-' && a[1] == '-' ? 2 : a[0] == '-' ? 1 : 0;
+        if (a == args[i])
+            continue;
+        size_t name = strcspn(a, "=");
+        if (name == 6 && (strncmp(a, "min-np", 6) == 0 || strncmp(a, "max-np", 6) == 0))
+            return true;
+    }
+    return false;
+}
+
 /* Everything the launcher works out from the input before it writes or runs
  * anything: the hosts, the files' text, the environment and the argv. */
 typedef struct {
@@ -649,6 +681,33 @@ static int load_hostfile(const cli_t *c, plan_t *p)
     p->mpi = p->hosts.mpi;
     snprintf(p->hostfile_path, sizeof p->hostfile_path, "%s", path);
     return 0;
+}
+
+/* What the launcher reads but leaves to the operator, and elastic bounds it
+ * does not act on: one note each, so nobody expects them to work here. */
+static void report_unused(const cli_t *c, const plan_t *p)
+{
+    const launch_job_t *job = &p->job;
+    /* Each value was checked: an absolute printable path, or one word of
+     * the field's enum. */
+    if (p->have_job && job->ssh_auth_mount_path_set)
+        note("spec.sshAuthMountPath: %s is not used: ssh runs with the keys of the user the "
+             "launcher runs as (~/.ssh); mount the job's ssh Secret there",
+             job->ssh_auth_mount_path);
+    if (p->have_job && job->clean_pod_policy[0])
+        note("%s: %s is the operator's: ringtrain-launcher deletes no pods; the operator "
+             "cleans up after the launcher exits",
+             job->clean_pod_policy_in_spec ? "spec.cleanPodPolicy"
+                                           : "spec.runPolicy.cleanPodPolicy",
+             job->clean_pod_policy);
+    if (p->have_job && job->launcher_creation_policy[0])
+        note("spec.launcherCreationPolicy: %s is the operator's: ringtrain-launcher waits for "
+             "the workers itself (DNS, then the ssh port, up to --wait-timeout)",
+             job->launcher_creation_policy);
+    if (args_have_elastic_bounds(c->program, c->program_count))
+        note("--min-np/--max-np in the program's arguments: ringtrain-launcher starts mpirun "
+             "with a fixed -np %llu and does not resize the job; the flags reach the program "
+             "as they are", (unsigned long long)p->np);
 }
 
 static int load_input(const cli_t *c, plan_t *p)
@@ -961,9 +1020,10 @@ int main(int argc, char **argv)
     p.mpi = c.mpi_hint >= 0 ? (launch_mpi_t)c.mpi_hint : LAUNCH_MPI_OPENMPI;
     if ((code = load_input(&c, &p)) != 0 || (code = check_counts(&c, &p)) != 0)
         goto done;
-    /* The input is good: say what of the TFJob will not run. */
+    /* The input is good: say what of it will not run or not be acted on. */
     if (p.have_tf)
         tf_report_idle(&p.tfmap);
+    report_unused(&c, &p);
     if ((code = render_files(&p)) != 0)
         goto done;
     if (c.print_hostfile || c.print_discover)

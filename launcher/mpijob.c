@@ -306,6 +306,56 @@ static int launcher_requests_gpu(launch__ctx_t *c, const launch__yaml_node_t *la
     return rc;
 }
 
+/* Fields the operator acts on and the launcher only reads (and says so):
+ * sshAuthMountPath, cleanPodPolicy (spec.runPolicy, or v1's older top-level
+ * spec.cleanPodPolicy) and v2beta1's launcherCreationPolicy. Checked all the
+ * same, so a typo is not taken for the operator's default. */
+static int parse_operator_fields(launch__ctx_t *c, const launch__yaml_node_t *spec,
+                                 launch_job_t *job)
+{
+    static const char *const clean_policies[] = {"None", "Running", "All", NULL};
+    static const char *const creation_policies[] = {"AtStartup", "WaitForWorkersReady", NULL};
+    const launch__yaml_node_t *node, *run_policy;
+    int rc;
+    if ((rc = launch__get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false,
+                                 &node)))
+        return rc;
+    if (node != NULL) {
+        bool ok = node->bytes > 0 && node->bytes < sizeof job->ssh_auth_mount_path &&
+                  node->text[0] == '/';
+        for (size_t i = 0; ok && i < node->bytes; i++)
+            ok = node->text[i] > 0x20 && node->text[i] < 0x7f;
+        if (!ok) {
+            char shown[120];
+            launch__quote(node->text, node->bytes, shown, sizeof shown);
+            launch__error_set(c->err, "spec.sshAuthMountPath: %s is not an absolute path of "
+                              "printable characters without spaces (line %d); use e.g. "
+                              "/root/.ssh or /home/mpiuser/.ssh", shown, node->line);
+            return RT_EINVAL;
+        }
+        memcpy(job->ssh_auth_mount_path, node->text, node->bytes + 1);
+        job->ssh_auth_mount_path_set = 1;
+    }
+    if ((rc = launch__get_map(c, spec, "runPolicy", "spec.runPolicy", false, &run_policy)) ||
+        (run_policy != NULL &&
+         (rc = launch__get_enum(c, run_policy, "cleanPodPolicy", "spec.runPolicy.cleanPodPolicy",
+                                clean_policies, job->clean_pod_policy,
+                                sizeof job->clean_pod_policy))))
+        return rc;
+    if (job->clean_pod_policy[0] == '\0' && strcmp(job->api_version, api_v1) == 0) {
+        if ((rc = launch__get_enum(c, spec, "cleanPodPolicy", "spec.cleanPodPolicy",
+                                   clean_policies, job->clean_pod_policy,
+                                   sizeof job->clean_pod_policy)))
+            return rc;
+        job->clean_pod_policy_in_spec = job->clean_pod_policy[0] != '\0';
+    }
+    if (strcmp(job->api_version, api_v2beta1) == 0)
+        rc = launch__get_enum(c, spec, "launcherCreationPolicy", "spec.launcherCreationPolicy",
+                              creation_policies, job->launcher_creation_policy,
+                              sizeof job->launcher_creation_policy);
+    return rc;
+}
+
 /* kubeflow.org/v2beta1 and v1: slotsPerWorker, mpiImplementation,
  * runLauncherAsWorker, sshAuthMountPath, mpiReplicaSpecs.{Launcher,Worker}. */
 static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec, launch_job_t *job)
@@ -337,24 +387,8 @@ static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec
         return rc;
     job->launcher_is_worker = as_worker;
 
-    if ((rc = launch__get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false,
-                                 &node)))
+    if ((rc = parse_operator_fields(c, spec, job)))
         return rc;
-    if (node != NULL) {
-        bool ok = node->bytes > 0 && node->bytes < sizeof job->ssh_auth_mount_path &&
-                  node->text[0] == '/';
-        for (size_t i = 0; ok && i < node->bytes; i++)
-            ok = node->text[i] > 0x20 && node->text[i] < 0x7f;
-        if (!ok) {
-            char shown[120];
-            launch__quote(node->text, node->bytes, shown, sizeof shown);
-            launch__error_set(c->err, "spec.sshAuthMountPath: %s is not an absolute path of "
-                              "printable characters without spaces (line %d); use e.g. "
-                              "/root/.ssh or /home/mpiuser/.ssh", shown, node->line);
-            return RT_EINVAL;
-        }
-        memcpy(job->ssh_auth_mount_path, node->text, node->bytes + 1);
-    }
 
     const launch__yaml_node_t *specs, *launcher, *worker;
     if ((rc = launch__get_map(c, spec, "mpiReplicaSpecs", "spec.mpiReplicaSpecs", true, &specs)) ||

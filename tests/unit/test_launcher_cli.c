@@ -256,6 +256,42 @@ static void test_dry_run_2x8(void **state)
     assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
 }
 
+/* Fields the launcher reads but leaves to the operator, and elastic bounds
+ * in the program's arguments: one note each, on stderr. */
+static void test_dry_run_notes_unused_fields(void **state)
+{
+    (void)state;
+    const char *args[] = {"--mpijob", JOBS "v2beta1-operator-fields.yaml", "--dry-run", "--",
+                          "horovodrun", "--min-np", "2", "--max-np=8", "python3", "train.py",
+                          NULL};
+    result_t *r = run(args, NULL);
+    print_message("exit %d, stderr:\n%s", r->code, r->err);
+    assert_int_equal(r->code, 0);
+    static const char *const notes[] = {
+        "ringtrain-launcher: note: spec.sshAuthMountPath: /home/mpiuser/.ssh is not used: ",
+        "ringtrain-launcher: note: spec.runPolicy.cleanPodPolicy: Running is the operator's: ",
+        "ringtrain-launcher: note: spec.launcherCreationPolicy: WaitForWorkersReady is the "
+        "operator's: ",
+        "ringtrain-launcher: note: --min-np/--max-np in the program's arguments: ",
+    };
+    size_t lines = 0;
+    for (const char *c = r->err; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, sizeof notes / sizeof notes[0]);
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++)
+        if (strstr(r->err, notes[i]) == NULL)
+            fail_msg("no note \"%s\" in:\n%s", notes[i], r->err);
+    /* v1's cleanPodPolicy, at the top of spec or in runPolicy. */
+    const char *v1[] = {"--mpijob", JOBS "v1.yaml", "--dry-run", "--", "w", NULL};
+    r = run(v1, NULL);
+    assert_non_null(strstr(r->err, "note: spec.runPolicy.cleanPodPolicy: Running is the "
+                                   "operator's"));
+    /* None of it: no note. */
+    const char *plain[] = {"--mpijob", JOBS "v2beta1-defaults.yaml", "--dry-run", "--", "w", NULL};
+    r = run(plain, NULL);
+    assert_string_equal(r->err, "");
+}
+
 /* v1 and v1alpha1 controllers wrote bare pod names (for kubectl exec); the
  * launcher writes the v2 names ssh can reach, and its dry run says so. */
 static void test_dry_run_v1_host_names(void **state)
@@ -1017,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_dry_run_2x8),
         cmocka_unit_test(test_dry_run_pvc_and_mpijob),
         cmocka_unit_test(test_dry_run_v1_host_names),
+        cmocka_unit_test(test_dry_run_notes_unused_fields),
         cmocka_unit_test(test_tfjob_dry_run_both_modes),
         cmocka_unit_test(test_tfjob_print_hostfile),
         cmocka_unit_test(test_tfjob_run_env),

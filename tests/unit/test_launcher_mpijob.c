@@ -453,6 +453,15 @@ static const bad_case_t bad_cases[] = {
      "spec:\n  mpiReplicaSpecs:\n    Launcher:\n      template: {spec: {containers: x}}\n"
      "    Worker: {replicas: 1}\n", RT_EFORMAT,
      "spec.mpiReplicaSpecs.Launcher.template.spec.containers: ", "expected a list"},
+    {"unknown cleanPodPolicy", V2 META_OK "spec:\n  runPolicy: {cleanPodPolicy: Sometimes}\n"
+     "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {replicas: 1}\n", RT_EINVAL,
+     "spec.runPolicy.cleanPodPolicy: ", "None, Running or All"},
+    {"runPolicy not a mapping", V2 META_OK "spec:\n  runPolicy: 3\n"
+     "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {replicas: 1}\n", RT_EFORMAT,
+     "spec.runPolicy: ", "expected a mapping"},
+    {"unknown launcherCreationPolicy", V2 META_OK "spec:\n  launcherCreationPolicy: Later\n"
+     "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {replicas: 1}\n", RT_EINVAL,
+     "spec.launcherCreationPolicy: ", "AtStartup or WaitForWorkersReady"},
     {"zero slots", SLOTS("0"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"too many slots", SLOTS("1025"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"negative slots", SLOTS("-8"), RT_ERANGE, "spec.slotsPerWorker: ", "out of range"},
