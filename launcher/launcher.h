@@ -299,14 +299,20 @@ void launch_argv_free(char **argv);
  * words (single quotes where needed). */
 int launch_argv_format(char *const *argv, char **line);
 
+/* How mpirun ended. */
+typedef struct {
+    int exit_code; /* the launcher's status: mpirun's exit status (205 is a status,
+                      not a signal), 128+N when signal N killed it, or 128+the first
+                      forwarded signal (the job was stopped by it) */
+    int signal;    /* the signal that killed mpirun (WIFSIGNALED), or 0 */
+    int forwarded; /* the first signal forwarded to mpirun, or 0 */
+} launch_run_result_t;
+
 /* Spawns argv[0] (searched in PATH, never through a shell) with envp in its
  * own process group, forwards SIGINT, SIGTERM and SIGHUP to it, and after the
  * first forwarded signal waits kill_grace_s before SIGKILLing the group.
- * *exit_code: the child's exit status, 128+signal if it was killed, or
- * 128+signal of the first forwarded signal (the job was stopped by it).
- * *forwarded (may be NULL): that signal, or 0. Returns RT_ESYS (errno kept)
- * when the spawn fails. */
-int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
-               int *forwarded);
+ * Returns RT_ESYS (errno kept) when the spawn fails. */
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
+               launch_run_result_t *result);
 
 #endif

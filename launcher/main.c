@@ -976,19 +976,21 @@ static int run_mpirun(const cli_t *c, const plan_t *p)
     fprintf(stderr, PROG ": running: %s\n", p->line);
     fflush(stdout);
     fflush(stderr);
-    int exit_code = 0, forwarded = 0;
-    if (launch_run(p->mpirun_argv, p->env.vars, c->kill_grace_s, &exit_code, &forwarded) != 0)
+    launch_run_result_t r;
+    if (launch_run(p->mpirun_argv, p->env.vars, c->kill_grace_s, &r) != 0)
         return fail(1, "mpirun: cannot start \"%s\": %s; install Open MPI (Debian: openmpi-bin) "
                     "or give its path with --mpirun", p->mpirun_argv[0], strerror(errno));
-    if (forwarded)
+    /* Above 128 is mpirun's own status (205 after a worker container was
+     * killed) unless a signal really ended it. */
+    if (r.forwarded)
         fprintf(stderr, PROG ": stopped by signal %d (forwarded to mpirun); exit status %d\n",
-                forwarded, exit_code);
-    else if (exit_code > 128)
-        fprintf(stderr, PROG ": mpirun exited with status %d (128 + signal %d)\n", exit_code,
-                exit_code - 128);
-    else if (exit_code != 0)
-        fprintf(stderr, PROG ": mpirun exited with status %d\n", exit_code);
-    return exit_code;
+                r.forwarded, r.exit_code);
+    else if (r.signal)
+        fprintf(stderr, PROG ": mpirun was killed by signal %d (%s); exit status %d\n", r.signal,
+                strsignal(r.signal), r.exit_code);
+    else if (r.exit_code != 0)
+        fprintf(stderr, PROG ": mpirun exited with status %d\n", r.exit_code);
+    return r.exit_code;
 }
 
 /* From the input to mpirun's exit: build what mpirun gets, then either show

@@ -324,9 +324,10 @@ static int exit_code_of(int status)
     return 1;
 }
 
-int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
-               int *forwarded_out)
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
+               launch_run_result_t *result)
 {
+    memset(result, 0, sizeof *result);
     /* Block the signals we forward (and SIGCHLD) before the spawn, so none is
      * lost between spawn and wait; the child gets them unblocked and at
      * their default action. */
@@ -369,8 +370,6 @@ int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int 
     int err = posix_spawnp(&pid, argv[0], &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    if (forwarded_out != NULL)
-        *forwarded_out = 0;
     if (err != 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         sigaction(SIGCHLD, &old_chld, NULL);
@@ -427,8 +426,8 @@ int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int 
             forwarded = sig;
     sigprocmask(SIG_SETMASK, &old, NULL);
     sigaction(SIGCHLD, &old_chld, NULL);
-    *exit_code = forwarded ? 128 + forwarded : exit_code_of(status);
-    if (forwarded_out != NULL)
-        *forwarded_out = forwarded;
+    result->exit_code = forwarded ? 128 + forwarded : exit_code_of(status);
+    result->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    result->forwarded = forwarded;
     return 0;
 }

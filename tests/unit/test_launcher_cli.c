@@ -961,6 +961,28 @@ static void test_run_passes_argv_and_env(void **state)
                                     "\"/nonexistent/mpirun\""));
 }
 
+/* mpirun's own status above 128 (205 after a worker container was killed)
+ * is a status, not a signal; only a signal that really ended mpirun is
+ * reported as one. */
+static void test_exit_status_words(void **state)
+{
+    (void)state;
+    const char *high[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "exit", "205",
+                          NULL};
+    result_t *r = run(high, NULL);
+    print_message("exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 205);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: mpirun exited with status 205\n"));
+    assert_null(strstr(r->err, "signal"));
+    const char *killed[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "kill",
+                            "KILL", NULL};
+    r = run(killed, NULL);
+    print_message("exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 137);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: mpirun was killed by signal 9 (Killed); "
+                                   "exit status 137\n"));
+}
+
 static void signal_case(int sig, int want_code)
 {
     char ready[128], term[140];
@@ -1065,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_output_dir_must_be_private),
         cmocka_unit_test(test_readiness_failure_names_hosts),
         cmocka_unit_test(test_run_passes_argv_and_env),
+        cmocka_unit_test(test_exit_status_words),
         cmocka_unit_test(test_signals_forwarded),
         cmocka_unit_test(test_kill_grace),
         cmocka_unit_test(test_local_real_mpirun),

@@ -181,21 +181,27 @@ static void test_run_exit_status(void **state)
 {
     (void)state;
     extern char **environ;
-    int code = -1;
+    launch_run_result_t r;
     char *ok[] = {FAKE, "fake-job", "exit", "0", NULL};
-    assert_int_equal(launch_run(ok, environ, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 0);
+    assert_int_equal(launch_run(ok, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 0);
     char *three[] = {FAKE, "fake-job", "exit", "3", NULL};
-    int forwarded = -1;
-    assert_int_equal(launch_run(three, environ, 1.0, &code, &forwarded), 0);
-    assert_int_equal(code, 3);
-    assert_int_equal(forwarded, 0);
+    assert_int_equal(launch_run(three, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 3);
+    assert_int_equal(r.forwarded, 0);
+    /* A status above 128 is mpirun's own, not a signal. */
+    char *high[] = {FAKE, "fake-job", "exit", "205", NULL};
+    assert_int_equal(launch_run(high, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 205);
+    assert_int_equal(r.signal, 0);
     char *killed[] = {FAKE, "fake-job", "kill", "KILL", NULL};
-    assert_int_equal(launch_run(killed, environ, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 128 + 9);
+    assert_int_equal(launch_run(killed, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 128 + 9);
+    assert_int_equal(r.signal, 9);
     char *segv[] = {FAKE, "fake-job", "kill", "SEGV", NULL};
-    assert_int_equal(launch_run(segv, environ, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 128 + 11);
+    assert_int_equal(launch_run(segv, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 128 + 11);
+    assert_int_equal(r.signal, 11);
 }
 
 static void test_run_env_and_no_shell(void **state)
@@ -207,9 +213,9 @@ static void test_run_env_and_no_shell(void **state)
     close(fd);
     char *envp[] = {"PATH=/usr/bin:/bin", "K_MPI_JOB_ROLE=launcher", "ODD=$(echo no)", NULL};
     char *argv[] = {FAKE, "fake-job", "env", path, NULL};
-    int code = -1;
-    assert_int_equal(launch_run(argv, envp, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 0);
+    launch_run_result_t r;
+    assert_int_equal(launch_run(argv, envp, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 0);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char text[4096] = {0};
@@ -227,12 +233,12 @@ static void test_run_missing_program(void **state)
     (void)state;
     extern char **environ;
     char *argv[] = {"/nonexistent/mpirun", "x", NULL};
-    int code = -1;
+    launch_run_result_t r;
     errno = 0;
-    assert_int_equal(launch_run(argv, environ, 1.0, &code, NULL), RT_ESYS);
+    assert_int_equal(launch_run(argv, environ, 1.0, &r), RT_ESYS);
     assert_int_equal(errno, ENOENT);
     char *bare[] = {"ringtrain-no-such-mpirun", NULL};
-    assert_int_equal(launch_run(bare, environ, 1.0, &code, NULL), RT_ESYS);
+    assert_int_equal(launch_run(bare, environ, 1.0, &r), RT_ESYS);
 }
 
 int main(void)
