@@ -299,6 +299,13 @@ void launch_argv_free(char **argv);
  * words (single quotes where needed). */
 int launch_argv_format(char *const *argv, char **line);
 
+/* Whether argv and envp fit in one execve here: each string within Linux's
+ * limit for one argument or variable (MAX_ARG_STRLEN, 32 pages) and all of
+ * them with their pointers within sysconf(_SC_ARG_MAX). Returns 0, or
+ * RT_ERANGE with err naming what is too large (a variable by its name), its
+ * size and the limit. */
+int launch_argv_check_size(char *const argv[], char *const envp[], launch_error_t *err);
+
 /* How mpirun ended. */
 typedef struct {
     int exit_code; /* the launcher's status: mpirun's exit status (205 is a status,

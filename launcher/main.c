@@ -978,8 +978,11 @@ static int run_mpirun(const cli_t *c, const plan_t *p)
     fflush(stderr);
     launch_run_result_t r;
     if (launch_run(p->mpirun_argv, p->env.vars, c->kill_grace_s, &r) != 0)
-        return fail(1, "mpirun: cannot start \"%s\": %s; install Open MPI (Debian: openmpi-bin) "
-                    "or give its path with --mpirun", p->mpirun_argv[0], strerror(errno));
+        return fail(1, "mpirun: cannot start \"%s\": %s; %s", p->mpirun_argv[0],
+                    strerror(errno),
+                    errno == E2BIG ? "make the job or the environment smaller"
+                                   : "install Open MPI (Debian: openmpi-bin) or give its path "
+                                     "with --mpirun");
     /* Above 128 is mpirun's own status (205 after a worker container was
      * killed) unless a signal really ended it. */
     if (r.forwarded)
@@ -1000,6 +1003,11 @@ static int launch(cli_t *c, plan_t *p)
     int code;
     if ((code = build_environment(c, p)) != 0 || (code = build_argv(c, p)) != 0)
         return code;
+    /* An argv or environment execve cannot take fails only at the spawn:
+     * say so now, before anything is written. */
+    launch_error_t err = {{0}};
+    if (launch_argv_check_size(p->mpirun_argv, p->env.vars, &err) != 0)
+        return fail(2, "%s", err.text);
     if (c->dry_run)
         return print_dry_run(c, p);
     if ((code = write_hostfile(p)) != 0 || (code = wait_for_hosts(c, p)) != 0 ||

@@ -313,6 +313,60 @@ int launch_argv_format(char *const *argv, char **line_out)
     return 0;
 }
 
+/* ---- does it fit in one execve? ---------------------------------------- */
+
+/* The first string of list longer than one_max bytes (with its NUL), or -1;
+ * *total grows by every string and its pointer. */
+static long oversized(char *const list[], size_t one_max, size_t *total)
+{
+    long found = -1;
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+        size_t bytes = strlen(list[i]) + 1;
+        *total += bytes + sizeof list[i];
+        if (bytes > one_max && found < 0)
+            found = (long)i;
+    }
+    return found;
+}
+
+int launch_argv_check_size(char *const argv[], char *const envp[], launch_error_t *err)
+{
+    long page = sysconf(_SC_PAGESIZE), arg_max = sysconf(_SC_ARG_MAX);
+    size_t one_max = (size_t)(page > 0 ? page : 4096) * 32; /* Linux's MAX_ARG_STRLEN */
+    size_t total = 2 * sizeof(char *);                      /* the NULLs ending the lists */
+    long bad_arg = oversized(argv, one_max, &total);
+    long bad_env = oversized(envp, one_max, &total);
+    const char *what = bad_env >= 0 ? envp[bad_env] : bad_arg >= 0 ? argv[bad_arg] : NULL;
+    if (what != NULL) {
+        /* A variable by its name (quoted unless a plain one); an argument
+         * by its start, quoted. */
+        char name[100];
+        size_t name_bytes = bad_env >= 0 ? strcspn(what, "=") : strlen(what);
+        bool plain = bad_env >= 0 && name_bytes > 0 && name_bytes < 64;
+        for (size_t i = 0; plain && i < name_bytes; i++)
+            plain = what[i] == '_' || (what[i] >= 'A' && what[i] <= 'Z') ||
+                    (what[i] >= 'a' && what[i] <= 'z') || (what[i] >= '0' && what[i] <= '9');
+        if (plain)
+            snprintf(name, sizeof name, "%.*s", (int)name_bytes, what);
+        else
+            launch__quote(what, name_bytes, name, 60);
+        launch__error_set(err, "%s%s: %zu bytes, over the %zu bytes Linux passes in one %s, so "
+                          "mpirun cannot be started; make the job smaller (fewer replicas) "
+                          "or shorten it", bad_env >= 0 ? "" : "mpirun argument ", name,
+                          strlen(what) + 1, one_max,
+                          bad_env >= 0 ? "environment variable" : "argument");
+        return RT_ERANGE;
+    }
+    if (arg_max > 0 && total > (size_t)arg_max) {
+        launch__error_set(err, "mpirun: its arguments and environment take %zu bytes, over this "
+                          "system's limit of %ld (ARG_MAX), so it cannot be started; make "
+                          "the job or the environment smaller, or raise the stack limit "
+                          "(ulimit -s), which ARG_MAX follows", total, arg_max);
+        return RT_ERANGE;
+    }
+    return 0;
+}
+
 /* ---- spawn and supervise ------------------------------------------------ */
 
 static int exit_code_of(int status)

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "launcher/launcher.h"
 
 #define FAKE FIXTURE_DIR "/fake-mpirun.sh"
 #define JOBS FIXTURE_DIR "/mpijob/"
@@ -698,17 +699,24 @@ static void test_bad_input_exits_2(void **state)
     }
 }
 
+/* Writes text to <scratch>/name; path gets its path. */
+static void write_scratch(const char *name, const char *text, char *path, size_t bytes)
+{
+    snprintf(path, bytes, "%s/%s", scratch, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void test_hostfile_mode(void **state)
 {
     (void)state;
     /* An operator-written hostfile is used as it is. */
     char hostfile[128];
-    snprintf(hostfile, sizeof hostfile, "%s/hostfile", scratch);
-    FILE *f = fopen(hostfile, "w");
-    assert_non_null(f);
-    fputs("# from the operator\njob-worker-0.job.default.svc slots=4\n"
-          "job-worker-1.job.default.svc slots=4\n", f);
-    fclose(f);
+    write_scratch("hostfile", "# from the operator\njob-worker-0.job.default.svc slots=4\n"
+                  "job-worker-1.job.default.svc slots=4\n", hostfile, sizeof hostfile);
+    FILE *f;
     char *envp[] = {"PATH=/usr/bin:/bin", NULL};
     const char *args[] = {"--hostfile", hostfile, "--dry-run", "--", "prog", NULL};
     result_t *r = run(args, envp);
@@ -961,6 +969,35 @@ static void test_run_passes_argv_and_env(void **state)
                                     "\"/nonexistent/mpirun\""));
 }
 
+/* A TFJob whose parameter-server list is too long for one environment
+ * variable (E2BIG from execve): refused before anything is written, with
+ * what is too large, not "cannot start mpirun; install Open MPI". */
+static void test_argv_too_large(void **state)
+{
+    (void)state;
+    char job[128], outdir[128];
+    snprintf(outdir, sizeof outdir, "%s/huge-out", scratch);
+    write_scratch("huge-tfjob.yaml", "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: "
+                  "big}\nspec:\n  tfReplicaSpecs:\n    Worker: {replicas: 1}\n    PS: {replicas: "
+                  "30000}\n", job, sizeof job);
+    const char *args[] = {"--tfjob", job, "--output-dir", outdir, "--no-wait", "--mpirun", FAKE,
+                          "--", "fake-job", "exit", "0", "--variable_update=parameter_server",
+                          NULL};
+    result_t *r = run(args, NULL);
+    print_message("exit %d: %.600s", r->code, r->err);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: error: " LAUNCH_PS_RANKS_ENV ": "));
+    assert_non_null(strstr(r->err, "bytes, over the "));
+    assert_null(strstr(r->err, "install Open MPI"));
+    assert_int_equal(access(outdir, F_OK), -1); /* nothing written */
+    const char *dry[] = {"--tfjob", job, "--dry-run", "--", "w",
+                         "--variable_update=parameter_server", NULL};
+    r = run(dry, NULL);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, LAUNCH_PS_RANKS_ENV ": "));
+    unlink(job);
+}
+
 /* mpirun's own status above 128 (205 after a worker container was killed)
  * is a status, not a signal; only a signal that really ended mpirun is
  * reported as one. */
@@ -1087,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_output_dir_must_be_private),
         cmocka_unit_test(test_readiness_failure_names_hosts),
         cmocka_unit_test(test_run_passes_argv_and_env),
+        cmocka_unit_test(test_argv_too_large),
         cmocka_unit_test(test_exit_status_words),
         cmocka_unit_test(test_signals_forwarded),
         cmocka_unit_test(test_kill_grace),

@@ -204,6 +204,49 @@ static void test_run_exit_status(void **state)
     assert_int_equal(r.signal, 11);
 }
 
+/* What execve would refuse with E2BIG is found before the spawn. */
+static void test_argv_check_size(void **state)
+{
+    (void)state;
+    launch_error_t err = {{0}};
+    char *argv[] = {"mpirun", "-np", "2", "prog", NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL, NULL};
+    assert_int_equal(launch_argv_check_size(argv, envp, &err), 0);
+    /* One variable over 32 pages, named. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *big = malloc(page * 32 + 16);
+    assert_non_null(big);
+    memcpy(big, "RINGTRAIN_PS_RANKS=", 19);
+    memset(big + 19, '7', page * 32 - 19);
+    big[page * 32] = '\0'; /* exactly one byte too many with its NUL */
+    envp[1] = big;
+    assert_int_equal(launch_argv_check_size(argv, envp, &err), RT_ERANGE);
+    print_message("%s\n", err.text);
+    assert_non_null(strstr(err.text, "RINGTRAIN_PS_RANKS: "));
+    big[page * 32 - 1] = '\0'; /* at the limit: fine */
+    assert_int_equal(launch_argv_check_size(argv, envp, &err), 0);
+    /* An argument, quoted by its start. */
+    char *long_arg[] = {"mpirun", big, NULL};
+    big[page * 32 - 1] = '7';
+    assert_int_equal(launch_argv_check_size(long_arg, NULL, &err), RT_ERANGE);
+    assert_non_null(strstr(err.text, "mpirun argument \"RINGTRAIN_PS_RANKS=77"));
+    /* Many strings, each small enough, together over ARG_MAX. */
+    long arg_max = sysconf(_SC_ARG_MAX);
+    if (arg_max > 0 && arg_max < (1L << 30)) {
+        size_t count = (size_t)arg_max / (page * 16) + 2;
+        char **many = calloc(count + 1, sizeof *many);
+        assert_non_null(many);
+        big[page * 16] = '\0';
+        for (size_t i = 0; i < count; i++)
+            many[i] = big;
+        assert_int_equal(launch_argv_check_size(many, NULL, &err), RT_ERANGE);
+        print_message("%s\n", err.text);
+        assert_non_null(strstr(err.text, "(ARG_MAX)"));
+        free(many);
+    }
+    free(big);
+}
+
 static void test_run_env_and_no_shell(void **state)
 {
     (void)state;
@@ -252,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_argv_hydra),
         cmocka_unit_test(test_argv_format_quotes),
         cmocka_unit_test(test_run_exit_status),
+        cmocka_unit_test(test_argv_check_size),
         cmocka_unit_test(test_run_env_and_no_shell),
         cmocka_unit_test(test_run_missing_program),
     };
