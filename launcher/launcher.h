@@ -1,8 +1,9 @@
 /* ringtrain launcher: turns a kubeflow MPIJob (or an operator-written
  * hostfile, or a tf-operator TFJob) into the hostfile and discover_hosts.sh
  * the mpi-operator controller would write, waits until every worker answers
- * on its ssh port, and runs mpirun with posix_spawn, forwarding signals and
- * returning the job's exit status. Standalone: no MPI linkage.
+ * on its ssh port, and runs mpirun (fork and execve, never a shell; it dies
+ * with the launcher), forwarding signals and returning the job's exit
+ * status. Standalone: no MPI linkage.
  *
  * Every function returns 0 or a negative RT_E... code (common/common.h).
  * Functions that can fail on user input fill a launch_error_t with one line
@@ -315,10 +316,13 @@ typedef struct {
     int forwarded; /* the first signal forwarded to mpirun, or 0 */
 } launch_run_result_t;
 
-/* Spawns argv[0] (searched in PATH, never through a shell) with envp in its
- * own process group, forwards SIGINT, SIGTERM and SIGHUP to it, and after the
- * first forwarded signal waits kill_grace_s before SIGKILLing the group.
- * Returns RT_ESYS (errno kept) when the spawn fails. */
+/* Starts argv[0] (searched in PATH, never through a shell; fork and execve)
+ * with envp in its own process group and with SIGTERM as its parent-death
+ * signal, so it never outlives the launcher, however the launcher dies;
+ * forwards SIGINT, SIGTERM and SIGHUP to it, and after the first forwarded
+ * signal waits kill_grace_s before SIGKILLing the group. The thread that
+ * calls it must live until it returns (the parent-death signal follows the
+ * thread). Returns RT_ESYS (errno kept) when the spawn fails. */
 int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
                launch_run_result_t *result);
 

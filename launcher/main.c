@@ -1,8 +1,9 @@
 /* ringtrain-launcher: the launcher of an MPIJob. Reads the MPIJob (or the
  * operator's /etc/mpi/hostfile, or a tf-operator TFJob mapped to one MPI
- * job), writes the hostfile and discover_hosts.sh
- * the mpi-operator controller would write, waits for every worker's ssh
- * port, runs mpirun (posix_spawn, no shell) and exits with the job's status.
+ * job), writes the hostfile and discover_hosts.sh the mpi-operator
+ * controller would write, waits for every worker's ssh port, runs mpirun
+ * (fork and execve, no shell; it dies with the launcher) and exits with the
+ * job's status.
  * --local runs mpirun on this machine only. Exit codes: the job's own, 2 for
  * bad input, 1 for a launcher failure (workers never came, spawn failed). */
 #include <errno.h>
