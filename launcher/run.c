@@ -408,7 +408,7 @@ static int find_program(const char *name, char *path, size_t bytes)
 
 /* In the child, between fork and execve: async-signal-safe calls only. */
 static void child_exec(const char *path, char *const argv[], char *const envp[], pid_t parent,
-                       int report_fd)
+                       bool null_stdin, int report_fd)
 {
     /* A job must not outlive its launcher, however the launcher dies
      * (SIGKILL included): the kernel sends mpirun SIGTERM then, and mpirun
@@ -430,9 +430,7 @@ static void child_exec(const char *path, char *const argv[], char *const envp[],
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* In its own process group mpirun cannot read a terminal (it would be
-     * stopped by SIGTTIN), so it reads /dev/null then; piped input passes. */
-    if (isatty(STDIN_FILENO)) {
+    if (null_stdin) {
         int fd = open("/dev/null", O_RDONLY);
         if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
             goto fail;
@@ -460,10 +458,13 @@ static int spawn(char *const argv[], char *const envp[], pid_t *pid_out)
         errno = err;
         return RT_ESYS;
     }
+    /* In its own process group mpirun cannot read a terminal (it would be
+     * stopped by SIGTTIN), so it reads /dev/null then; piped input passes. */
+    bool null_stdin = isatty(STDIN_FILENO);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(path, argv, envp, parent, report[1]);
+        child_exec(path, argv, envp, parent, null_stdin, report[1]);
     err = pid < 0 ? errno : 0;
     close(report[1]);
     if (pid > 0) {
