@@ -200,12 +200,20 @@ int launch__get_int(launch__ctx_t *c, const launch__yaml_node_t *map, const char
                           "decimal, e.g. %s: %lld", field, shown, node->line, key, (long long)min);
         return RT_EFORMAT;
     }
-    /* Digits beyond 18 overflow int64 and are out of every range here. */
+    /* Kubernetes' YAML decoder (YAML 1.1) reads 010 as octal 8: a leading
+     * zero is refused, never read as 10. 0x10 and 0o10 were refused above. */
     size_t digits = node->bytes - sign;
-    while (digits > 1 && s[sign] == '0') {
-        sign++;
-        digits--;
+    if (digits > 1 && s[sign] == '0') {
+        size_t zeros = 0;
+        while (zeros + 1 < digits && s[sign + zeros] == '0')
+            zeros++;
+        launch__error_set(c->err, "%s: %s has a leading zero (line %d), so Kubernetes does not "
+                          "read it as decimal (YAML 1.1: 010 is octal 8); write it without "
+                          "leading zeros, e.g. %s: %.*s", field, shown, node->line, key, (int)(digits - zeros),
+                          s + sign + zeros);
+        return RT_EFORMAT;
     }
+    /* Digits beyond 18 overflow int64 and are out of every range here. */
     int64_t v = 0;
     bool huge = digits > 18;
     if (!huge)
@@ -264,5 +272,47 @@ int launch__check_label(launch__ctx_t *c, const launch__yaml_node_t *node, const
                       "DNS-1123 label", dns1035 ? "starting with a letter" :
                       "starting with a letter or digit", node->line,
                       dns1035 ? "my-job" : "default");
+    return RT_EINVAL;
+}
+
+int launch__check_kind(launch__ctx_t *c, const launch__yaml_node_t *root, const char *kind)
+{
+    const launch__yaml_node_t *node;
+    int rc = launch__get_string(c, root, "kind", "kind", true, &node);
+    if (rc != 0 || strcmp(node->text, kind) == 0)
+        return rc;
+    char shown[120];
+    launch__quote(node->text, node->bytes, shown, sizeof shown);
+    const char *hint = "ringtrain-launcher runs an MPIJob (--mpijob) or a TFJob (--tfjob): give "
+                       "one of those manifests";
+    if (strcmp(node->text, "MPIJob") == 0)
+        hint = "for an MPIJob use --mpijob";
+    else if (strcmp(node->text, "TFJob") == 0)
+        hint = "for a TFJob use --tfjob";
+    launch__error_set(c->err, "kind: %s is not %s (line %d); %s", shown, kind, node->line, hint);
+    return RT_EINVAL;
+}
+
+int launch__get_enum(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
+                     const char *field, const char *const *values, char *out, size_t out_bytes)
+{
+    const launch__yaml_node_t *node;
+    int rc = launch__get_string(c, map, key, field, false, &node);
+    if (rc != 0 || node == NULL)
+        return rc;
+    if (launch__text_in(node->text, values) && node->bytes < out_bytes) {
+        memcpy(out, node->text, node->bytes + 1);
+        return 0;
+    }
+    char shown[120], choices[200] = "";
+    launch__quote(node->text, node->bytes, shown, sizeof shown);
+    size_t count = 0, used = 0;
+    while (values[count] != NULL)
+        count++;
+    for (size_t i = 0; i < count && used < sizeof choices; i++)
+        used += (size_t)snprintf(choices + used, sizeof choices - used, "%s%s",
+                                 i == 0 ? "" : i + 1 == count ? " or " : ", ", values[i]);
+    launch__error_set(c->err, "%s: %s is not supported (line %d); use %s", field, shown,
+                      node->line, choices);
     return RT_EINVAL;
 }

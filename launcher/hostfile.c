@@ -2,14 +2,14 @@
  * names pods ("<job>-worker-<i>.<job>.<namespace>.svc", the launcher first
  * when it is a worker), or read from an operator-written hostfile; rendered
  * as the controller renders them (Open MPI "host slots=N", Intel MPI and
- * MPICH "host:N") and as discover_hosts.sh; written atomically. */
+ * MPICH "host:N") and as discover_hosts.sh; written atomically by the
+ * project's one writer (common/files.c). */
 #include "launcher.h"
 #include "launcher_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,73 +419,31 @@ int launch_discover_hosts_render(const launch_hostlist_t *list, const unsigned c
     return 0;
 }
 
-/* ---- atomic write ------------------------------------------------------- */
+/* ---- writing and reading files ------------------------------------------ */
 
 int launch_file_write_atomic(const char *path, const char *text, size_t bytes, mode_t mode,
                              launch_error_t *err)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    char *dir_copy = strdup(path);
-    if (tmp == NULL || dir_copy == NULL) {
-        free(tmp);
-        free(dir_copy);
-        launch__error_set(err, "%s: out of memory; retry", path);
-        return RT_ENOMEM;
-    }
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    int rc = 0;
-    if (fd < 0) {
-        launch__error_set(err, "%s: cannot create a temporary file next to it: %s; check the "
-                          "directory exists and is writable (--output-dir)", path,
-                          strerror(errno));
-        rc = RT_EIO;
-        goto done;
-    }
-    size_t done_bytes = 0;
-    while (done_bytes < bytes) {
-        ssize_t put = write(fd, text + done_bytes, bytes - done_bytes);
-        if (put < 0 && errno == EINTR)
-            continue;
-        if (put <= 0) {
-            launch__error_set(err, "%s: write failed: %s; check free space", path,
-                              strerror(errno));
-            rc = RT_EIO;
-            break;
-        }
-        done_bytes += (size_t)put;
-    }
-    if (rc == 0 && fchmod(fd, mode) != 0) {
-        launch__error_set(err, "%s: chmod failed: %s", path, strerror(errno));
-        rc = RT_EIO;
-    }
-    if (rc == 0 && fsync(fd) != 0) {
-        launch__error_set(err, "%s: fsync failed: %s; check the file system", path,
-                          strerror(errno));
-        rc = RT_EIO;
-    }
-    if (close(fd) != 0 && rc == 0) {
-        launch__error_set(err, "%s: close failed: %s", path, strerror(errno));
-        rc = RT_EIO;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        launch__error_set(err, "%s: rename into place failed: %s; check the directory", path,
-                          strerror(errno));
-        rc = RT_EIO;
-    }
+    char why[sizeof err->text];
+    int rc = rt_file_write_atomic(path, text, bytes, (unsigned)mode, why, sizeof why);
+    if (rc != 0)
+        launch__error_set(err, "%s", why);
+    return rc;
+}
+
+int launch_hostlist_load(const char *path, int mpi_hint, launch_hostlist_t *list, char **text,
+                         size_t *bytes, launch_error_t *err)
+{
+    memset(list, 0, sizeof *list);
+    int rc = launch__file_read(path, "the hostfile", LAUNCH_HOSTFILE_MAX_BYTES, text, bytes,
+                               err);
+    if (rc != 0)
+        return rc;
+    rc = launch_hostlist_parse(*text, *bytes, mpi_hint, path, list, err);
     if (rc != 0) {
-        unlink(tmp);
-    } else {
-        /* Make the rename itself durable. */
-        int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
+        free(*text);
+        *text = NULL;
+        *bytes = 0;
     }
-done:
-    free(tmp);
-    free(dir_copy);
     return rc;
 }

@@ -1,8 +1,9 @@
 /* ringtrain launcher: turns a kubeflow MPIJob (or an operator-written
  * hostfile, or a tf-operator TFJob) into the hostfile and discover_hosts.sh
  * the mpi-operator controller would write, waits until every worker answers
- * on its ssh port, and runs mpirun with posix_spawn, forwarding signals and
- * returning the job's exit status. Standalone: no MPI linkage.
+ * on its ssh port, and runs mpirun (fork and execve, never a shell; it dies
+ * with the launcher), forwarding signals and returning the job's exit
+ * status. Standalone: no MPI linkage.
  *
  * Every function returns 0 or a negative RT_E... code (common/common.h).
  * Functions that can fail on user input fill a launch_error_t with one line
@@ -20,6 +21,7 @@
 #define LAUNCH_REPLICAS_MAX 100000u
 #define LAUNCH_SLOTS_MAX 1024u
 #define LAUNCH_YAML_MAX_BYTES ((size_t)1 << 20)
+#define LAUNCH_HOSTFILE_MAX_BYTES ((size_t)16 << 20)
 #define LAUNCH_GPUS_PER_NODE_DEFAULT 8u
 #define LAUNCH_HOSTFILE_DEFAULT "/etc/mpi/hostfile"
 
@@ -47,8 +49,17 @@ typedef struct {
     launch_mpi_t mpi;                      /* spec.mpiImplementation, default OpenMPI */
     uint32_t workers;                      /* worker pods (0 only with launcher_is_worker) */
     uint32_t slots;                        /* slots per worker, 1..1024 */
-    int launcher_is_worker;                /* spec.runLauncherAsWorker */
+    int launcher_is_worker;                /* the launcher is in the hostfile, first:
+                                              spec.runLauncherAsWorker, or launcher_gpu */
+    int launcher_gpu;                      /* v1: the Launcher requests a GPU, so the v1
+                                              controller lists it as a host */
     char ssh_auth_mount_path[256];         /* spec.sshAuthMountPath, default /root/.ssh */
+    /* Read, checked and left to the operator (the dry run notes them): */
+    int ssh_auth_mount_path_set;           /* spec.sshAuthMountPath was given */
+    char clean_pod_policy[16];             /* spec.runPolicy.cleanPodPolicy (v1 also
+                                              spec.cleanPodPolicy); "" when absent */
+    int clean_pod_policy_in_spec;          /* v1: given as spec.cleanPodPolicy */
+    char launcher_creation_policy[24];     /* v2beta1 spec.launcherCreationPolicy; "" */
 } launch_job_t;
 
 /* Settings the legacy v1alpha1 operator took from its command line. */
@@ -103,10 +114,19 @@ int launch_hostfile_render(const launch_hostlist_t *list, char **text, size_t *b
  * pod names; a local first host (the launcher) stays first. */
 int launch_discover_hosts_render(const launch_hostlist_t *list, const unsigned char *up,
                                  char **text, size_t *bytes);
-/* Writes text to a temporary file next to path, fsyncs and renames it into
- * place, so readers never see half a file. */
+/* Writes text atomically and never through a symlink, with the project's
+ * one writer (rt_file_write_atomic, common/files.c): a temporary file next
+ * to path, fsynced and renamed into place, so readers never see half a file.
+ * Returns its codes (RT_ENOENT: no such directory); err says why. */
 int launch_file_write_atomic(const char *path, const char *text, size_t bytes, mode_t mode,
                              launch_error_t *err);
+/* Reads an existing hostfile (a regular file of at most
+ * LAUNCH_HOSTFILE_MAX_BYTES: a FIFO or device is refused, never blocked on)
+ * and parses it as launch_hostlist_parse does; *text (malloc'd,
+ * NUL-terminated) keeps it as it is, to be used as it is. RT_ENOENT when
+ * path does not exist. */
+int launch_hostlist_load(const char *path, int mpi_hint, launch_hostlist_t *list, char **text,
+                         size_t *bytes, launch_error_t *err);
 
 /* ---- TFJob (kubeflow tf-operator) -------------------------------------- */
 
@@ -280,14 +300,30 @@ void launch_argv_free(char **argv);
  * words (single quotes where needed). */
 int launch_argv_format(char *const *argv, char **line);
 
-/* Spawns argv[0] (searched in PATH, never through a shell) with envp in its
- * own process group, forwards SIGINT, SIGTERM and SIGHUP to it, and after the
- * first forwarded signal waits kill_grace_s before SIGKILLing the group.
- * *exit_code: the child's exit status, 128+signal if it was killed, or
- * 128+signal of the first forwarded signal (the job was stopped by it).
- * *forwarded (may be NULL): that signal, or 0. Returns RT_ESYS (errno kept)
- * when the spawn fails. */
-int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
-               int *forwarded);
+/* Whether argv and envp fit in one execve here: each string within Linux's
+ * limit for one argument or variable (MAX_ARG_STRLEN, 32 pages) and all of
+ * them with their pointers within sysconf(_SC_ARG_MAX). Returns 0, or
+ * RT_ERANGE with err naming what is too large (a variable by its name), its
+ * size and the limit. */
+int launch_argv_check_size(char *const argv[], char *const envp[], launch_error_t *err);
+
+/* How mpirun ended. */
+typedef struct {
+    int exit_code; /* the launcher's status: mpirun's exit status (205 is a status,
+                      not a signal), 128+N when signal N killed it, or 128+the first
+                      forwarded signal (the job was stopped by it) */
+    int signal;    /* the signal that killed mpirun (WIFSIGNALED), or 0 */
+    int forwarded; /* the first signal forwarded to mpirun, or 0 */
+} launch_run_result_t;
+
+/* Starts argv[0] (searched in PATH, never through a shell; fork and execve)
+ * with envp in its own process group and with SIGTERM as its parent-death
+ * signal, so it never outlives the launcher, however the launcher dies;
+ * forwards SIGINT, SIGTERM and SIGHUP to it, and after the first forwarded
+ * signal waits kill_grace_s before SIGKILLing the group. The thread that
+ * calls it must live until it returns (the parent-death signal follows the
+ * thread). Returns RT_ESYS (errno kept) when the spawn fails. */
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
+               launch_run_result_t *result);
 
 #endif

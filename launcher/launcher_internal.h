@@ -32,10 +32,12 @@ typedef struct launch__yaml_node {
 #define LAUNCH__YAML_MAX_DEPTH 64
 #define LAUNCH__YAML_MAX_NODES 200000
 
-/* Builds the tree of exactly one document. Rejects anchors, aliases, tags,
- * several documents, non-scalar keys and anything over the limits above;
- * source names the input and kind ("MPIJob", "TFJob") the manifest in
- * messages. */
+/* Builds the tree of the file's document of kind ("MPIJob", "TFJob"): the
+ * only document, or the only one of that kind among several (other objects
+ * may come with the job); several of that kind, or none among several, are
+ * refused naming them. Rejects anchors, aliases, tags, non-scalar keys and
+ * anything over the limits above in any document; source names the input
+ * in messages. */
 int launch__yaml_load(const char *text, size_t bytes, const char *source, const char *kind,
                       launch__yaml_node_t **root, launch_error_t *err);
 void launch__yaml_free(launch__yaml_node_t *node);
@@ -79,14 +81,24 @@ int launch__get_int(launch__ctx_t *c, const launch__yaml_node_t *map, const char
                     const char *field, int64_t min, int64_t max, bool *have, int64_t *value);
 int launch__get_bool(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
                      const char *field, bool *value);
+/* An optional string that must be one of values (NULL-terminated); copied
+ * into out when present, out untouched when absent. */
+int launch__get_enum(launch__ctx_t *c, const launch__yaml_node_t *map, const char *key,
+                     const char *field, const char *const *values, char *out, size_t out_bytes);
+/* The root's kind must be kind ("MPIJob", "TFJob"). Checked before the
+ * apiVersion, so another kind of manifest (a Katib Experiment, a
+ * Deployment) is named for what it is, not as an unsupported version. */
+int launch__check_kind(launch__ctx_t *c, const launch__yaml_node_t *root, const char *kind);
 /* node (a string) must be a DNS-1035 (dns1035) or DNS-1123 label. */
 int launch__check_label(launch__ctx_t *c, const launch__yaml_node_t *node, const char *field,
                         bool dns1035);
 
-/* Reads path (a regular file, at most LAUNCH_YAML_MAX_BYTES) into a malloc'd
- * buffer; what names the expected content in messages ("the MPIJob YAML"). */
-int launch__file_read(const char *path, const char *what, char **text, size_t *bytes,
-                      launch_error_t *err);
+/* Reads path into a malloc'd, NUL-terminated buffer. The input must be a
+ * regular file (opened with rt_open_regular: a FIFO, directory or device is
+ * refused at once, never blocked on) of at most limit bytes; what names the
+ * expected content in messages ("the MPIJob YAML"). */
+int launch__file_read(const char *path, const char *what, size_t limit, char **text,
+                      size_t *bytes, launch_error_t *err);
 
 /* host is this machine: "localhost", 127.x, ::1, this hostname or
  * "<hostname>.<anything>" (a pod's FQDN starts with its hostname). */

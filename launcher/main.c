@@ -1,13 +1,15 @@
 /* ringtrain-launcher: the launcher of an MPIJob. Reads the MPIJob (or the
  * operator's /etc/mpi/hostfile, or a tf-operator TFJob mapped to one MPI
- * job), writes the hostfile and discover_hosts.sh
- * the mpi-operator controller would write, waits for every worker's ssh
- * port, runs mpirun (posix_spawn, no shell) and exits with the job's status.
+ * job), writes the hostfile and discover_hosts.sh the mpi-operator
+ * controller would write, waits for every worker's ssh port, runs mpirun
+ * (fork and execve, no shell; it dies with the launcher) and exits with the
+ * job's status.
  * --local runs mpirun on this machine only. Exit codes: the job's own, 2 for
  * bad input, 1 for a launcher failure (workers never came, spawn failed). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +31,14 @@ static const char *const usage_text[] = {
     "       " PROG " --local -np N [--oversubscribe] [options] -- PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM on every slot of an MPIJob the way mpi-operator's launcher does:\n"
-    "writes the hostfile and discover_hosts.sh the controller would write, waits\n"
+    "writes the hostfile and discover_hosts.sh the v2 controller would write, waits\n"
     "until every worker resolves and accepts TCP on its ssh port, then runs mpirun\n"
     "(never through a shell), forwards SIGINT/SIGTERM/SIGHUP to it and exits with\n"
     "the job's status (128+signal when a signal ended it). Without --mpijob the\n"
-    "operator-written hostfile (/etc/mpi/hostfile) is used as it is.\n"
+    "operator-written hostfile (/etc/mpi/hostfile) is used as it is. The older\n"
+    "kubeflow.org/v1 and v1alpha1 MPIJobs get the v2 host names\n"
+    "(<pod>.<job>.<namespace>.svc, which ssh can reach), not the bare pod names\n"
+    "their controllers wrote for kubectl exec.\n"
     "\n"
     "A TFJob (tf-operator) runs as one MPI job on its replicas' pods, named as\n"
     "tf-operator names them (<job>-<type>-<i>.<namespace>.svc): the Chief or Master\n"
@@ -129,6 +134,7 @@ typedef struct {
     uint32_t pu_per_node;
     uint32_t slots_per_worker;  /* 0: not given */
     uint16_t ssh_port;
+    bool ssh_port_given;        /* --ssh-port, not the default */
     double wait_timeout_s;
     double kill_grace_s;
     const char **exports;
@@ -139,17 +145,33 @@ typedef struct {
     size_t program_count;
 } cli_t;
 
+/* One line on stderr: "ringtrain-launcher: <what>: <message>". */
+static void say(const char *what, const char *fmt, va_list ap)
+{
+    fprintf(stderr, PROG ": %s: ", what);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+}
+
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, PROG ": error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    say("error", fmt, ap);
     va_end(ap);
     return code;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say("note", fmt, ap);
+    va_end(ap);
 }
 
 static bool valid_env_name(const char *s)
@@ -185,130 +207,126 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
     return argv[++*i];
 }
 
-static int parse_cli(int argc, char **argv, cli_t *c)
+/* parse_*_option: NOT_MINE when argv[*i] is not one of theirs. */
+#define NOT_MINE (-2)
+
+/* Options without a value. */
+static int parse_flag_option(const char *a, cli_t *c)
 {
-    memset(c, 0, sizeof *c);
-    c->mpi_hint = -1;
-    c->bind_to = "none";
-    c->gpus_per_node = LAUNCH_GPUS_PER_NODE_DEFAULT;
-    c->ssh_port = 22;
-    c->wait_timeout_s = 300;
-    c->kill_grace_s = 5;
-    c->exports = calloc((size_t)argc + 1, sizeof *c->exports);
-    c->extra = calloc((size_t)argc + 1, sizeof *c->extra);
-    if (c->exports == NULL || c->extra == NULL)
-        return fail(1, "out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v;
-        int missing = 0;
-        uint64_t u = 0;
-        if (strcmp(a, "--") == 0) {
-            c->program = argv + i + 1;
-            c->program_count = (size_t)(argc - i - 1);
-            break;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            for (size_t k = 0; k < sizeof usage_text / sizeof usage_text[0]; k++)
-                fputs(usage_text[k], stdout);
-            return -1;
-        } else if (strcmp(a, "--version") == 0) {
-            printf(PROG " %s\n", RINGTRAIN_VERSION);
-            return -1;
-        } else if (strcmp(a, "--local") == 0) {
-            c->local = true;
-        } else if (strcmp(a, "--no-wait") == 0) {
-            c->no_wait = true;
-        } else if (strcmp(a, "--oversubscribe") == 0) {
-            c->oversubscribe = true;
-        } else if (strcmp(a, "--allow-run-as-root") == 0) {
-            c->allow_root = true;
-        } else if (strcmp(a, "--dry-run") == 0) {
-            c->dry_run = true;
-        } else if (strcmp(a, "--print-hostfile") == 0) {
-            c->print_hostfile = true;
-        } else if (strcmp(a, "--print-discover-hosts") == 0) {
-            c->print_discover = true;
-        } else if ((v = opt_value(argc, argv, &i, "--mpijob", &missing))) {
-            c->mpijob = v;
-        } else if ((v = opt_value(argc, argv, &i, "--tfjob", &missing))) {
-            c->tfjob = v;
-        } else if ((v = opt_value(argc, argv, &i, "--slots-per-worker", &missing))) {
-            if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
-                return fail(2, "--slots-per-worker: \"%s\" is not 1..%u; give the ranks to run "
-                            "in each Chief/Master/Worker pod", v, LAUNCH_SLOTS_MAX);
-            c->slots_per_worker = (uint32_t)u;
-        } else if ((v = opt_value(argc, argv, &i, "--hostfile", &missing))) {
-            c->hostfile_in = v;
-        } else if ((v = opt_value(argc, argv, &i, "--output-dir", &missing))) {
-            c->output_dir = v;
-        } else if ((v = opt_value(argc, argv, &i, "--cluster-domain", &missing))) {
-            c->cluster_domain = v;
-        } else if ((v = opt_value(argc, argv, &i, "--mpirun-arg", &missing))) {
-            c->extra[c->extra_count++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "--mpirun", &missing))) {
-            if (v[0] == '\0')
-                return fail(2, "--mpirun: empty; give the mpirun to run, e.g. --mpirun "
-                            "/usr/bin/mpirun");
-            c->mpirun = v;
-        } else if ((v = opt_value(argc, argv, &i, "--bind-to", &missing))) {
-            if (!launch_is_dns1123_label(v, strlen(v)) && strchr(v, ':') == NULL)
-                return fail(2, "--bind-to: \"%s\" is not a binding policy; use none, core, "
-                            "socket, hwthread or default", v);
-            c->bind_to = strcmp(v, "default") == 0 ? NULL : v;
-        } else if ((v = opt_value(argc, argv, &i, "--mpi-implementation", &missing))) {
-            launch_mpi_t mpi;
-            if (launch_mpi_parse(v, &mpi) != 0)
-                return fail(2, "--mpi-implementation: \"%s\" is not supported; use OpenMPI, "
-                            "Intel or MPICH", v);
-            c->mpi_hint = (int)mpi;
-        } else if ((v = opt_value(argc, argv, &i, "--export", &missing)) ||
-                   (v = opt_value(argc, argv, &i, "-x", &missing))) {
-            if (!valid_env_name(v))
-                return fail(2, "-x: \"%s\" is not NAME or NAME=VALUE (letters, digits, '_'); "
-                            "fix the variable name", v);
-            c->exports[c->export_count++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "-np", &missing)) ||
-                   (v = opt_value(argc, argv, &i, "--np", &missing)) ||
-                   (v = opt_value(argc, argv, &i, "-n", &missing))) {
-            if (rt_parse_u64(v, 1, (uint64_t)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX, 0, &u) != 0)
-                return fail(2, "-np: \"%s\" is not a process count; use 1..%llu", v,
-                            (unsigned long long)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX);
-            c->np = u;
-        } else if ((v = opt_value(argc, argv, &i, "--gpus-per-node", &missing))) {
-            if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
-                return fail(2, "--gpus-per-node: \"%s\" is not 1..%u; give the GPUs of one node",
-                            v, LAUNCH_SLOTS_MAX);
-            c->gpus_per_node = (uint32_t)u;
-        } else if ((v = opt_value(argc, argv, &i, "--processing-units-per-node", &missing))) {
-            if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
-                return fail(2, "--processing-units-per-node: \"%s\" is not 1..%u; give the units "
-                            "of one node", v, LAUNCH_SLOTS_MAX);
-            c->pu_per_node = (uint32_t)u;
-        } else if ((v = opt_value(argc, argv, &i, "--ssh-port", &missing))) {
-            if (rt_parse_u64(v, 1, 65535, 0, &u) != 0)
-                return fail(2, "--ssh-port: \"%s\" is not a port (1..65535); the mpi-operator "
-                            "images use 2222", v);
-            c->ssh_port = (uint16_t)u;
-        } else if ((v = opt_value(argc, argv, &i, "--wait-timeout", &missing))) {
-            if (rt_parse_double(v, 0, 86400 * 7, &c->wait_timeout_s) != 0)
-                return fail(2, "--wait-timeout: \"%s\" is not 0..604800 seconds", v);
-        } else if ((v = opt_value(argc, argv, &i, "--kill-grace", &missing))) {
-            if (rt_parse_double(v, 0, 3600, &c->kill_grace_s) != 0)
-                return fail(2, "--kill-grace: \"%s\" is not 0..3600 seconds", v);
-        } else if (missing) {
-            return fail(2, "%s: needs a value; see --help", a);
-        } else if (a[0] == '-') {
-            return fail(2, "%s: unknown option; see --help (the program and its arguments go "
-                        "after --)", a);
-        } else {
-            /* The program starts at the first word that is not an option. */
-            c->program = argv + i;
-            c->program_count = (size_t)(argc - i);
-            break;
+    static const struct {
+        const char *name;
+        size_t offset; /* of its bool in cli_t */
+    } flags[] = {
+        {"--local", offsetof(cli_t, local)},
+        {"--no-wait", offsetof(cli_t, no_wait)},
+        {"--oversubscribe", offsetof(cli_t, oversubscribe)},
+        {"--allow-run-as-root", offsetof(cli_t, allow_root)},
+        {"--dry-run", offsetof(cli_t, dry_run)},
+        {"--print-hostfile", offsetof(cli_t, print_hostfile)},
+        {"--print-discover-hosts", offsetof(cli_t, print_discover)},
+    };
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        if (strcmp(a, flags[k].name) == 0) {
+            *(bool *)((char *)c + flags[k].offset) = true;
+            return 0;
         }
-        if (missing)
-            return fail(2, "%s: needs a value; see --help", a);
     }
+    return NOT_MINE;
+}
+
+/* Options whose value is a path, a name or a word ("--opt v" or
+ * "--opt=v"). *missing is set when one of them has no value. */
+static int parse_text_option(int argc, char **argv, int *i, cli_t *c, int *missing)
+{
+    const char *v;
+    if ((v = opt_value(argc, argv, i, "--mpijob", missing))) {
+        c->mpijob = v;
+    } else if ((v = opt_value(argc, argv, i, "--tfjob", missing))) {
+        c->tfjob = v;
+    } else if ((v = opt_value(argc, argv, i, "--hostfile", missing))) {
+        c->hostfile_in = v;
+    } else if ((v = opt_value(argc, argv, i, "--output-dir", missing))) {
+        c->output_dir = v;
+    } else if ((v = opt_value(argc, argv, i, "--cluster-domain", missing))) {
+        c->cluster_domain = v;
+    } else if ((v = opt_value(argc, argv, i, "--mpirun-arg", missing))) {
+        c->extra[c->extra_count++] = v;
+    } else if ((v = opt_value(argc, argv, i, "--mpirun", missing))) {
+        if (v[0] == '\0')
+            return fail(2, "--mpirun: empty; give the mpirun to run, e.g. --mpirun "
+                        "/usr/bin/mpirun");
+        c->mpirun = v;
+    } else if ((v = opt_value(argc, argv, i, "--bind-to", missing))) {
+        if (!launch_is_dns1123_label(v, strlen(v)) && strchr(v, ':') == NULL)
+            return fail(2, "--bind-to: \"%s\" is not a binding policy; use none, core, "
+                        "socket, hwthread or default", v);
+        c->bind_to = strcmp(v, "default") == 0 ? NULL : v;
+    } else if ((v = opt_value(argc, argv, i, "--mpi-implementation", missing))) {
+        launch_mpi_t mpi;
+        if (launch_mpi_parse(v, &mpi) != 0)
+            return fail(2, "--mpi-implementation: \"%s\" is not supported; use OpenMPI, "
+                        "Intel or MPICH", v);
+        c->mpi_hint = (int)mpi;
+    } else if ((v = opt_value(argc, argv, i, "--export", missing)) ||
+               (v = opt_value(argc, argv, i, "-x", missing))) {
+        if (!valid_env_name(v))
+            return fail(2, "-x: \"%s\" is not NAME or NAME=VALUE (letters, digits, '_'); "
+                        "fix the variable name", v);
+        c->exports[c->export_count++] = v;
+    } else {
+        return NOT_MINE;
+    }
+    return 0;
+}
+
+/* Options whose value is a number, each checked against its range. */
+static int parse_number_option(int argc, char **argv, int *i, cli_t *c, int *missing)
+{
+    const char *v;
+    uint64_t u = 0;
+    if ((v = opt_value(argc, argv, i, "--slots-per-worker", missing))) {
+        if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
+            return fail(2, "--slots-per-worker: \"%s\" is not 1..%u; give the ranks to run "
+                        "in each Chief/Master/Worker pod", v, LAUNCH_SLOTS_MAX);
+        c->slots_per_worker = (uint32_t)u;
+    } else if ((v = opt_value(argc, argv, i, "-np", missing)) ||
+               (v = opt_value(argc, argv, i, "--np", missing)) ||
+               (v = opt_value(argc, argv, i, "-n", missing))) {
+        if (rt_parse_u64(v, 1, (uint64_t)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX, 0, &u) != 0)
+            return fail(2, "-np: \"%s\" is not a process count; use 1..%llu", v,
+                        (unsigned long long)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX);
+        c->np = u;
+    } else if ((v = opt_value(argc, argv, i, "--gpus-per-node", missing))) {
+        if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
+            return fail(2, "--gpus-per-node: \"%s\" is not 1..%u; give the GPUs of one node",
+                        v, LAUNCH_SLOTS_MAX);
+        c->gpus_per_node = (uint32_t)u;
+    } else if ((v = opt_value(argc, argv, i, "--processing-units-per-node", missing))) {
+        if (rt_parse_u64(v, 1, LAUNCH_SLOTS_MAX, 0, &u) != 0)
+            return fail(2, "--processing-units-per-node: \"%s\" is not 1..%u; give the units "
+                        "of one node", v, LAUNCH_SLOTS_MAX);
+        c->pu_per_node = (uint32_t)u;
+    } else if ((v = opt_value(argc, argv, i, "--ssh-port", missing))) {
+        if (rt_parse_u64(v, 1, 65535, 0, &u) != 0)
+            return fail(2, "--ssh-port: \"%s\" is not a port (1..65535); the mpi-operator "
+                        "images use 2222", v);
+        c->ssh_port = (uint16_t)u;
+        c->ssh_port_given = true;
+    } else if ((v = opt_value(argc, argv, i, "--wait-timeout", missing))) {
+        if (rt_parse_double(v, 0, 86400 * 7, &c->wait_timeout_s) != 0)
+            return fail(2, "--wait-timeout: \"%s\" is not 0..604800 seconds", v);
+    } else if ((v = opt_value(argc, argv, i, "--kill-grace", missing))) {
+        if (rt_parse_double(v, 0, 3600, &c->kill_grace_s) != 0)
+            return fail(2, "--kill-grace: \"%s\" is not 0..3600 seconds", v);
+    } else {
+        return NOT_MINE;
+    }
+    return 0;
+}
+
+/* Options that cannot go together, and what every run needs. */
+static int check_cli(const cli_t *c)
+{
     if (c->local && (c->mpijob || c->hostfile_in || c->tfjob))
         return fail(2, "--local: cannot be combined with --mpijob, --tfjob or --hostfile; "
                     "choose one");
@@ -338,6 +356,82 @@ static int parse_cli(int argc, char **argv, cli_t *c)
     return 0;
 }
 
+/* Returns 0 to go on, -1 when --help or --version was printed, or the exit
+ * code of an error it printed. */
+static int parse_cli(int argc, char **argv, cli_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->mpi_hint = -1;
+    c->bind_to = "none";
+    c->gpus_per_node = LAUNCH_GPUS_PER_NODE_DEFAULT;
+    c->ssh_port = 22;
+    c->wait_timeout_s = 300;
+    c->kill_grace_s = 5;
+    c->exports = calloc((size_t)argc + 1, sizeof *c->exports);
+    c->extra = calloc((size_t)argc + 1, sizeof *c->extra);
+    if (c->exports == NULL || c->extra == NULL)
+        return fail(1, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int missing = 0, rc;
+        if (strcmp(a, "--") == 0) {
+            c->program = argv + i + 1;
+            c->program_count = (size_t)(argc - i - 1);
+            break;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            for (size_t k = 0; k < sizeof usage_text / sizeof usage_text[0]; k++)
+                fputs(usage_text[k], stdout);
+            return -1;
+        } else if (strcmp(a, "--version") == 0) {
+            printf(PROG " %s\n", RINGTRAIN_VERSION);
+            return -1;
+        }
+        if ((rc = parse_flag_option(a, c)) == NOT_MINE &&
+            (rc = parse_text_option(argc, argv, &i, c, &missing)) == NOT_MINE)
+            rc = parse_number_option(argc, argv, &i, c, &missing);
+        if (missing)
+            return fail(2, "%s: needs a value; see --help", a);
+        if (rc != NOT_MINE) {
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (a[0] == '-')
+            return fail(2, "%s: unknown option; see --help (the program and its arguments go "
+                        "after --)", a);
+        /* The program starts at the first word that is not an option. */
+        c->program = argv + i;
+        c->program_count = (size_t)(argc - i);
+        break;
+    }
+    return check_cli(c);
+}
+
+/* The directory that holds dir ("/" for "/x", "." for "x"), trailing
+ * slashes ignored. */
+static void parent_dir(const char *dir, char *parent, size_t bytes)
+{
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    while (len > 0 && dir[len - 1] != '/')
+        len--;
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    if (len == 0)
+        snprintf(parent, bytes, ".");
+    else
+        snprintf(parent, bytes, "%.*s", (int)len, dir);
+}
+
+/* The work directory holds the hostfile mpirun reads and discover_hosts.sh
+ * that Horovod runs, as root in a launcher pod, so only we may write there.
+ * Group- or world-writable is refused even with the sticky bit: it keeps
+ * others from replacing our files but not from planting names beside them
+ * before we write, and a work directory has no reason to be shared. Its
+ * parent must not let others rename it away and put their own in its place
+ * while the job waits for its workers: not writable by others, or sticky
+ * (as /tmp is). */
 static int ensure_output_dir(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -345,9 +439,22 @@ static int ensure_output_dir(const char *dir)
                     strerror(errno));
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(1, "--output-dir: %s is not a directory; choose another", dir);
+        return fail(2, "--output-dir: %s is not a directory; choose another", dir);
     if (st.st_uid != geteuid())
-        return fail(1, "--output-dir: %s belongs to another user; choose another", dir);
+        return fail(2, "--output-dir: %s belongs to another user; choose another", dir);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return fail(2, "--output-dir: %s is writable by %s (mode %04o), so another user could "
+                    "plant or replace the hostfile or discover_hosts.sh; run chmod go-w %s, or choose a "
+                    "directory only you can write", dir,
+                    st.st_mode & S_IWOTH ? "others" : "its group",
+                    (unsigned)(st.st_mode & 07777), dir);
+    char parent[4096];
+    parent_dir(dir, parent, sizeof parent);
+    if (stat(parent, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        return fail(2, "--output-dir: %s: its parent %s is writable by group or others and not sticky "
+                    "(mode %04o), so another user could put their own directory in its place; "
+                    "run chmod go-w %s (or chmod +t), or choose another directory", dir, parent,
+                    (unsigned)(st.st_mode & 07777), parent);
     return 0;
 }
 
@@ -378,31 +485,6 @@ static void report_missing(const launch_host_status_t *st, size_t count, size_t 
     }
     fprintf(stderr, "; check that those pods are running, resolve in DNS and run sshd on port "
             "%u, or raise --wait-timeout\n", (unsigned)c->ssh_port);
-}
-
-static char *read_small_file(const char *path, size_t limit, size_t *bytes, int *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        *err = errno;
-        return NULL;
-    }
-    char *text = malloc(limit + 1);
-    if (text == NULL) {
-        fclose(f);
-        *err = ENOMEM;
-        return NULL;
-    }
-    size_t got = fread(text, 1, limit + 1, f);
-    fclose(f);
-    if (got > limit) {
-        free(text);
-        *err = EFBIG;
-        return NULL;
-    }
-    text[got] = '\0';
-    *bytes = got;
-    return text;
 }
 
 /* <output-dir>/hostfile and discover_hosts.sh; the directory defaults to
@@ -492,355 +574,475 @@ static void tf_print_ranks(const launch_tfjob_t *job, const launch_tf_map_t *map
     }
 }
 
+/* horovodrun's elastic bounds (--min-np N, --max-np=N) among the program's
+ * arguments. */
+static bool args_have_elastic_bounds(char *const *args, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const char *a = args[i];
+        a += a[0] == '-' && a[1] == '-' ? 2 : a[0] == '-' ? 1 : 0;
+        if (a == args[i])
+            continue;
+        size_t name = strcspn(a, "=");
+        if (name == 6 && (strncmp(a, "min-np", 6) == 0 || strncmp(a, "max-np", 6) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Everything the launcher works out from the input before it writes or runs
+ * anything: the hosts, the files' text, the environment and the argv. */
+typedef struct {
+    launch_job_t job;
+    launch_tfjob_t tfjob;
+    launch_tf_map_t tfmap;
+    launch_hostlist_t hosts;
+    bool have_job, have_tf;
+    int ps_mode;
+    char *ps_ranks;
+    launch_mpi_t mpi;
+    uint64_t np;
+    char out_dir[4096], hostfile_path[4096], discover_path[4096];
+    char *hostfile_text, *discover_text;
+    size_t hostfile_bytes, discover_bytes;
+    const char **tf_base; /* environ without the variables the TFJob decides */
+    launch_env_t tf_env, merged, additions, exports, env;
+    char **mpirun_argv;
+    char *line; /* the argv as one shell-quoted line */
+    char program_abs[8192];
+} plan_t;
+
+static void plan_free(plan_t *p)
+{
+    free(p->line);
+    free(p->ps_ranks);
+    free(p->tf_base);
+    launch_env_free(&p->tf_env);
+    launch_env_free(&p->merged);
+    launch_tf_map_free(&p->tfmap);
+    launch_argv_free(p->mpirun_argv);
+    launch_env_free(&p->env);
+    launch_env_free(&p->exports);
+    launch_env_free(&p->additions);
+    free(p->hostfile_text);
+    free(p->discover_text);
+    launch_hostlist_free(&p->hosts);
+}
+
+static int load_mpijob(const cli_t *c, plan_t *p)
+{
+    launch_error_t err = {{0}};
+    launch_legacy_opts_t legacy = {.gpus_per_node = c->gpus_per_node,
+                                   .processing_units_per_node = c->pu_per_node};
+    if (launch_job_load(c->mpijob, &legacy, &p->job, &err) != 0 ||
+        launch_hostlist_from_job(&p->job, c->cluster_domain, &p->hosts, &err) != 0)
+        return fail(2, "%s", err.text);
+    p->have_job = true;
+    p->mpi = p->job.mpi;
+    output_paths(c, p->job.namespace_name, p->job.name, p->out_dir, p->hostfile_path,
+                 p->discover_path, sizeof p->out_dir);
+    return 0;
+}
+
+static int load_tfjob(const cli_t *c, plan_t *p)
+{
+    launch_error_t err = {{0}};
+    p->ps_mode = launch_args_ps_mode((const char *const *)c->program, c->program_count);
+    launch_tf_map_opts_t mo = {.ps_mode = p->ps_mode,
+                               .slots = c->slots_per_worker,
+                               .cluster_domain = c->cluster_domain,
+                               .mpi = p->mpi};
+    if (launch_tfjob_load(c->tfjob, &p->tfjob, &err) != 0 ||
+        launch_tfjob_map(&p->tfjob, &mo, &p->tfmap, &err) != 0)
+        return fail(2, "%s", err.text);
+    p->have_tf = true;
+    if (launch_tf_map_ps_ranks(&p->tfmap, &p->ps_ranks) != 0)
+        return fail(1, "out of memory");
+    /* The map keeps the roles; hosts takes the host list. */
+    p->hosts = p->tfmap.hosts;
+    memset(&p->tfmap.hosts, 0, sizeof p->tfmap.hosts);
+    output_paths(c, p->tfjob.namespace_name, p->tfjob.name, p->out_dir, p->hostfile_path,
+                 p->discover_path, sizeof p->out_dir);
+    return 0;
+}
+
+/* An existing hostfile (the operator's /etc/mpi/hostfile by default), used
+ * as it is: its text becomes the hostfile text. */
+static int load_hostfile(const cli_t *c, plan_t *p)
+{
+    launch_error_t err = {{0}};
+    const char *path = c->hostfile_in ? c->hostfile_in : LAUNCH_HOSTFILE_DEFAULT;
+    int rc = launch_hostlist_load(path, c->mpi_hint, &p->hosts, &p->hostfile_text,
+                                  &p->hostfile_bytes, &err);
+    if (rc == RT_ENOENT && c->hostfile_in == NULL)
+        return fail(2, "input: no --mpijob given and %s does not exist; give --mpijob "
+                    "FILE, --hostfile FILE or --local -np N", path);
+    if (rc != 0)
+        return fail(2, "%s", err.text);
+    p->mpi = p->hosts.mpi;
+    snprintf(p->hostfile_path, sizeof p->hostfile_path, "%s", path);
+    return 0;
+}
+
+/* What the launcher reads but leaves to the operator, and elastic bounds it
+ * does not act on: one note each, so nobody expects them to work here. */
+static void report_unused(const cli_t *c, const plan_t *p)
+{
+    const launch_job_t *job = &p->job;
+    /* Each value was checked: an absolute printable path, or one word of
+     * the field's enum. */
+    if (p->have_job && job->ssh_auth_mount_path_set)
+        note("spec.sshAuthMountPath: %s is not used: ssh runs with the keys of the user the "
+             "launcher runs as (~/.ssh); mount the job's ssh Secret there",
+             job->ssh_auth_mount_path);
+    if (p->have_job && job->clean_pod_policy[0])
+        note("%s: %s is the operator's: ringtrain-launcher deletes no pods; the operator "
+             "cleans up after the launcher exits",
+             job->clean_pod_policy_in_spec ? "spec.cleanPodPolicy"
+                                           : "spec.runPolicy.cleanPodPolicy",
+             job->clean_pod_policy);
+    if (p->have_job && job->launcher_creation_policy[0])
+        note("spec.launcherCreationPolicy: %s is the operator's: ringtrain-launcher waits for "
+             "the workers itself (DNS, then the ssh port, up to --wait-timeout)",
+             job->launcher_creation_policy);
+    if (args_have_elastic_bounds(c->program, c->program_count))
+        note("--min-np/--max-np in the program's arguments: ringtrain-launcher starts mpirun "
+             "with a fixed -np %llu and does not resize the job; the flags reach the program "
+             "as they are", (unsigned long long)p->np);
+}
+
+static int load_input(const cli_t *c, plan_t *p)
+{
+    if (c->mpijob)
+        return load_mpijob(c, p);
+    if (c->tfjob)
+        return load_tfjob(c, p);
+    if (!c->local)
+        return load_hostfile(c, p);
+    return 0;
+}
+
+/* Options that contradict the input, and the process count. */
+static int check_counts(const cli_t *c, plan_t *p)
+{
+    if (c->cluster_domain && !c->mpijob && !c->tfjob)
+        return fail(2, "--cluster-domain: only applies with --mpijob or --tfjob (an existing "
+                    "hostfile is used as it is); drop it");
+    if (c->local && p->mpi != LAUNCH_MPI_OPENMPI && c->oversubscribe)
+        return fail(2, "--oversubscribe: only Open MPI's mpirun has it; drop it");
+    uint64_t slots_total = c->local ? c->np : launch_hostlist_total_slots(&p->hosts);
+    p->np = c->np ? c->np : slots_total;
+    if (p->have_tf && p->np != slots_total)
+        /* Each replica is one task with its role and rank: fewer processes
+         * would drop roles (the parameter servers come last), more have none. */
+        return fail(2, "-np: %llu processes, but the TFJob's replicas make %llu ranks; drop -np "
+                    "(or change the replicas or --slots-per-worker)", (unsigned long long)p->np,
+                    (unsigned long long)slots_total);
+    if (!c->local && p->np > slots_total && !c->oversubscribe)
+        return fail(2, "-np: %llu processes but the hosts have %llu slots; use -np up to %llu or "
+                    "add --oversubscribe", (unsigned long long)p->np,
+                    (unsigned long long)slots_total, (unsigned long long)slots_total);
+    return 0;
+}
+
+/* The hostfile and discover_hosts.sh, as text (an existing hostfile already
+ * is). */
+static int render_files(plan_t *p)
+{
+    if (p->hostfile_text == NULL && p->hosts.count > 0 &&
+        launch_hostfile_render(&p->hosts, &p->hostfile_text, &p->hostfile_bytes) != 0)
+        return fail(1, "out of memory rendering the hostfile");
+    if (p->hosts.count > 0 &&
+        launch_discover_hosts_render(&p->hosts, NULL, &p->discover_text, &p->discover_bytes) != 0)
+        return fail(1, "out of memory rendering discover_hosts.sh");
+    return 0;
+}
+
+/* --print-hostfile, --print-discover-hosts. */
+static int print_files(const cli_t *c, const plan_t *p)
+{
+    if (p->hosts.count == 0)
+        return fail(2, "--print-hostfile: --local has no hostfile; use --mpijob or --hostfile");
+    if (c->print_hostfile)
+        fwrite(p->hostfile_text, 1, p->hostfile_bytes, stdout);
+    if (c->print_discover)
+        fwrite(p->discover_text, 1, p->discover_bytes, stdout);
+    return 0;
+}
+
+/* The TFJob decides which ranks are parameter servers: a value inherited
+ * from the launcher's environment is replaced, and in allreduce mode set
+ * empty, so no rank mistakes itself for one. */
+static int tf_environment(plan_t *p)
+{
+    size_t count = 0;
+    while (environ[count] != NULL)
+        count++;
+    p->tf_base = calloc(count + 1, sizeof *p->tf_base);
+    if (p->tf_base == NULL)
+        return fail(1, "out of memory building the environment");
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(environ[i], LAUNCH_PS_RANKS_ENV "=", strlen(LAUNCH_PS_RANKS_ENV) + 1) != 0)
+            p->tf_base[kept++] = environ[i];
+    size_t bytes = strlen(LAUNCH_PS_RANKS_ENV) + strlen(p->ps_ranks) + 2;
+    p->tf_env.vars = calloc(2, sizeof *p->tf_env.vars);
+    char *var = malloc(bytes);
+    if (p->tf_env.vars == NULL || var == NULL) {
+        free(var);
+        return fail(1, "out of memory building the environment");
+    }
+    snprintf(var, bytes, "%s=%s", LAUNCH_PS_RANKS_ENV, p->ps_ranks);
+    p->tf_env.vars[0] = var;
+    p->tf_env.count = 1;
+    return 0;
+}
+
+/* What mpirun gets: the operator's launcher variables where not set, the
+ * TFJob's variables, and the names forwarded to every rank with -x. */
+static int build_environment(const cli_t *c, plan_t *p)
+{
+    uint32_t default_slots = p->hosts.count > 0 ? p->hosts.slots[p->hosts.count - 1] : 1;
+    const char *const *base = (const char *const *)environ;
+    if (p->have_tf) {
+        int code = tf_environment(p);
+        if (code != 0)
+            return code;
+        base = p->tf_base;
+        default_slots = c->slots_per_worker ? c->slots_per_worker : 1;
+    }
+    if (!c->local &&
+        launch_env_additions(base, p->mpi, p->hostfile_path, default_slots, &p->additions) != 0)
+        return fail(1, "out of memory building the environment");
+    if (launch_env_merge(base, &p->additions, &p->merged) != 0 ||
+        launch_env_merge((const char *const *)p->merged.vars, &p->tf_env, &p->env) != 0 ||
+        launch_exports_collect(p->have_tf ? (const char *const *)p->env.vars : base, c->exports,
+                               c->export_count, &p->exports) != 0)
+        return fail(1, "out of memory building the environment");
+    return 0;
+}
+
+/* Remote orteds look a relative program up from their own directory before
+ * moving to mpirun's, so "build/x" would not be found on a worker: make a
+ * relative path with a '/' absolute (same image, same layout). */
+static void absolute_program(cli_t *c, plan_t *p)
+{
+    if (c->local || c->program_count == 0 || c->program[0][0] == '/' ||
+        strchr(c->program[0], '/') == NULL)
+        return;
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != NULL &&
+        (size_t)snprintf(p->program_abs, sizeof p->program_abs, "%s/%s",
+                         strcmp(cwd, "/") == 0 ? "" : cwd, c->program[0]) <
+            sizeof p->program_abs)
+        c->program[0] = p->program_abs;
+}
+
+static int build_argv(cli_t *c, plan_t *p)
+{
+    absolute_program(c, p);
+    static const char *const placeholder[] = {"PROGRAM", "[ARGS...]"};
+    launch_argv_opts_t ao = {
+        .mpirun = c->mpirun ? c->mpirun : "mpirun",
+        .mpi = p->mpi,
+        .np = p->np,
+        .hostfile = c->local ? NULL : p->hostfile_path,
+        .oversubscribe = c->oversubscribe,
+        .allow_run_as_root = c->allow_root || geteuid() == 0,
+        .bind_to = c->bind_to,
+        .map_by_slot = 1,
+        .exports = (const char *const *)p->exports.vars,
+        .export_count = p->exports.count,
+        .extra = c->extra,
+        .extra_count = c->extra_count,
+        .program = c->program_count ? (const char *const *)c->program : placeholder,
+        .program_count = c->program_count ? c->program_count : 2,
+    };
+    if (launch_argv_build(&ao, &p->mpirun_argv, NULL) != 0 ||
+        launch_argv_format(p->mpirun_argv, &p->line) != 0)
+        return fail(1, "out of memory building the mpirun command");
+    return 0;
+}
+
+static void print_env_section(const char *title, const launch_env_t *env)
+{
+    if (env->count == 0)
+        return;
+    printf("# %s\n", title);
+    for (size_t i = 0; i < env->count; i++)
+        printf("%s\n", env->vars[i]);
+}
+
+static int print_dry_run(const cli_t *c, const plan_t *p)
+{
+    const launch_job_t *job = &p->job;
+    printf("# " PROG " --dry-run: nothing is written or run\n");
+    if (p->have_tf)
+        tf_print_ranks(&p->tfjob, &p->tfmap, &p->hosts, p->ps_mode, p->mpi);
+    if (p->have_job)
+        printf("# MPIJob %s/%s (%s): %u worker%s x %u slot%s%s, %s, %llu process%s\n",
+               job->namespace_name, job->name, job->api_version, job->workers,
+               job->workers == 1 ? "" : "s", job->slots, job->slots == 1 ? "" : "s",
+               job->launcher_gpu         ? " + the launcher (it requests a GPU, so the v1 "
+                                           "controller lists it)"
+               : job->launcher_is_worker ? " + the launcher as a worker"
+                                         : "",
+               launch_mpi_name(job->mpi), (unsigned long long)p->np, p->np == 1 ? "" : "es");
+    if (p->have_job && strcmp(job->api_version, "kubeflow.org/v2beta1") != 0)
+        printf("# hosts: named as the v2 controller names them (<pod>.<job>.<namespace>.svc, "
+               "which ssh can reach), not the bare pod names the %s controller wrote for "
+               "kubectl exec\n", strrchr(job->api_version, '/') + 1);
+    if (p->hosts.count > 0) {
+        printf("# hostfile %s%s\n", p->hostfile_path,
+               p->have_job || p->have_tf ? "" : " (used as it is)");
+        fwrite(p->hostfile_text, 1, p->hostfile_bytes, stdout);
+    }
+    size_t remote = p->hosts.count - (p->hosts.first_is_local && p->hosts.count > 0 ? 1 : 0);
+    if (remote > 0 && c->no_wait)
+        printf("# readiness: not waited for (--no-wait)\n");
+    else if (remote > 0)
+        printf("# readiness: wait up to %g s for %zu host%s to accept TCP on port %u (%s)\n",
+               c->wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c->ssh_port,
+               c->ssh_port_given ? "--ssh-port"
+                                 : "the default; mpi-operator images listen on 2222: give "
+                                   "--ssh-port 2222");
+    if (p->have_job || p->have_tf) {
+        printf("# %s (once the workers are up)\n", p->discover_path);
+        fwrite(p->discover_text, 1, p->discover_bytes, stdout);
+    }
+    print_env_section("environment added for mpirun (where not already set)", &p->additions);
+    print_env_section("environment set for mpirun from the TFJob (replacing any inherited value)",
+                      &p->tf_env);
+    printf("# argv\n%s\n", p->line);
+    return 0;
+}
+
+/* One of the files the controller would write, when the hosts come from a
+ * job (an existing hostfile is used where it is). */
+static int write_output(const plan_t *p, const char *path, const char *text, size_t bytes,
+                        mode_t mode)
+{
+    if (!p->have_job && !p->have_tf)
+        return 0;
+    launch_error_t err = {{0}};
+    if (launch_file_write_atomic(path, text, bytes, mode, &err) != 0)
+        return fail(1, "%s", err.text);
+    return 0;
+}
+
+static int write_hostfile(const plan_t *p)
+{
+    int code = p->have_job || p->have_tf ? ensure_output_dir(p->out_dir) : 0;
+    if (code != 0)
+        return code;
+    return write_output(p, p->hostfile_path, p->hostfile_text, p->hostfile_bytes, 0444);
+}
+
+/* Waits for every remote host (the launcher itself, when it is a worker, is
+ * this machine). */
+static int wait_for_hosts(const cli_t *c, const plan_t *p)
+{
+    size_t first = p->hosts.first_is_local ? 1 : 0;
+    size_t remote = p->hosts.count > first ? p->hosts.count - first : 0;
+    if (remote == 0 || c->no_wait)
+        return 0;
+    launch_host_status_t *st = calloc(remote, sizeof *st);
+    if (st == NULL)
+        return fail(1, "out of memory");
+    for (size_t i = 0; i < remote; i++)
+        st[i].host = p->hosts.hosts[first + i];
+    launch_wait_opts_t wo;
+    launch_wait_opts_default(&wo);
+    wo.port = c->ssh_port;
+    wo.timeout_s = c->wait_timeout_s;
+    fprintf(stderr, PROG ": waiting up to %g s for %zu host%s on port %u\n", c->wait_timeout_s,
+            remote, remote == 1 ? "" : "s", (unsigned)c->ssh_port);
+    double t0 = rt_now();
+    int rc = launch_hosts_wait(st, remote, &wo);
+    if (rc == RT_ETIMEDOUT)
+        report_missing(st, remote, remote, c);
+    free(st);
+    if (rc == RT_ETIMEDOUT)
+        return 1;
+    if (rc != 0)
+        return fail(1, "readiness: %s", rt_strerror(rc));
+    fprintf(stderr, PROG ": all %zu host%s ready after %.1f s\n", remote, remote == 1 ? "" : "s",
+            rt_now() - t0);
+    return 0;
+}
+
+/* Runs mpirun and turns how it ended into the launcher's exit status. */
+static int run_mpirun(const cli_t *c, const plan_t *p)
+{
+    fprintf(stderr, PROG ": running: %s\n", p->line);
+    fflush(stdout);
+    fflush(stderr);
+    launch_run_result_t r;
+    if (launch_run(p->mpirun_argv, p->env.vars, c->kill_grace_s, &r) != 0)
+        return fail(1, "mpirun: cannot start \"%s\": %s; %s", p->mpirun_argv[0],
+                    strerror(errno),
+                    errno == E2BIG ? "make the job or the environment smaller"
+                                   : "install Open MPI (Debian: openmpi-bin) or give its path "
+                                     "with --mpirun");
+    /* Above 128 is mpirun's own status (205 after a worker container was
+     * killed) unless a signal really ended it. */
+    if (r.forwarded)
+        fprintf(stderr, PROG ": stopped by signal %d (forwarded to mpirun); exit status %d\n",
+                r.forwarded, r.exit_code);
+    else if (r.signal)
+        fprintf(stderr, PROG ": mpirun was killed by signal %d (%s); exit status %d\n", r.signal,
+                strsignal(r.signal), r.exit_code);
+    else if (r.exit_code != 0)
+        fprintf(stderr, PROG ": mpirun exited with status %d\n", r.exit_code);
+    return r.exit_code;
+}
+
+/* From the input to mpirun's exit: build what mpirun gets, then either show
+ * it (--dry-run) or write the files, wait for the workers and run it. */
+static int launch(cli_t *c, plan_t *p)
+{
+    int code;
+    if ((code = build_environment(c, p)) != 0 || (code = build_argv(c, p)) != 0)
+        return code;
+    /* An argv or environment execve cannot take fails only at the spawn:
+     * say so now, before anything is written. */
+    launch_error_t err = {{0}};
+    if (launch_argv_check_size(p->mpirun_argv, p->env.vars, &err) != 0)
+        return fail(2, "%s", err.text);
+    if (c->dry_run)
+        return print_dry_run(c, p);
+    if ((code = write_hostfile(p)) != 0 || (code = wait_for_hosts(c, p)) != 0 ||
+        (code = write_output(p, p->discover_path, p->discover_text, p->discover_bytes,
+                              0555)) != 0)
+        return code;
+    return run_mpirun(c, p);
+}
+
 int main(int argc, char **argv)
 {
     cli_t c;
-    int rc = parse_cli(argc, argv, &c);
-    if (rc != 0) {
-        free(c.exports);
-        free(c.extra);
-        return rc < 0 ? 0 : rc;
-    }
-    int code = 0;
-    launch_error_t err = {{0}};
-    launch_job_t job;
-    launch_tfjob_t tfjob;
-    launch_tf_map_t tfmap = {0};
-    launch_hostlist_t hosts = {0};
-    launch_env_t tf_env = {0}, merged = {0};
-    const char **tf_base = NULL; /* environ without the variables the TFJob decides */
-    char *ps_ranks = NULL;
-    int ps_mode = 0;
-    launch_env_t additions = {0}, exports = {0}, env = {0};
-    char **mpirun_argv = NULL;
-    char *hostfile_text = NULL, *discover_text = NULL, *line = NULL;
-    size_t hostfile_bytes = 0, discover_bytes = 0;
-    char hostfile_path[4096] = "", discover_path[4096] = "", out_dir[4096] = "";
-    bool have_job = false, have_tf = false;
-    char *raw_hostfile = NULL; /* an existing hostfile, printed as it is */
-    size_t raw_hostfile_bytes = 0;
-    launch_mpi_t mpi = c.mpi_hint >= 0 ? (launch_mpi_t)c.mpi_hint : LAUNCH_MPI_OPENMPI;
-
-    if (c.mpijob) {
-        launch_legacy_opts_t legacy = {.gpus_per_node = c.gpus_per_node,
-                                       .processing_units_per_node = c.pu_per_node};
-        if (launch_job_load(c.mpijob, &legacy, &job, &err) != 0 ||
-            launch_hostlist_from_job(&job, c.cluster_domain, &hosts, &err) != 0) {
-            code = fail(2, "%s", err.text);
-            goto done;
-        }
-        have_job = true;
-        mpi = job.mpi;
-        output_paths(&c, job.namespace_name, job.name, out_dir, hostfile_path, discover_path,
-                     sizeof out_dir);
-    } else if (c.tfjob) {
-        ps_mode = launch_args_ps_mode((const char *const *)c.program, c.program_count);
-        launch_tf_map_opts_t mo = {.ps_mode = ps_mode,
-                                   .slots = c.slots_per_worker,
-                                   .cluster_domain = c.cluster_domain,
-                                   .mpi = mpi};
-        if (launch_tfjob_load(c.tfjob, &tfjob, &err) != 0 ||
-            launch_tfjob_map(&tfjob, &mo, &tfmap, &err) != 0) {
-            code = fail(2, "%s", err.text);
-            goto done;
-        }
-        have_tf = true;
-        if (launch_tf_map_ps_ranks(&tfmap, &ps_ranks) != 0) {
-            code = fail(1, "out of memory");
-            goto done;
-        }
-        /* The map keeps the roles; hosts takes the host list. */
-        hosts = tfmap.hosts;
-        memset(&tfmap.hosts, 0, sizeof tfmap.hosts);
-        output_paths(&c, tfjob.namespace_name, tfjob.name, out_dir, hostfile_path, discover_path,
-                     sizeof out_dir);
-    } else if (!c.local) {
-        const char *path = c.hostfile_in ? c.hostfile_in : LAUNCH_HOSTFILE_DEFAULT;
-        size_t bytes = 0;
-        int e = 0;
-        char *text = read_small_file(path, (size_t)16 << 20, &bytes, &e);
-        if (text == NULL) {
-            if (c.hostfile_in == NULL && e == ENOENT)
-                code = fail(2, "input: no --mpijob given and %s does not exist; give --mpijob "
-                            "FILE, --hostfile FILE or --local -np N", path);
-            else
-                code = fail(2, "--hostfile: cannot read %s: %s; give a readable hostfile", path,
-                            e == EFBIG ? "over 16 MiB" : strerror(e));
-            goto done;
-        }
-        rc = launch_hostlist_parse(text, bytes, c.mpi_hint, path, &hosts, &err);
-        raw_hostfile = text;
-        raw_hostfile_bytes = bytes;
-        if (rc != 0) {
-            code = fail(2, "%s", err.text);
-            goto done;
-        }
-        mpi = hosts.mpi;
-        snprintf(hostfile_path, sizeof hostfile_path, "%s", path);
-    }
-    if (c.cluster_domain && !c.mpijob && !c.tfjob) {
-        code = fail(2, "--cluster-domain: only applies with --mpijob or --tfjob (an existing "
-                    "hostfile is used as it is); drop it");
+    plan_t p;
+    memset(&p, 0, sizeof p);
+    int code = parse_cli(argc, argv, &c);
+    if (code != 0) {
+        code = code < 0 ? 0 : code; /* -1: --help or --version printed */
         goto done;
     }
-    if (c.local && mpi != LAUNCH_MPI_OPENMPI && c.oversubscribe) {
-        code = fail(2, "--oversubscribe: only Open MPI's mpirun has it; drop it");
+    p.mpi = c.mpi_hint >= 0 ? (launch_mpi_t)c.mpi_hint : LAUNCH_MPI_OPENMPI;
+    if ((code = load_input(&c, &p)) != 0 || (code = check_counts(&c, &p)) != 0)
         goto done;
-    }
-
-    uint64_t slots_total = c.local ? c.np : launch_hostlist_total_slots(&hosts);
-    uint64_t np = c.np ? c.np : slots_total;
-    if (have_tf && np != slots_total) {
-        /* Each replica is one task with its role and rank: fewer processes
-         * would drop roles (the parameter servers come last), more have none. */
-        code = fail(2, "-np: %llu processes, but the TFJob's replicas make %llu ranks; drop -np "
-                    "(or change the replicas or --slots-per-worker)", (unsigned long long)np,
-                    (unsigned long long)slots_total);
+    /* The input is good: say what of it will not run or not be acted on. */
+    if (p.have_tf)
+        tf_report_idle(&p.tfmap);
+    report_unused(&c, &p);
+    if ((code = render_files(&p)) != 0)
         goto done;
-    }
-    if (!c.local && np > slots_total && !c.oversubscribe) {
-        code = fail(2, "-np: %llu processes but the hosts have %llu slots; use -np up to %llu or "
-                    "add --oversubscribe", (unsigned long long)np,
-                    (unsigned long long)slots_total, (unsigned long long)slots_total);
-        goto done;
-    }
-
-    /* The input is good: say what of the TFJob will not run. */
-    if (have_tf)
-        tf_report_idle(&tfmap);
-
-    if (raw_hostfile != NULL) {
-        hostfile_text = raw_hostfile;
-        hostfile_bytes = raw_hostfile_bytes;
-        raw_hostfile = NULL;
-    } else if (hosts.count > 0) {
-        if (launch_hostfile_render(&hosts, &hostfile_text, &hostfile_bytes) != 0) {
-            code = fail(1, "out of memory rendering the hostfile");
-            goto done;
-        }
-    }
-    if (hosts.count > 0 &&
-        launch_discover_hosts_render(&hosts, NULL, &discover_text, &discover_bytes) != 0) {
-        code = fail(1, "out of memory rendering discover_hosts.sh");
-        goto done;
-    }
-    if (c.print_hostfile || c.print_discover) {
-        if (hosts.count == 0) {
-            code = fail(2, "--print-hostfile: --local has no hostfile; use --mpijob or "
-                        "--hostfile");
-            goto done;
-        }
-        if (c.print_hostfile)
-            fwrite(hostfile_text, 1, hostfile_bytes, stdout);
-        if (c.print_discover)
-            fwrite(discover_text, 1, discover_bytes, stdout);
-        goto done;
-    }
-
-    /* What mpirun gets: the operator's launcher variables, the forwarded
-     * variables, the argv. */
-    uint32_t default_slots = hosts.count > 0 ? hosts.slots[hosts.count - 1] : 1;
-    const char *const *base = (const char *const *)environ;
-    if (have_tf) {
-        /* The TFJob decides which ranks are parameter servers: a value
-         * inherited from the launcher's environment is replaced, and in
-         * allreduce mode set empty, so no rank mistakes itself for one. */
-        size_t count = 0;
-        while (environ[count] != NULL)
-            count++;
-        tf_base = calloc(count + 1, sizeof *tf_base);
-        if (tf_base == NULL) {
-            code = fail(1, "out of memory building the environment");
-            goto done;
-        }
-        size_t kept = 0;
-        for (size_t i = 0; i < count; i++)
-            if (strncmp(environ[i], LAUNCH_PS_RANKS_ENV "=", strlen(LAUNCH_PS_RANKS_ENV) + 1) != 0)
-                tf_base[kept++] = environ[i];
-        base = tf_base;
-        default_slots = c.slots_per_worker ? c.slots_per_worker : 1;
-        size_t bytes = strlen(LAUNCH_PS_RANKS_ENV) + strlen(ps_ranks) + 2;
-        tf_env.vars = calloc(2, sizeof *tf_env.vars);
-        char *var = malloc(bytes);
-        if (tf_env.vars == NULL || var == NULL) {
-            free(var);
-            code = fail(1, "out of memory building the environment");
-            goto done;
-        }
-        snprintf(var, bytes, "%s=%s", LAUNCH_PS_RANKS_ENV, ps_ranks);
-        tf_env.vars[0] = var;
-        tf_env.count = 1;
-    }
-    if (!c.local &&
-        launch_env_additions(base, mpi, hostfile_path, default_slots, &additions) != 0) {
-        code = fail(1, "out of memory building the environment");
-        goto done;
-    }
-    if (launch_env_merge(base, &additions, &merged) != 0 ||
-        launch_env_merge((const char *const *)merged.vars, &tf_env, &env) != 0 ||
-        launch_exports_collect(have_tf ? (const char *const *)env.vars : base, c.exports,
-                               c.export_count, &exports) != 0) {
-        code = fail(1, "out of memory building the environment");
-        goto done;
-    }
-    /* Remote orteds look a relative program up from their own directory
-     * before moving to mpirun's, so "build/x" would not be found on a worker:
-     * make a relative path with a '/' absolute (same image, same layout). */
-    char program_abs[8192];
-    if (!c.local && c.program_count > 0 && c.program[0][0] != '/' &&
-        strchr(c.program[0], '/') != NULL) {
-        char cwd[4096];
-        if (getcwd(cwd, sizeof cwd) != NULL &&
-            (size_t)snprintf(program_abs, sizeof program_abs, "%s/%s",
-                             strcmp(cwd, "/") == 0 ? "" : cwd, c.program[0]) < sizeof program_abs)
-            c.program[0] = program_abs;
-    }
-    static const char *const placeholder[] = {"PROGRAM", "[ARGS...]"};
-    launch_argv_opts_t ao = {
-        .mpirun = c.mpirun ? c.mpirun : "mpirun",
-        .mpi = mpi,
-        .np = np,
-        .hostfile = c.local ? NULL : hostfile_path,
-        .oversubscribe = c.oversubscribe,
-        .allow_run_as_root = c.allow_root || geteuid() == 0,
-        .bind_to = c.bind_to,
-        .map_by_slot = 1,
-        .exports = (const char *const *)exports.vars,
-        .export_count = exports.count,
-        .extra = c.extra,
-        .extra_count = c.extra_count,
-        .program = c.program_count ? (const char *const *)c.program : placeholder,
-        .program_count = c.program_count ? c.program_count : 2,
-    };
-    if (launch_argv_build(&ao, &mpirun_argv, NULL) != 0 ||
-        launch_argv_format(mpirun_argv, &line) != 0) {
-        code = fail(1, "out of memory building the mpirun command");
-        goto done;
-    }
-
-    if (c.dry_run) {
-        printf("# " PROG " --dry-run: nothing is written or run\n");
-        if (have_tf)
-            tf_print_ranks(&tfjob, &tfmap, &hosts, ps_mode, mpi);
-        if (have_job)
-            printf("# MPIJob %s/%s (%s): %u worker%s x %u slot%s%s, %s, %llu process%s\n",
-                   job.namespace_name, job.name, job.api_version, job.workers,
-                   job.workers == 1 ? "" : "s", job.slots, job.slots == 1 ? "" : "s",
-                   job.launcher_is_worker ? " + the launcher as a worker" : "",
-                   launch_mpi_name(job.mpi), (unsigned long long)np, np == 1 ? "" : "es");
-        if (hosts.count > 0) {
-            printf("# hostfile %s%s\n", hostfile_path,
-                   have_job || have_tf ? "" : " (used as it is)");
-            fwrite(hostfile_text, 1, hostfile_bytes, stdout);
-        }
-        size_t remote = hosts.count - (hosts.first_is_local && hosts.count > 0 ? 1 : 0);
-        if (remote > 0 && c.no_wait)
-            printf("# readiness: not waited for (--no-wait)\n");
-        else if (remote > 0)
-            printf("# readiness: wait up to %g s for %zu host%s to accept TCP on port %u\n",
-                   c.wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c.ssh_port);
-        if (have_job || have_tf) {
-            printf("# %s (once the workers are up)\n", discover_path);
-            fwrite(discover_text, 1, discover_bytes, stdout);
-        }
-        if (additions.count > 0) {
-            printf("# environment added for mpirun (where not already set)\n");
-            for (size_t i = 0; i < additions.count; i++)
-                printf("%s\n", additions.vars[i]);
-        }
-        if (tf_env.count > 0) {
-            printf("# environment set for mpirun from the TFJob (replacing any inherited value)\n");
-            for (size_t i = 0; i < tf_env.count; i++)
-                printf("%s\n", tf_env.vars[i]);
-        }
-        printf("# argv\n%s\n", line);
-        goto done;
-    }
-
-    if (have_job || have_tf) {
-        if ((code = ensure_output_dir(out_dir)) != 0)
-            goto done;
-        if (launch_file_write_atomic(hostfile_path, hostfile_text, hostfile_bytes, 0444, &err) !=
-            0) {
-            code = fail(1, "%s", err.text);
-            goto done;
-        }
-    }
-
-    /* Wait for every remote host (the launcher itself, when it is a worker,
-     * is this machine). */
-    size_t first = hosts.first_is_local ? 1 : 0;
-    size_t remote = hosts.count > first ? hosts.count - first : 0;
-    if (remote > 0 && !c.no_wait) {
-        launch_host_status_t *st = calloc(remote, sizeof *st);
-        if (st == NULL) {
-            code = fail(1, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < remote; i++)
-            st[i].host = hosts.hosts[first + i];
-        launch_wait_opts_t wo;
-        launch_wait_opts_default(&wo);
-        wo.port = c.ssh_port;
-        wo.timeout_s = c.wait_timeout_s;
-        fprintf(stderr, PROG ": waiting up to %g s for %zu host%s on port %u\n",
-                c.wait_timeout_s, remote, remote == 1 ? "" : "s", (unsigned)c.ssh_port);
-        double t0 = rt_now();
-        rc = launch_hosts_wait(st, remote, &wo);
-        if (rc == RT_ETIMEDOUT) {
-            report_missing(st, remote, remote, &c);
-            free(st);
-            code = 1;
-            goto done;
-        }
-        free(st);
-        if (rc != 0) {
-            code = fail(1, "readiness: %s", rt_strerror(rc));
-            goto done;
-        }
-        fprintf(stderr, PROG ": all %zu host%s ready after %.1f s\n", remote,
-                remote == 1 ? "" : "s", rt_now() - t0);
-    }
-    if ((have_job || have_tf) &&
-        launch_file_write_atomic(discover_path, discover_text, discover_bytes, 0555, &err) != 0) {
-        code = fail(1, "%s", err.text);
-        goto done;
-    }
-
-    fprintf(stderr, PROG ": running: %s\n", line);
-    fflush(stdout);
-    fflush(stderr);
-    int exit_code = 0, forwarded = 0;
-    if (launch_run(mpirun_argv, env.vars, c.kill_grace_s, &exit_code, &forwarded) != 0) {
-        code = fail(1, "mpirun: cannot start \"%s\": %s; install Open MPI (Debian: openmpi-bin) "
-                    "or give its path with --mpirun", mpirun_argv[0], strerror(errno));
-        goto done;
-    }
-    if (forwarded)
-        fprintf(stderr, PROG ": stopped by signal %d (forwarded to mpirun); exit status %d\n",
-                forwarded, exit_code);
-    else if (exit_code > 128)
-        fprintf(stderr, PROG ": mpirun exited with status %d (128 + signal %d)\n", exit_code,
-                exit_code - 128);
-    else if (exit_code != 0)
-        fprintf(stderr, PROG ": mpirun exited with status %d\n", exit_code);
-    code = exit_code;
-
+    if (c.print_hostfile || c.print_discover)
+        code = print_files(&c, &p);
+    else
+        code = launch(&c, &p);
 done:
-    free(line);
-    free(ps_ranks);
-    free(tf_base);
-    launch_env_free(&tf_env);
-    launch_env_free(&merged);
-    launch_tf_map_free(&tfmap);
-    launch_argv_free(mpirun_argv);
-    launch_env_free(&env);
-    launch_env_free(&exports);
-    launch_env_free(&additions);
-    free(hostfile_text);
-    free(raw_hostfile);
-    free(discover_text);
-    launch_hostlist_free(&hosts);
+    plan_free(&p);
     free(c.exports);
     free(c.extra);
     return code;

@@ -262,6 +262,100 @@ static int parse_v1alpha1(launch__ctx_t *c, const launch__yaml_node_t *spec,
     return 0;
 }
 
+/* Whether a container of the Launcher's pod template has a resource limit
+ * named like a GPU ("nvidia.com/gpu", "amd.com/gpu": a name ending in
+ * ".com/gpu" or holding "gpu", as the v1 controller's isGPULauncher tests). */
+static int launcher_requests_gpu(launch__ctx_t *c, const launch__yaml_node_t *launcher,
+                                 bool *gpu)
+{
+    const char *base = "spec.mpiReplicaSpecs.Launcher.template";
+    const launch__yaml_node_t *tmpl, *tspec, *containers;
+    char field[160];
+    int rc;
+    *gpu = false;
+    snprintf(field, sizeof field, "%s.spec", base);
+    if ((rc = launch__get_map(c, launcher, "template", base, false, &tmpl)) || tmpl == NULL ||
+        (rc = launch__get_map(c, tmpl, "spec", field, false, &tspec)) || tspec == NULL)
+        return rc;
+    snprintf(field, sizeof field, "%s.spec.containers", base);
+    if ((rc = launch__map_get(c, tspec, "containers", field, &containers)) || containers == NULL)
+        return rc;
+    if (containers->kind != LAUNCH__YAML_SEQ) {
+        launch__error_set(c->err, "%s: expected a list, got %s (line %d); write one `- name: "
+                          "...` item per container", field, launch__kind_text(containers),
+                          containers->line);
+        return RT_EFORMAT;
+    }
+    for (size_t i = 0; i < containers->count && !*gpu; i++) {
+        const launch__yaml_node_t *resources, *limits;
+        snprintf(field, sizeof field, "%s.spec.containers[%zu]", base, i);
+        if ((rc = launch__want_map(c, containers->kids[i], field)))
+            return rc;
+        snprintf(field, sizeof field, "%s.spec.containers[%zu].resources", base, i);
+        if ((rc = launch__get_map(c, containers->kids[i], "resources", field, false,
+                                  &resources)))
+            return rc;
+        if (resources == NULL)
+            continue;
+        snprintf(field, sizeof field, "%s.spec.containers[%zu].resources.limits", base, i);
+        if ((rc = launch__get_map(c, resources, "limits", field, false, &limits)))
+            return rc;
+        for (size_t k = 0; limits != NULL && k + 1 < limits->count; k += 2)
+            *gpu = *gpu || memmem(limits->kids[k]->text, limits->kids[k]->bytes, "gpu", 3);
+    }
+    return rc;
+}
+
+/* Fields the operator acts on and the launcher only reads (and says so):
+ * sshAuthMountPath, cleanPodPolicy (spec.runPolicy, or v1's older top-level
+ * spec.cleanPodPolicy) and v2beta1's launcherCreationPolicy. Checked all the
+ * same, so a typo is not taken for the operator's default. */
+static int parse_operator_fields(launch__ctx_t *c, const launch__yaml_node_t *spec,
+                                 launch_job_t *job)
+{
+    static const char *const clean_policies[] = {"None", "Running", "All", NULL};
+    static const char *const creation_policies[] = {"AtStartup", "WaitForWorkersReady", NULL};
+    const launch__yaml_node_t *node, *run_policy;
+    int rc;
+    if ((rc = launch__get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false,
+                                 &node)))
+        return rc;
+    if (node != NULL) {
+        bool ok = node->bytes > 0 && node->bytes < sizeof job->ssh_auth_mount_path &&
+                  node->text[0] == '/';
+        for (size_t i = 0; ok && i < node->bytes; i++)
+            ok = node->text[i] > 0x20 && node->text[i] < 0x7f;
+        if (!ok) {
+            char shown[120];
+            launch__quote(node->text, node->bytes, shown, sizeof shown);
+            launch__error_set(c->err, "spec.sshAuthMountPath: %s is not an absolute path of "
+                              "printable characters without spaces (line %d); use e.g. "
+                              "/root/.ssh or /home/mpiuser/.ssh", shown, node->line);
+            return RT_EINVAL;
+        }
+        memcpy(job->ssh_auth_mount_path, node->text, node->bytes + 1);
+        job->ssh_auth_mount_path_set = 1;
+    }
+    if ((rc = launch__get_map(c, spec, "runPolicy", "spec.runPolicy", false, &run_policy)) ||
+        (run_policy != NULL &&
+         (rc = launch__get_enum(c, run_policy, "cleanPodPolicy", "spec.runPolicy.cleanPodPolicy",
+                                clean_policies, job->clean_pod_policy,
+                                sizeof job->clean_pod_policy))))
+        return rc;
+    if (job->clean_pod_policy[0] == '\0' && strcmp(job->api_version, api_v1) == 0) {
+        if ((rc = launch__get_enum(c, spec, "cleanPodPolicy", "spec.cleanPodPolicy",
+                                   clean_policies, job->clean_pod_policy,
+                                   sizeof job->clean_pod_policy)))
+            return rc;
+        job->clean_pod_policy_in_spec = job->clean_pod_policy[0] != '\0';
+    }
+    if (strcmp(job->api_version, api_v2beta1) == 0)
+        rc = launch__get_enum(c, spec, "launcherCreationPolicy", "spec.launcherCreationPolicy",
+                              creation_policies, job->launcher_creation_policy,
+                              sizeof job->launcher_creation_policy);
+    return rc;
+}
+
 /* kubeflow.org/v2beta1 and v1: slotsPerWorker, mpiImplementation,
  * runLauncherAsWorker, sshAuthMountPath, mpiReplicaSpecs.{Launcher,Worker}. */
 static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec, launch_job_t *job)
@@ -293,24 +387,8 @@ static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec
         return rc;
     job->launcher_is_worker = as_worker;
 
-    if ((rc = launch__get_string(c, spec, "sshAuthMountPath", "spec.sshAuthMountPath", false,
-                                 &node)))
+    if ((rc = parse_operator_fields(c, spec, job)))
         return rc;
-    if (node != NULL) {
-        bool ok = node->bytes > 0 && node->bytes < sizeof job->ssh_auth_mount_path &&
-                  node->text[0] == '/';
-        for (size_t i = 0; ok && i < node->bytes; i++)
-            ok = node->text[i] > 0x20 && node->text[i] < 0x7f;
-        if (!ok) {
-            char shown[120];
-            launch__quote(node->text, node->bytes, shown, sizeof shown);
-            launch__error_set(c->err, "spec.sshAuthMountPath: %s is not an absolute path of "
-                              "printable characters without spaces (line %d); use e.g. "
-                              "/root/.ssh or /home/mpiuser/.ssh", shown, node->line);
-            return RT_EINVAL;
-        }
-        memcpy(job->ssh_auth_mount_path, node->text, node->bytes + 1);
-    }
 
     const launch__yaml_node_t *specs, *launcher, *worker;
     if ((rc = launch__get_map(c, spec, "mpiReplicaSpecs", "spec.mpiReplicaSpecs", true, &specs)) ||
@@ -321,12 +399,29 @@ static int parse_replica_specs(launch__ctx_t *c, const launch__yaml_node_t *spec
     if ((rc = launch__get_int(c, launcher, "replicas", "spec.mpiReplicaSpecs.Launcher.replicas", 1,
                               1, &have, &value)))
         return rc;
+    /* The v1 controller lists a Launcher that requests a GPU first in the
+     * hostfile ("<job>-launcher slots=<slotsPerWorker>"): it runs ranks. */
+    bool gpu = false;
+    if (strcmp(job->api_version, api_v1) == 0 &&
+        (rc = launcher_requests_gpu(c, launcher, &gpu)))
+        return rc;
+    job->launcher_gpu = gpu;
+    job->launcher_is_worker = job->launcher_is_worker || gpu;
     job->workers = 0;
     if (worker != NULL) {
         if ((rc = launch__get_int(c, worker, "replicas", "spec.mpiReplicaSpecs.Worker.replicas", 1,
                           LAUNCH_REPLICAS_MAX, &have, &value)))
             return rc;
-        job->workers = have ? (uint32_t)value : 1; /* the CRD's default */
+        /* The v2beta1 controller defaults a missing count to 0, then its
+         * validation rejects the job; the v1 (training-operator) one makes 1. */
+        if (!have && strcmp(job->api_version, api_v2beta1) == 0) {
+            launch__error_set(c->err, "spec.mpiReplicaSpecs.Worker.replicas: missing (the Worker "
+                              "spec starts at line %d); the v2beta1 controller defaults it to 0 and then "
+                              "rejects the job (must be greater than or equal to 1); set it to "
+                              "the number of worker pods, e.g. replicas: 2", worker->line);
+            return RT_EFORMAT;
+        }
+        job->workers = have ? (uint32_t)value : 1;
     } else if (!job->launcher_is_worker) {
         launch__error_set(c->err, "spec.mpiReplicaSpecs.Worker: missing, so there is nothing to "
                           "run on; add a Worker replica spec (or set spec.runLauncherAsWorker: "
@@ -367,7 +462,8 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
         rc = RT_EFORMAT;
         goto done;
     }
-    if ((rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
+    if ((rc = launch__check_kind(c, root, "MPIJob")) ||
+        (rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
         goto done;
     if (strcmp(node->text, api_v2beta1) != 0 && strcmp(node->text, api_v1) != 0 &&
         strcmp(node->text, api_v1alpha1) != 0) {
@@ -379,17 +475,6 @@ int launch__job_parse_named(const char *yaml, size_t bytes, const char *source,
         goto done;
     }
     snprintf(job.api_version, sizeof job.api_version, "%s", node->text);
-    if ((rc = launch__get_string(c, root, "kind", "kind", true, &node)))
-        goto done;
-    if (strcmp(node->text, "MPIJob") != 0) {
-        char shown[120];
-        launch__quote(node->text, node->bytes, shown, sizeof shown);
-        launch__error_set(err, "kind: %s is not MPIJob (line %d); give an MPIJob manifest%s",
-                          shown, node->line,
-                          strcmp(node->text, "TFJob") == 0 ? " (for a TFJob use --tfjob)" : "");
-        rc = RT_EINVAL;
-        goto done;
-    }
 
     if ((rc = launch__get_map(c, root, "metadata", "metadata", true, &metadata)) ||
         (rc = launch__get_string(c, metadata, "name", "metadata.name", true, &node)) ||
@@ -437,7 +522,7 @@ int launch_job_load(const char *path, const launch_legacy_opts_t *legacy, launch
 {
     char *text = NULL;
     size_t bytes = 0;
-    int rc = launch__file_read(path, "the MPIJob YAML", &text, &bytes, err);
+    int rc = launch__file_read(path, "the MPIJob YAML", LAUNCH_YAML_MAX_BYTES, &text, &bytes, err);
     if (rc != 0)
         return rc;
     rc = launch__job_parse_named(text, bytes, path, legacy, job, err);

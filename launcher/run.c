@@ -1,20 +1,22 @@
 /* Running the job: the environment mpi-operator gives a launcher, the
  * variables forwarded to every rank, the mpirun argv for Open MPI or a hydra
- * mpirun (Intel MPI, MPICH), and the spawn itself: posix_spawn, never a
+ * mpirun (Intel MPI, MPICH), and the spawn itself: fork and execve, never a
  * shell, mpirun in its own process group so a late SIGKILL reaches every
- * local process, SIGINT/SIGTERM/SIGHUP forwarded, and the exit status
- * passed on (128+signal when a signal ended the job). */
+ * local process, with a parent-death signal so it never outlives the
+ * launcher, SIGINT/SIGTERM/SIGHUP forwarded, and the exit status passed on
+ * (128+signal when a signal ended the job). */
 #include "launcher.h"
 #include "launcher_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -313,6 +315,60 @@ int launch_argv_format(char *const *argv, char **line_out)
     return 0;
 }
 
+/* ---- does it fit in one execve? ---------------------------------------- */
+
+/* The first string of list longer than one_max bytes (with its NUL), or -1;
+ * *total grows by every string and its pointer. */
+static long oversized(char *const list[], size_t one_max, size_t *total)
+{
+    long found = -1;
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+        size_t bytes = strlen(list[i]) + 1;
+        *total += bytes + sizeof list[i];
+        if (bytes > one_max && found < 0)
+            found = (long)i;
+    }
+    return found;
+}
+
+int launch_argv_check_size(char *const argv[], char *const envp[], launch_error_t *err)
+{
+    long page = sysconf(_SC_PAGESIZE), arg_max = sysconf(_SC_ARG_MAX);
+    size_t one_max = (size_t)(page > 0 ? page : 4096) * 32; /* Linux's MAX_ARG_STRLEN */
+    size_t total = 2 * sizeof(char *);                      /* the NULLs ending the lists */
+    long bad_arg = oversized(argv, one_max, &total);
+    long bad_env = oversized(envp, one_max, &total);
+    const char *what = bad_env >= 0 ? envp[bad_env] : bad_arg >= 0 ? argv[bad_arg] : NULL;
+    if (what != NULL) {
+        /* A variable by its name (quoted unless a plain one); an argument
+         * by its start, quoted. */
+        char name[100];
+        size_t name_bytes = bad_env >= 0 ? strcspn(what, "=") : strlen(what);
+        bool plain = bad_env >= 0 && name_bytes > 0 && name_bytes < 64;
+        for (size_t i = 0; plain && i < name_bytes; i++)
+            plain = what[i] == '_' || (what[i] >= 'A' && what[i] <= 'Z') ||
+                    (what[i] >= 'a' && what[i] <= 'z') || (what[i] >= '0' && what[i] <= '9');
+        if (plain)
+            snprintf(name, sizeof name, "%.*s", (int)name_bytes, what);
+        else
+            launch__quote(what, name_bytes, name, 60);
+        launch__error_set(err, "%s%s: %zu bytes, over the %zu bytes Linux passes in one %s, so "
+                          "mpirun cannot be started; make the job smaller (fewer replicas) "
+                          "or shorten it", bad_env >= 0 ? "" : "mpirun argument ", name,
+                          strlen(what) + 1, one_max,
+                          bad_env >= 0 ? "environment variable" : "argument");
+        return RT_ERANGE;
+    }
+    if (arg_max > 0 && total > (size_t)arg_max) {
+        launch__error_set(err, "mpirun: its arguments and environment take %zu bytes, over this "
+                          "system's limit of %ld (ARG_MAX), so it cannot be started; make "
+                          "the job or the environment smaller, or raise the stack limit "
+                          "(ulimit -s), which ARG_MAX follows", total, arg_max);
+        return RT_ERANGE;
+    }
+    return 0;
+}
+
 /* ---- spawn and supervise ------------------------------------------------ */
 
 static int exit_code_of(int status)
@@ -324,70 +380,128 @@ static int exit_code_of(int status)
     return 1;
 }
 
-int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int *exit_code,
-               int *forwarded_out)
+/* argv[0] looked up in PATH as execvp would (the launcher's own PATH, not
+ * envp's), before the fork: the child then only makes async-signal-safe
+ * calls. 0, or an errno (ENOENT, EACCES, ENAMETOOLONG). */
+static int find_program(const char *name, char *path, size_t bytes)
 {
-    /* Block the signals we forward (and SIGCHLD) before the spawn, so none is
-     * lost between spawn and wait; the child gets them unblocked and at
-     * their default action. */
-    sigset_t watched, old;
-    sigemptyset(&watched);
-    sigaddset(&watched, SIGINT);
-    sigaddset(&watched, SIGTERM);
-    sigaddset(&watched, SIGHUP);
-    sigaddset(&watched, SIGCHLD);
+    if (strchr(name, '/') != NULL)
+        return (size_t)snprintf(path, bytes, "%s", name) < bytes ? 0 : ENAMETOOLONG;
+    const char *dirs = getenv("PATH");
+    if (dirs == NULL || dirs[0] == '\0')
+        dirs = "/bin:/usr/bin";
+    int err = ENOENT;
+    for (const char *dir = dirs;; dir += strcspn(dir, ":") + 1) {
+        int len = (int)strcspn(dir, ":");
+        /* An empty entry is the current directory. */
+        if ((size_t)snprintf(path, bytes, "%.*s%s%s", len, dir, len ? "/" : "", name) < bytes) {
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0)
+                return 0;
+            if (errno == EACCES)
+                err = EACCES;
+        }
+        if (dir[len] == '\0')
+            return err;
+    }
+}
+
+/* In the child, between fork and execve: async-signal-safe calls only. */
+static void child_exec(const char *path, char *const argv[], char *const envp[], pid_t parent,
+                       bool null_stdin, int report_fd)
+{
+    /* A job must not outlive its launcher, however the launcher dies
+     * (SIGKILL included): the kernel sends mpirun SIGTERM then, and mpirun
+     * ends its ranks on every host. It survives execve (mpirun is not
+     * set-user-ID). */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        goto fail;
+    /* The launcher may have died before that: nobody would send it then. */
+    if (getppid() != parent)
+        _exit(128 + SIGTERM);
+    /* Its own process group, so a late SIGKILL reaches every local process. */
+    setpgid(0, 0);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    struct sigaction old_chld;
-    sigaction(SIGCHLD, &dfl, &old_chld); /* an inherited SIG_IGN would auto-reap */
-    sigprocmask(SIG_BLOCK, &watched, &old);
-
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&actions);
-    sigset_t none, defaults;
+    static const int defaults[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        sigaction(defaults[i], &dfl, NULL);
+    sigset_t none;
     sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGHUP);
-    sigaddset(&defaults, SIGCHLD);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
-    /* In its own process group mpirun cannot read a terminal (it would be
-     * stopped by SIGTTIN), so it reads /dev/null then; piped input passes. */
-    if (isatty(STDIN_FILENO))
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (null_stdin) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+            goto fail;
+        close(fd);
+    }
+    execve(path, argv, envp);
+fail:;
+    int e = errno;
+    ssize_t put = write(report_fd, &e, sizeof e);
+    (void)put;
+    _exit(127);
+}
 
-    pid_t pid = -1;
-    int err = posix_spawnp(&pid, argv[0], &actions, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (forwarded_out != NULL)
-        *forwarded_out = 0;
+/* Starts mpirun: fork, then child_exec (never a shell). The child's failure
+ * to start comes back as its errno through a close-on-exec pipe: nothing
+ * read means execve succeeded. 0, or RT_ESYS with errno set. */
+static int spawn(char *const argv[], char *const envp[], pid_t *pid_out)
+{
+    char path[4096];
+    int err = find_program(argv[0], path, sizeof path);
+    int report[2];
+    if (err == 0 && pipe2(report, O_CLOEXEC) != 0)
+        err = errno;
     if (err != 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        sigaction(SIGCHLD, &old_chld, NULL);
         errno = err;
         return RT_ESYS;
     }
+    /* In its own process group mpirun cannot read a terminal (it would be
+     * stopped by SIGTTIN), so it reads /dev/null then; piped input passes. */
+    bool null_stdin = isatty(STDIN_FILENO);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        child_exec(path, argv, envp, parent, null_stdin, report[1]);
+    err = pid < 0 ? errno : 0;
+    close(report[1]);
+    if (pid > 0) {
+        setpgid(pid, pid); /* also here, so no later kill(-pid) can miss it */
+        int child_errno = 0;
+        ssize_t got;
+        while ((got = read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+        }
+        if (got == (ssize_t)sizeof child_errno) {
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            err = child_errno;
+        }
+    }
+    close(report[0]);
+    if (err != 0) {
+        errno = err;
+        return RT_ESYS;
+    }
+    *pid_out = pid;
+    return 0;
+}
 
+/* Waits for mpirun, forwarding SIGINT/SIGTERM/SIGHUP (blocked in watched),
+ * and SIGKILLs its process group kill_grace_s after the first forwarded
+ * one. *status: waitpid's; returns the first forwarded signal, or 0. */
+static int supervise(pid_t pid, const sigset_t *watched, double kill_grace_s, int *status)
+{
     int forwarded = 0;
     double forwarded_at = 0;
     bool group_killed = false;
-    int status = 0;
     for (;;) {
-        pid_t got = waitpid(pid, &status, WNOHANG);
+        pid_t got = waitpid(pid, status, WNOHANG);
         if (got == pid)
             break;
         if (got < 0 && errno != EINTR) {
-            status = 1 << 8; /* lost the child: report failure */
+            *status = 1 << 8; /* lost the child: report failure */
             break;
         }
         double wait_s = 0.5;
@@ -405,7 +519,7 @@ int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int 
         struct timespec ts = {.tv_sec = (time_t)wait_s,
                               .tv_nsec = (long)((wait_s - (double)(time_t)wait_s) * 1e9)};
         siginfo_t info;
-        int sig = sigtimedwait(&watched, &info, &ts);
+        int sig = sigtimedwait(watched, &info, &ts);
         if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
             kill(pid, sig);
             if (!forwarded) {
@@ -414,6 +528,39 @@ int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int 
             }
         }
     }
+    return forwarded;
+}
+
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
+               launch_run_result_t *result)
+{
+    memset(result, 0, sizeof *result);
+    /* Block the signals we forward (and SIGCHLD) before the spawn, so none is
+     * lost between spawn and wait; the child gets them unblocked and at
+     * their default action. */
+    sigset_t watched, old;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGINT);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGHUP);
+    sigaddset(&watched, SIGCHLD);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    struct sigaction old_chld;
+    sigaction(SIGCHLD, &dfl, &old_chld); /* an inherited SIG_IGN would auto-reap */
+    sigprocmask(SIG_BLOCK, &watched, &old);
+
+    pid_t pid = -1;
+    if (spawn(argv, envp, &pid) != 0) {
+        int err = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        sigaction(SIGCHLD, &old_chld, NULL);
+        errno = err;
+        return RT_ESYS;
+    }
+    int status = 0;
+    int forwarded = supervise(pid, &watched, kill_grace_s, &status);
     /* After a forwarded signal nothing of the job may outlive us. */
     if (forwarded)
         kill(-pid, SIGKILL);
@@ -427,8 +574,8 @@ int launch_run(char *const argv[], char *const envp[], double kill_grace_s, int 
             forwarded = sig;
     sigprocmask(SIG_SETMASK, &old, NULL);
     sigaction(SIGCHLD, &old_chld, NULL);
-    *exit_code = forwarded ? 128 + forwarded : exit_code_of(status);
-    if (forwarded_out != NULL)
-        *forwarded_out = forwarded;
+    result->exit_code = forwarded ? 128 + forwarded : exit_code_of(status);
+    result->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    result->forwarded = forwarded;
     return 0;
 }

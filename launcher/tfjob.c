@@ -157,7 +157,8 @@ static int tfjob_parse_named(const char *yaml, size_t bytes, const char *source,
         rc = RT_EFORMAT;
         goto done;
     }
-    if ((rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
+    if ((rc = launch__check_kind(c, root, "TFJob")) ||
+        (rc = launch__get_string(c, root, "apiVersion", "apiVersion", true, &node)))
         goto done;
     if (strcmp(node->text, LAUNCH_TF_API_V1) != 0 &&
         strcmp(node->text, LAUNCH_TF_API_V1BETA1) != 0) {
@@ -170,18 +171,6 @@ static int tfjob_parse_named(const char *yaml, size_t bytes, const char *source,
         goto done;
     }
     snprintf(job.api_version, sizeof job.api_version, "%s", node->text);
-    if ((rc = launch__get_string(c, root, "kind", "kind", true, &node)))
-        goto done;
-    if (strcmp(node->text, "TFJob") != 0) {
-        char shown[120];
-        launch__quote(node->text, node->bytes, shown, sizeof shown);
-        launch__error_set(err, "kind: %s is not TFJob (line %d); give a TFJob manifest%s", shown,
-                          node->line,
-                          strcmp(node->text, "MPIJob") == 0 ? " (for an MPIJob use --mpijob)"
-                                                            : "");
-        rc = RT_EINVAL;
-        goto done;
-    }
 
     if ((rc = launch__get_map(c, root, "metadata", "metadata", true, &metadata)) ||
         (rc = launch__get_string(c, metadata, "name", "metadata.name", true, &node)) ||
@@ -232,7 +221,7 @@ int launch_tfjob_load(const char *path, launch_tfjob_t *job, launch_error_t *err
 {
     char *text = NULL;
     size_t bytes = 0;
-    int rc = launch__file_read(path, "the TFJob YAML", &text, &bytes, err);
+    int rc = launch__file_read(path, "the TFJob YAML", LAUNCH_YAML_MAX_BYTES, &text, &bytes, err);
     if (rc != 0)
         return rc;
     rc = tfjob_parse_named(text, bytes, path, job, err);

@@ -106,7 +106,8 @@ with tempfile.TemporaryDirectory() as tmp:
                       f"{rel}: no ssh readiness wait (v1alpha1 workers run no sshd)")
         else:
             tap.equal(readiness,
-                      [f"# readiness: wait up to 300 s for {workers} hosts to accept TCP on port 2222"],
+                      [f"# readiness: wait up to 300 s for {workers} hosts to accept TCP on port 2222"
+                       " (--ssh-port)"],
                       f"{rel}: waits for every worker's sshd on 2222")
         argv = section(lines, "argv")
         mpirun = argv[0].split() if argv else []

@@ -21,6 +21,8 @@ if [ ! -x "$exe" ] || [ ! -d "$seeds" ]; then
     exit 2
 fi
 mkdir -p "$work/corpus" "$work/artifacts"
+# Leaks inside libfyaml itself are not ours to fix (see lsan.supp).
+export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 # -timeout: an input slower than 10 s is a hang; -rss_limit_mb: libFuzzer's
 # default, stated. The work corpus comes first: new inputs are written there.
 # -error_exitcode / -timeout_exitcode: libFuzzer's defaults (77, 70) would

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "launcher/launcher.h"
 
 #define FAKE FIXTURE_DIR "/fake-mpirun.sh"
 #define JOBS FIXTURE_DIR "/mpijob/"
@@ -116,6 +117,30 @@ static result_t *run(const char *const *args, char *const *envp)
     return &r;
 }
 
+/* run() for a launcher that might hang: SIGKILLed after seconds (exit 137). */
+static result_t *run_for(const char *const *args, char *const *envp, double seconds)
+{
+    static result_t r;
+    double t0 = rt_now();
+    pid_t pid = start(args, envp, "run-for");
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 && rt_now() - t0 < seconds)
+        usleep(20 * 1000);
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    r.seconds = rt_now() - t0;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    char path[128];
+    snprintf(path, sizeof path, "%s/run-for.out", scratch);
+    slurp(path, r.out, sizeof r.out);
+    snprintf(path, sizeof path, "%s/run-for.err", scratch);
+    slurp(path, r.err, sizeof r.err);
+    return &r;
+}
+
 static bool wait_for_file(const char *path, double seconds)
 {
     double end = rt_now() + seconds;
@@ -184,6 +209,12 @@ static void test_help_documents_every_flag(void **state)
     r = run(tf, NULL);
     if (r->code != 0)
         fail_msg("--tfjob --slots-per-worker --mpi-implementation: exit %d: %s", r->code, r->err);
+    /* The hostfile is the v2 controller's: v1 and v1alpha1 jobs get v2 host
+     * names (ssh needs them), and --help says so. */
+    const char *help[] = {"--help", NULL};
+    r = run(help, NULL);
+    assert_non_null(strstr(r->out, "kubeflow.org/v1 and v1alpha1 MPIJobs get the v2 host names\n"
+                                   "(<pod>.<job>.<namespace>.svc, which ssh can reach)"));
     const char *v[] = {"--version", NULL};
     r = run(v, NULL);
     assert_int_equal(r->code, 0);
@@ -206,7 +237,8 @@ static void test_dry_run_2x8(void **state)
              "# hostfile /tmp/rt-job/hostfile\n"
              "tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc slots=8\n"
              "tensorflow-benchmarks-worker-1.tensorflow-benchmarks.default.svc slots=8\n"
-             "# readiness: wait up to 300 s for 2 hosts to accept TCP on port 22\n"
+             "# readiness: wait up to 300 s for 2 hosts to accept TCP on port 22 (the default; "
+             "mpi-operator images listen on 2222: give --ssh-port 2222)\n"
              "# /tmp/rt-job/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo tensorflow-benchmarks-worker-0.tensorflow-benchmarks.default.svc\n"
@@ -223,6 +255,93 @@ static void test_dry_run_2x8(void **state)
              geteuid() == 0 ? " --allow-run-as-root" : "");
     assert_string_equal(r->out, expected);
     assert_int_equal(access("/tmp/rt-job", F_OK), -1); /* nothing written */
+}
+
+/* Fields the launcher reads but leaves to the operator, and elastic bounds
+ * in the program's arguments: one note each, on stderr. */
+static void test_dry_run_notes_unused_fields(void **state)
+{
+    (void)state;
+    const char *args[] = {"--mpijob", JOBS "v2beta1-operator-fields.yaml", "--dry-run", "--",
+                          "horovodrun", "--min-np", "2", "--max-np=8", "python3", "train.py",
+                          NULL};
+    result_t *r = run(args, NULL);
+    print_message("exit %d, stderr:\n%s", r->code, r->err);
+    assert_int_equal(r->code, 0);
+    static const char *const notes[] = {
+        "ringtrain-launcher: note: spec.sshAuthMountPath: /home/mpiuser/.ssh is not used: ",
+        "ringtrain-launcher: note: spec.runPolicy.cleanPodPolicy: Running is the operator's: ",
+        "ringtrain-launcher: note: spec.launcherCreationPolicy: WaitForWorkersReady is the "
+        "operator's: ",
+        "ringtrain-launcher: note: --min-np/--max-np in the program's arguments: ",
+    };
+    size_t lines = 0;
+    for (const char *c = r->err; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, sizeof notes / sizeof notes[0]);
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++)
+        if (strstr(r->err, notes[i]) == NULL)
+            fail_msg("no note \"%s\" in:\n%s", notes[i], r->err);
+    /* v1's cleanPodPolicy, at the top of spec or in runPolicy. */
+    const char *v1[] = {"--mpijob", JOBS "v1.yaml", "--dry-run", "--", "w", NULL};
+    r = run(v1, NULL);
+    assert_non_null(strstr(r->err, "note: spec.runPolicy.cleanPodPolicy: Running is the "
+                                   "operator's"));
+    /* None of it: no note. */
+    const char *plain[] = {"--mpijob", JOBS "v2beta1-defaults.yaml", "--dry-run", "--", "w", NULL};
+    r = run(plain, NULL);
+    assert_string_equal(r->err, "");
+}
+
+/* v1 and v1alpha1 controllers wrote bare pod names (for kubectl exec); the
+ * launcher writes the v2 names ssh can reach, and its dry run says so. */
+static void test_dry_run_v1_host_names(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        const char *version;
+    } jobs[] = {{"v1.yaml", "v1"}, {"v1alpha1-gpus16.yaml", "v1alpha1"}};
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+        char path[512], want[512];
+        snprintf(path, sizeof path, "%s%s", JOBS, jobs[i].file);
+        const char *args[] = {"--mpijob", path, "--dry-run", "--", "w", NULL};
+        result_t *r = run(args, NULL);
+        assert_int_equal(r->code, 0);
+        snprintf(want, sizeof want, "# hosts: named as the v2 controller names them "
+                 "(<pod>.<job>.<namespace>.svc, which ssh can reach), not the bare pod names the "
+                 "%s controller wrote for kubectl exec\n# hostfile ", jobs[i].version);
+        print_message("%s:\n%.400s", jobs[i].file, r->out);
+        assert_non_null(strstr(r->out, want));
+    }
+    const char *v2[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--dry-run", "--", "w", NULL};
+    assert_null(strstr(run(v2, NULL)->out, "# hosts: "));
+}
+
+/* A claim, then an MPIJob of 18 workers x 4 slots, in one file: the dry
+ * run shows the MPIJob's 18-line hostfile. */
+static void test_dry_run_pvc_and_mpijob(void **state)
+{
+    (void)state;
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    const char *args[] = {"--mpijob", JOBS "pvc-and-mpijob.yaml", "--output-dir", "/tmp/rt-pvc",
+                          "--dry-run", "--", "ringtrain-worker", NULL};
+    result_t *r = run(args, envp);
+    print_message("exit %d, stderr: %s", r->code, r->err);
+    assert_int_equal(r->code, 0);
+    assert_non_null(strstr(r->out, "# MPIJob training/resnet (kubeflow.org/v2beta1): 18 workers "
+                                   "x 4 slots, OpenMPI, 72 processes\n"));
+    const char *hostfile = strstr(r->out, "# hostfile /tmp/rt-pvc/hostfile\n");
+    assert_non_null(hostfile);
+    hostfile += strlen("# hostfile /tmp/rt-pvc/hostfile\n");
+    char want[4096] = "";
+    for (int i = 0; i < 18; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want),
+                 "resnet-worker-%d.resnet.training.svc slots=4\n", i);
+    size_t lines = strcspn(hostfile, "#"); /* up to the next comment line */
+    assert_int_equal(lines, strlen(want));
+    assert_memory_equal(hostfile, want, strlen(want));
+    assert_int_equal(access("/tmp/rt-pvc", F_OK), -1); /* nothing written */
 }
 
 /* The issue's acceptance: a TFJob with 1 Master, 2 Workers and 1 PS
@@ -253,7 +372,8 @@ static void test_tfjob_dry_run_both_modes(void **state)
              "dist-mnist-master-0.default.svc slots=1\n"
              "dist-mnist-worker-0.default.svc slots=1\n"
              "dist-mnist-worker-1.default.svc slots=1\n"
-             "# readiness: wait up to 300 s for 3 hosts to accept TCP on port 2222\n"
+             "# readiness: wait up to 300 s for 3 hosts to accept TCP on port 2222 "
+             "(--ssh-port)\n"
              "# /tmp/rt-tf/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo dist-mnist-master-0.default.svc\n"
@@ -298,7 +418,8 @@ static void test_tfjob_dry_run_both_modes(void **state)
              "dist-mnist-worker-0.default.svc slots=1\n"
              "dist-mnist-worker-1.default.svc slots=1\n"
              "dist-mnist-ps-0.default.svc slots=1\n"
-             "# readiness: wait up to 300 s for 4 hosts to accept TCP on port 2222\n"
+             "# readiness: wait up to 300 s for 4 hosts to accept TCP on port 2222 "
+             "(--ssh-port)\n"
              "# /tmp/rt-tf/discover_hosts.sh (once the workers are up)\n"
              "#!/bin/sh\n"
              "echo dist-mnist-master-0.default.svc\n"
@@ -441,6 +562,20 @@ static void test_relative_program_made_absolute(void **state)
 static void test_print_hostfile(void **state)
 {
     (void)state;
+    /* v1 with a GPU launcher: listed first, as the v1 controller does, and
+     * counted in -np; not waited for (it is this machine). */
+    const char *gpu[] = {"--mpijob", JOBS "v1-gpu-launcher.yaml", "--dry-run", "--", "w", NULL};
+    result_t *g = run(gpu, NULL);
+    print_message("v1 GPU launcher: exit %d\n%s%s", g->code, g->out, g->err);
+    assert_int_equal(g->code, 0);
+    assert_non_null(strstr(g->out, "\ntf-gpu-launcher.tf-gpu.team-b.svc slots=2\n"
+                                   "tf-gpu-worker-0.tf-gpu.team-b.svc slots=2\n"
+                                   "tf-gpu-worker-1.tf-gpu.team-b.svc slots=2\n"));
+    assert_non_null(strstr(g->out, " -np 6 "));
+    assert_non_null(strstr(g->out, "# MPIJob team-b/tf-gpu (kubeflow.org/v1): 2 workers x 2 "
+                                   "slots + the launcher (it requests a GPU, so the v1 "
+                                   "controller lists it), OpenMPI, 6 processes\n"));
+    assert_non_null(strstr(g->out, "for 2 hosts to accept TCP"));
     const char *args[] = {"--mpijob", JOBS "v1alpha1-gpus16.yaml", "--print-hostfile",
                           "--cluster-domain", "cluster.local", NULL};
     result_t *r = run(args, NULL);
@@ -483,7 +618,7 @@ static void test_bad_input_exits_2(void **state)
         {{"--mpijob", JOBS "alias-bomb.yaml", "--output-dir", NULL, "--", "true", NULL},
          "anchor"},
         {{"--mpijob", JOBS "multi-doc.yaml", "--output-dir", NULL, "--", "true", NULL},
-         "second YAML document"},
+         "2 MPIJobs in one file: \"first\" (line 1) and \"second\" (line 10)"},
         {{"--mpijob", JOBS "v1alpha1-gpus12.yaml", "--output-dir", NULL, "--", "true", NULL},
          "spec.gpus: specified #GPUs is not a multiple of GPUs per node (8)"},
         {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--cluster-domain",
@@ -519,7 +654,11 @@ static void test_bad_input_exits_2(void **state)
          "metadata.name: \"a;rm -rf /\""},
         {{"--tfjob", TFJOBS "alias.yaml", "--output-dir", NULL, "--", "true", NULL}, "anchor"},
         {{"--tfjob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--", "true", NULL},
-         "apiVersion: \"kubeflow.org/v2beta1\" is not supported for a TFJob"},
+         "kind: \"MPIJob\" is not TFJob (line 3); for an MPIJob use --mpijob"},
+        {{"--mpijob", JOBS "katib-experiment.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "kind: \"Experiment\" is not MPIJob (line 3)"},
+        {{"--tfjob", JOBS "katib-experiment.yaml", "--output-dir", NULL, "--", "true", NULL},
+         "kind: \"Experiment\" is not TFJob (line 3)"},
         {{"--mpijob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL, "--", "true",
           NULL}, "use --tfjob"},
         {{"--tfjob", TFJOBS "v1-workers-only.yaml", "--output-dir", NULL, "--", "w",
@@ -560,17 +699,24 @@ static void test_bad_input_exits_2(void **state)
     }
 }
 
+/* Writes text to <scratch>/name; path gets its path. */
+static void write_scratch(const char *name, const char *text, char *path, size_t bytes)
+{
+    snprintf(path, bytes, "%s/%s", scratch, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void test_hostfile_mode(void **state)
 {
     (void)state;
     /* An operator-written hostfile is used as it is. */
     char hostfile[128];
-    snprintf(hostfile, sizeof hostfile, "%s/hostfile", scratch);
-    FILE *f = fopen(hostfile, "w");
-    assert_non_null(f);
-    fputs("# from the operator\njob-worker-0.job.default.svc slots=4\n"
-          "job-worker-1.job.default.svc slots=4\n", f);
-    fclose(f);
+    write_scratch("hostfile", "# from the operator\njob-worker-0.job.default.svc slots=4\n"
+                  "job-worker-1.job.default.svc slots=4\n", hostfile, sizeof hostfile);
+    FILE *f;
     char *envp[] = {"PATH=/usr/bin:/bin", NULL};
     const char *args[] = {"--hostfile", hostfile, "--dry-run", "--", "prog", NULL};
     result_t *r = run(args, envp);
@@ -608,6 +754,85 @@ static void test_hostfile_mode(void **state)
         assert_int_equal(r->code, 2);
         assert_non_null(strstr(r->err, "/etc/mpi/hostfile does not exist"));
     }
+}
+
+/* A FIFO (or a directory) given as an input file is refused at once,
+ * naming it, instead of blocking forever on the open. */
+static void test_input_not_regular_file(void **state)
+{
+    (void)state;
+    char fifo[128], outdir[128];
+    snprintf(fifo, sizeof fifo, "%s/job.fifo", scratch);
+    snprintf(outdir, sizeof outdir, "%s/fifo-out", scratch);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *flags[] = {"--mpijob", "--tfjob", "--hostfile"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        const char *args[] = {flags[i], fifo, "--output-dir", outdir, "--dry-run", "--", "w",
+                              NULL};
+        result_t *r = run_for(args, NULL, 5);
+        print_message("%s FIFO: exit %d after %.2f s: %s", flags[i], r->code, r->seconds,
+                      r->err);
+        assert_int_equal(r->code, 2);
+        assert_true(r->seconds < 3);
+        assert_non_null(strstr(r->err, fifo));
+        assert_non_null(strstr(r->err, "FIFO"));
+    }
+    const char *dir[] = {"--mpijob", scratch, "--dry-run", "--", "w", NULL};
+    result_t *r = run_for(dir, NULL, 5);
+    print_message("--mpijob directory: exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "is a directory"));
+    assert_int_equal(access(outdir, F_OK), -1);
+    unlink(fifo);
+}
+
+/* The work directory must be writable by us alone: in a directory others
+ * can write, they could swap the hostfile or discover_hosts.sh (which
+ * Horovod runs) under the job. */
+static void test_output_dir_must_be_private(void **state)
+{
+    (void)state;
+    static const mode_t refused[] = {0777, 01777, 0770}; /* the sticky bit is no excuse */
+    char dir[160], path[200];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(dir, sizeof dir, "%s/out-%04o", scratch, (unsigned)refused[i]);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(chmod(dir, refused[i]), 0);
+        const char *args[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", dir,
+                              "--no-wait", "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+        result_t *r = run(args, NULL);
+        print_message("--output-dir mode %04o: exit %d: %s", (unsigned)refused[i], r->code,
+                      r->err);
+        assert_int_equal(r->code, 2);
+        assert_non_null(strstr(r->err, "ringtrain-launcher: error: --output-dir: "));
+        assert_non_null(strstr(r->err, refused[i] & S_IWOTH ? "is writable by others"
+                                                            : "is writable by its group"));
+        assert_non_null(strstr(r->err, "chmod go-w"));
+        snprintf(path, sizeof path, "%s/hostfile", dir);
+        assert_int_equal(access(path, F_OK), -1); /* nothing written there */
+    }
+    /* A new directory inside one that others can write (and that is not
+     * sticky) could be renamed away and replaced while the job waits. */
+    snprintf(dir, sizeof dir, "%s/open-parent", scratch);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/job", dir);
+    const char *parent[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", path,
+                            "--no-wait", "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+    result_t *r = run(parent, NULL);
+    print_message("--output-dir in a 0777 parent: exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "its parent"));
+    /* Private (0755: others may read) is fine. */
+    snprintf(dir, sizeof dir, "%s/out-private", scratch);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(chmod(dir, 0755), 0);
+    const char *ok[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", dir, "--no-wait",
+                        "--mpirun", FAKE, "--", "fake-job", "exit", "0", NULL};
+    r = run(ok, NULL);
+    assert_int_equal(r->code, 0);
+    snprintf(path, sizeof path, "%s/hostfile", dir);
+    assert_int_equal(access(path, F_OK), 0);
 }
 
 static uint16_t listening_port(int *fd_out)
@@ -744,6 +969,57 @@ static void test_run_passes_argv_and_env(void **state)
                                     "\"/nonexistent/mpirun\""));
 }
 
+/* A TFJob whose parameter-server list is too long for one environment
+ * variable (E2BIG from execve): refused before anything is written, with
+ * what is too large, not "cannot start mpirun; install Open MPI". */
+static void test_argv_too_large(void **state)
+{
+    (void)state;
+    char job[128], outdir[128];
+    snprintf(outdir, sizeof outdir, "%s/huge-out", scratch);
+    write_scratch("huge-tfjob.yaml", "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: "
+                  "big}\nspec:\n  tfReplicaSpecs:\n    Worker: {replicas: 1}\n    PS: {replicas: "
+                  "30000}\n", job, sizeof job);
+    const char *args[] = {"--tfjob", job, "--output-dir", outdir, "--no-wait", "--mpirun", FAKE,
+                          "--", "fake-job", "exit", "0", "--variable_update=parameter_server",
+                          NULL};
+    result_t *r = run(args, NULL);
+    print_message("exit %d: %.600s", r->code, r->err);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: error: " LAUNCH_PS_RANKS_ENV ": "));
+    assert_non_null(strstr(r->err, "bytes, over the "));
+    assert_null(strstr(r->err, "install Open MPI"));
+    assert_int_equal(access(outdir, F_OK), -1); /* nothing written */
+    const char *dry[] = {"--tfjob", job, "--dry-run", "--", "w",
+                         "--variable_update=parameter_server", NULL};
+    r = run(dry, NULL);
+    assert_int_equal(r->code, 2);
+    assert_non_null(strstr(r->err, LAUNCH_PS_RANKS_ENV ": "));
+    unlink(job);
+}
+
+/* mpirun's own status above 128 (205 after a worker container was killed)
+ * is a status, not a signal; only a signal that really ended mpirun is
+ * reported as one. */
+static void test_exit_status_words(void **state)
+{
+    (void)state;
+    const char *high[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "exit", "205",
+                          NULL};
+    result_t *r = run(high, NULL);
+    print_message("exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 205);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: mpirun exited with status 205\n"));
+    assert_null(strstr(r->err, "signal"));
+    const char *killed[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "kill",
+                            "KILL", NULL};
+    r = run(killed, NULL);
+    print_message("exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 137);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: mpirun was killed by signal 9 (Killed); "
+                                   "exit status 137\n"));
+}
+
 static void signal_case(int sig, int want_code)
 {
     char ready[128], term[140];
@@ -855,6 +1131,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_documents_every_flag),
         cmocka_unit_test(test_dry_run_2x8),
+        cmocka_unit_test(test_dry_run_pvc_and_mpijob),
+        cmocka_unit_test(test_dry_run_v1_host_names),
+        cmocka_unit_test(test_dry_run_notes_unused_fields),
         cmocka_unit_test(test_tfjob_dry_run_both_modes),
         cmocka_unit_test(test_tfjob_print_hostfile),
         cmocka_unit_test(test_tfjob_run_env),
@@ -862,8 +1141,12 @@ int main(void)
         cmocka_unit_test(test_print_hostfile),
         cmocka_unit_test(test_bad_input_exits_2),
         cmocka_unit_test(test_hostfile_mode),
+        cmocka_unit_test(test_input_not_regular_file),
+        cmocka_unit_test(test_output_dir_must_be_private),
         cmocka_unit_test(test_readiness_failure_names_hosts),
         cmocka_unit_test(test_run_passes_argv_and_env),
+        cmocka_unit_test(test_argv_too_large),
+        cmocka_unit_test(test_exit_status_words),
         cmocka_unit_test(test_signals_forwarded),
         cmocka_unit_test(test_kill_grace),
         cmocka_unit_test(test_local_real_mpirun),

@@ -320,11 +320,21 @@ static void test_atomic_write(void **state)
             entries++;
     closedir(d);
     assert_int_equal(entries, 1); /* no temporary file left */
-    /* A directory that does not exist: an error naming the path. */
-    char missing[300];
+    /* A directory that does not exist: the common writer's RT_ENOENT and its
+     * error, naming the path and the directory. */
+    char missing[300], want[400];
     snprintf(missing, sizeof missing, "%s/no/such/dir/hostfile", dir);
-    assert_int_equal(launch_file_write_atomic(missing, "x", 1, 0444, &err), RT_EIO);
-    assert_non_null(strstr(err.text, missing));
+    int rc = launch_file_write_atomic(missing, "x", 1, 0444, &err);
+    print_message("missing directory: rc %d: %s\n", rc, err.text);
+    assert_int_equal(rc, RT_ENOENT);
+    snprintf(want, sizeof want, "%s: cannot create a file in %s/no/such/dir: ", missing, dir);
+    assert_non_null(strstr(err.text, want));
+    /* A name that is a directory is refused before anything is created. */
+    char slash[300];
+    snprintf(slash, sizeof slash, "%s/", dir);
+    rc = launch_file_write_atomic(slash, "x", 1, 0444, &err);
+    print_message("directory name: rc %d: %s\n", rc, err.text);
+    assert_int_equal(rc, RT_EINVAL);
     unlink(path);
     rmdir(dir);
 }

@@ -53,8 +53,8 @@ static void test_v2beta1_defaults(void **state)
     launch_job_t job = load_ok("v2beta1-defaults.yaml", NULL);
     assert_string_equal(job.name, "minimal");
     assert_string_equal(job.namespace_name, "default");
-    assert_int_equal(job.workers, 1); /* Worker.replicas defaults to 1 */
-    assert_int_equal(job.slots, 1);   /* slotsPerWorker defaults to 1 */
+    assert_int_equal(job.workers, 1);
+    assert_int_equal(job.slots, 1); /* slotsPerWorker defaults to 1 */
     assert_int_equal(job.mpi, LAUNCH_MPI_OPENMPI);
 }
 
@@ -86,16 +86,25 @@ static void test_v2beta1_launcher_as_worker(void **state)
     assert_int_equal(job.slots, 4);
 }
 
+static launch_job_t parse_ok(const char *yaml)
+{
+    launch_job_t job;
+    launch_error_t err = {{0}};
+    int rc = launch_job_parse(yaml, strlen(yaml), NULL, &job, &err);
+    if (rc != 0)
+        fprintf(stderr, "unexpected error: %s\n", err.text);
+    assert_int_equal(rc, 0);
+    return job;
+}
+
 static void test_launcher_only_job(void **state)
 {
     (void)state;
     /* No Worker spec is fine when the launcher is the worker. */
-    const char *yaml = "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata: {name: solo}\n"
-                       "spec:\n  runLauncherAsWorker: true\n  slotsPerWorker: 2\n"
-                       "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n";
-    launch_job_t job;
-    launch_error_t err = {{0}};
-    assert_int_equal(launch_job_parse(yaml, strlen(yaml), NULL, &job, &err), 0);
+    launch_job_t job = parse_ok("apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata: "
+                                "{name: solo}\nspec:\n  runLauncherAsWorker: true\n  "
+                                "slotsPerWorker: 2\n  mpiReplicaSpecs:\n    Launcher: "
+                                "{replicas: 1}\n");
     assert_int_equal(job.workers, 0);
     assert_int_equal(job.launcher_is_worker, 1);
     assert_int_equal(job.slots, 2);
@@ -110,6 +119,92 @@ static void test_v1(void **state)
     assert_string_equal(job.namespace_name, "team-a");
     assert_int_equal(job.workers, 4);
     assert_int_equal(job.slots, 2);
+    /* v1 (training-operator) defaults a missing Worker.replicas to 1; for
+     * v2beta1 it is an error (see bad_cases). */
+    job = parse_ok("apiVersion: kubeflow.org/v1\nkind: MPIJob\nmetadata: {name: j}\nspec:\n"
+                   "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {}\n");
+    assert_int_equal(job.workers, 1);
+}
+
+/* Other objects beside the MPIJob (a claim, a ComputeDomain) are what
+ * `kubectl apply -f` files hold: the only MPIJob is taken. */
+static void test_other_documents_beside_the_job(void **state)
+{
+    (void)state;
+    launch_job_t job = load_ok("pvc-and-mpijob.yaml", NULL);
+    assert_string_equal(job.name, "resnet");
+    assert_string_equal(job.namespace_name, "training");
+    assert_int_equal(job.workers, 18);
+    assert_int_equal(job.slots, 4);
+    /* An MPIJob and a TFJob in one file: each parser takes its own. */
+    const char *both = "kind: ComputeDomain\nmetadata: {name: cd}\n---\n"
+                       "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: tf}\n"
+                       "spec: {tfReplicaSpecs: {Worker: {replicas: 2}}}\n---\n"
+                       "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\nmetadata: {name: mpi}\n"
+                       "spec: {mpiReplicaSpecs: {Launcher: {replicas: 1}, Worker: {replicas: 2}}}"
+                       "\n---\n";
+    launch_error_t err = {{0}};
+    int rc = launch_job_parse(both, strlen(both), NULL, &job, &err);
+    print_message("MPIJob among three: rc %d %s\n", rc, err.text);
+    assert_int_equal(rc, 0);
+    assert_string_equal(job.name, "mpi");
+    assert_int_equal(job.workers, 2);
+    launch_tfjob_t tf;
+    assert_int_equal(launch_tfjob_parse(both, strlen(both), &tf, &err), 0);
+    assert_string_equal(tf.name, "tf");
+    /* A TFJob and a claim given as an MPIJob: the flag to use. */
+    const char *tf_only = "kind: PersistentVolumeClaim\n---\napiVersion: kubeflow.org/v1\n"
+                          "kind: TFJob\n";
+    assert_int_equal(launch_job_parse(tf_only, strlen(tf_only), NULL, &job, &err), RT_EFORMAT);
+    print_message("TFJob and a claim: %s\n", err.text);
+    assert_non_null(strstr(err.text, "none of the 2 documents is an MPIJob"));
+    assert_non_null(strstr(err.text, "for a TFJob use --tfjob"));
+}
+
+/* An MPIJob of the given version whose Launcher has these containers. */
+static void expect_gpu_launcher(const char *version, const char *containers, int listed)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "apiVersion: kubeflow.org/%s\nkind: MPIJob\nmetadata: {name: "
+             "j}\nspec:\n  mpiReplicaSpecs:\n    Launcher:\n      template:\n        spec:\n"
+             "          containers:\n%s    Worker: {replicas: 3}\n", version, containers);
+    launch_job_t job = parse_ok(yaml);
+    assert_int_equal(job.launcher_gpu, listed);
+    assert_int_equal(job.launcher_is_worker, listed);
+}
+
+/* v1: a Launcher that requests a GPU is listed first by the v1 controller,
+ * with slotsPerWorker slots; one without is not, and v2beta1 lists the
+ * launcher only with runLauncherAsWorker. */
+static void test_v1_gpu_launcher(void **state)
+{
+    (void)state;
+    launch_job_t job = load_ok("v1-gpu-launcher.yaml", NULL);
+    assert_int_equal(job.launcher_is_worker, 1);
+    assert_int_equal(job.launcher_gpu, 1);
+    assert_int_equal(job.workers, 2);
+    assert_int_equal(job.slots, 2);
+    launch_hostlist_t list;
+    launch_error_t err = {{0}};
+    assert_int_equal(launch_hostlist_from_job(&job, NULL, &list, &err), 0);
+    char *text = NULL;
+    size_t bytes = 0;
+    assert_int_equal(launch_hostfile_render(&list, &text, &bytes), 0);
+    assert_string_equal(text, "tf-gpu-launcher.tf-gpu.team-b.svc slots=2\n"
+                              "tf-gpu-worker-0.tf-gpu.team-b.svc slots=2\n"
+                              "tf-gpu-worker-1.tf-gpu.team-b.svc slots=2\n");
+    assert_int_equal(list.first_is_local, 1); /* the launcher is this machine */
+    free(text);
+    launch_hostlist_free(&list);
+    job = load_ok("v1.yaml", NULL);
+    assert_int_equal(job.launcher_is_worker, 0);
+    assert_int_equal(job.launcher_gpu, 0);
+    /* Any limit whose name says gpu counts, as in the controller; v2beta1
+     * lists the launcher only with runLauncherAsWorker. */
+    expect_gpu_launcher("v1", "          - name: a\n          - name: b\n"
+                              "            resources: {limits: {amd.com/gpu: 1}}\n", 1);
+    expect_gpu_launcher("v2beta1", "          - name: a\n"
+                                   "            resources: {limits: {nvidia.com/gpu: 1}}\n", 0);
 }
 
 static void test_v1alpha1_gpus16(void **state)
@@ -335,8 +430,38 @@ static const bad_case_t bad_cases[] = {
      "spec.mpiReplicaSpecs.Worker.replicas: ", "got a boolean"},
     {"replicas in hex", WORKER_REPLICAS("0x10"), RT_EFORMAT,
      "spec.mpiReplicaSpecs.Worker.replicas: ", "decimal"},
+    /* Kubernetes' YAML decoder reads 010 as octal 8: refused, not read as 10. */
+    {"replicas with a leading zero", WORKER_REPLICAS("010"), RT_EFORMAT,
+     "spec.mpiReplicaSpecs.Worker.replicas: ", "\"010\" has a leading zero (line 9)"},
+    {"replicas 00", WORKER_REPLICAS("00"), RT_EFORMAT, "spec.mpiReplicaSpecs.Worker.replicas: ",
+     "leading zero"},
+    {"replicas +02", WORKER_REPLICAS("+02"), RT_EFORMAT, "spec.mpiReplicaSpecs.Worker.replicas: ",
+     "leading zero"},
+    {"slots with a leading zero", SLOTS("08"), RT_EFORMAT, "spec.slotsPerWorker: ",
+     "\"08\" has a leading zero (line 6)"},
+    {"v1alpha1 gpus with a leading zero", V1A "spec:\n  gpus: 016\n", RT_EFORMAT, "spec.gpus: ",
+     "leading zero"},
     {"replicas as a list", WORKER_REPLICAS("[1, 2]"), RT_EFORMAT,
      "spec.mpiReplicaSpecs.Worker.replicas: ", "got a list"},
+    /* The v2beta1 controller defaults it to 0 and then rejects the job: not
+     * run as one worker. */
+    {"v2beta1 Worker without replicas", V2 META_OK "spec:\n  mpiReplicaSpecs:\n    Launcher: "
+     "{replicas: 1}\n    Worker:\n      template: {spec: {containers: [{name: w}]}}\n",
+     RT_EFORMAT, "spec.mpiReplicaSpecs.Worker.replicas: ", "missing (the Worker spec starts at "
+     "line 9); the v2beta1 controller defaults it to 0 and then rejects the job"},
+    {"v1 Launcher containers not a list", "apiVersion: kubeflow.org/v1\nkind: MPIJob\n" META_OK
+     "spec:\n  mpiReplicaSpecs:\n    Launcher:\n      template: {spec: {containers: x}}\n"
+     "    Worker: {replicas: 1}\n", RT_EFORMAT,
+     "spec.mpiReplicaSpecs.Launcher.template.spec.containers: ", "expected a list"},
+    {"unknown cleanPodPolicy", V2 META_OK "spec:\n  runPolicy: {cleanPodPolicy: Sometimes}\n"
+     "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {replicas: 1}\n", RT_EINVAL,
+     "spec.runPolicy.cleanPodPolicy: ", "None, Running or All"},
+    {"runPolicy not a mapping", V2 META_OK "spec:\n  runPolicy: 3\n"
+     "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {replicas: 1}\n", RT_EFORMAT,
+     "spec.runPolicy: ", "expected a mapping"},
+    {"unknown launcherCreationPolicy", V2 META_OK "spec:\n  launcherCreationPolicy: Later\n"
+     "  mpiReplicaSpecs:\n    Launcher: {replicas: 1}\n    Worker: {replicas: 1}\n", RT_EINVAL,
+     "spec.launcherCreationPolicy: ", "AtStartup or WaitForWorkersReady"},
     {"zero slots", SLOTS("0"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"too many slots", SLOTS("1025"), RT_ERANGE, "spec.slotsPerWorker: ", "1..1024"},
     {"negative slots", SLOTS("-8"), RT_ERANGE, "spec.slotsPerWorker: ", "out of range"},
@@ -364,6 +489,12 @@ static const bad_case_t bad_cases[] = {
      "spec.sshAuthMountPath: ", "absolute path"},
     {"wrong kind", "apiVersion: kubeflow.org/v2beta1\nkind: Job\n" META_OK SPEC_OK, RT_EINVAL,
      "kind: ", "not MPIJob"},
+    /* The kind is checked first: a Katib Experiment is not "an unsupported
+     * apiVersion" of an MPIJob. */
+    {"a Katib Experiment", "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\n" META_OK
+     "spec: {}\n", RT_EINVAL, "kind: ", "\"Experiment\" is not MPIJob (line 2)"},
+    {"a Deployment", "apiVersion: apps/v1\nkind: Deployment\n" META_OK "spec: {}\n", RT_EINVAL,
+     "kind: ", "--mpijob"},
     {"wrong apiVersion", "apiVersion: batch/v1\nkind: MPIJob\n" META_OK SPEC_OK, RT_EINVAL,
      "apiVersion: ", "not supported"},
     {"unsupported v1alpha2", "apiVersion: kubeflow.org/v1alpha2\nkind: MPIJob\n" META_OK SPEC_OK,
@@ -377,8 +508,11 @@ static const bad_case_t bad_cases[] = {
     {"alias bomb", V2 META_OK "x: &a [1,2,3,4,5,6,7,8,9]\ny: [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
      SPEC_OK, RT_EFORMAT, "MPIJob:", "anchor"},
     {"tag", V2 "metadata:\n  name: !!str job\n" SPEC_OK, RT_EFORMAT, "MPIJob:", "tag"},
-    {"two documents", V2 META_OK SPEC_OK "---\n" V2 META_OK SPEC_OK, RT_EFORMAT, "MPIJob:",
-     "second YAML document"},
+    {"two MPIJobs", V2 META_OK SPEC_OK "---\n" V2 "metadata: {name: other}\n" SPEC_OK, RT_EFORMAT,
+     "MPIJob: ", "2 MPIJobs in one file: \"job\" (line 1) and \"other\" (line 10)"},
+    {"no MPIJob among several documents", "kind: PersistentVolumeClaim\n---\nkind: "
+     "ComputeDomain\n", RT_EFORMAT, "MPIJob: ", "none of the 2 documents is an MPIJob (kinds: "
+     "\"PersistentVolumeClaim\" (line 1) and \"ComputeDomain\" (line 3)); give the file"},
     {"root is a list", "- a\n- b\n", RT_EFORMAT, "MPIJob: ", "not a mapping"},
     {"root is a scalar", "hello\n", RT_EFORMAT, "MPIJob: ", "not a mapping"},
     {"empty", "", RT_EFORMAT, "MPIJob: ", "no YAML document"},
@@ -463,8 +597,9 @@ static void test_bad_fixture_files(void **state)
         const char *says;
     } files[] = {
         {"alias-bomb.yaml", "anchor"},
-        {"multi-doc.yaml", "second YAML document"},
+        {"multi-doc.yaml", "2 MPIJobs in one file: \"first\" (line 1) and \"second\" (line 10)"},
         {"hostile-name.yaml", "metadata.name: \"a;rm -rf /\""},
+        {"katib-experiment.yaml", "kind: \"Experiment\" is not MPIJob (line 3)"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];
@@ -528,6 +663,8 @@ int main(void)
         cmocka_unit_test(test_v2beta1_launcher_as_worker),
         cmocka_unit_test(test_launcher_only_job),
         cmocka_unit_test(test_v1),
+        cmocka_unit_test(test_other_documents_beside_the_job),
+        cmocka_unit_test(test_v1_gpu_launcher),
         cmocka_unit_test(test_v1alpha1_gpus16),
         cmocka_unit_test(test_v1alpha1_below_per_node),
         cmocka_unit_test(test_v1alpha1_not_multiple),

@@ -181,21 +181,70 @@ static void test_run_exit_status(void **state)
 {
     (void)state;
     extern char **environ;
-    int code = -1;
+    launch_run_result_t r;
     char *ok[] = {FAKE, "fake-job", "exit", "0", NULL};
-    assert_int_equal(launch_run(ok, environ, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 0);
+    assert_int_equal(launch_run(ok, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 0);
     char *three[] = {FAKE, "fake-job", "exit", "3", NULL};
-    int forwarded = -1;
-    assert_int_equal(launch_run(three, environ, 1.0, &code, &forwarded), 0);
-    assert_int_equal(code, 3);
-    assert_int_equal(forwarded, 0);
+    assert_int_equal(launch_run(three, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 3);
+    assert_int_equal(r.forwarded, 0);
+    /* A status above 128 is mpirun's own, not a signal. */
+    char *high[] = {FAKE, "fake-job", "exit", "205", NULL};
+    assert_int_equal(launch_run(high, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 205);
+    assert_int_equal(r.signal, 0);
     char *killed[] = {FAKE, "fake-job", "kill", "KILL", NULL};
-    assert_int_equal(launch_run(killed, environ, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 128 + 9);
+    assert_int_equal(launch_run(killed, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 128 + 9);
+    assert_int_equal(r.signal, 9);
     char *segv[] = {FAKE, "fake-job", "kill", "SEGV", NULL};
-    assert_int_equal(launch_run(segv, environ, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 128 + 11);
+    assert_int_equal(launch_run(segv, environ, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 128 + 11);
+    assert_int_equal(r.signal, 11);
+}
+
+/* What execve would refuse with E2BIG is found before the spawn. */
+static void test_argv_check_size(void **state)
+{
+    (void)state;
+    launch_error_t err = {{0}};
+    char *argv[] = {"mpirun", "-np", "2", "prog", NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL, NULL};
+    assert_int_equal(launch_argv_check_size(argv, envp, &err), 0);
+    /* One variable over 32 pages, named. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *big = malloc(page * 32 + 16);
+    assert_non_null(big);
+    memcpy(big, "RINGTRAIN_PS_RANKS=", 19);
+    memset(big + 19, '7', page * 32 - 19);
+    big[page * 32] = '\0'; /* exactly one byte too many with its NUL */
+    envp[1] = big;
+    assert_int_equal(launch_argv_check_size(argv, envp, &err), RT_ERANGE);
+    print_message("%s\n", err.text);
+    assert_non_null(strstr(err.text, "RINGTRAIN_PS_RANKS: "));
+    big[page * 32 - 1] = '\0'; /* at the limit: fine */
+    assert_int_equal(launch_argv_check_size(argv, envp, &err), 0);
+    /* An argument, quoted by its start. */
+    char *long_arg[] = {"mpirun", big, NULL};
+    big[page * 32 - 1] = '7';
+    assert_int_equal(launch_argv_check_size(long_arg, NULL, &err), RT_ERANGE);
+    assert_non_null(strstr(err.text, "mpirun argument \"RINGTRAIN_PS_RANKS=77"));
+    /* Many strings, each small enough, together over ARG_MAX. */
+    long arg_max = sysconf(_SC_ARG_MAX);
+    if (arg_max > 0 && arg_max < (1L << 30)) {
+        size_t count = (size_t)arg_max / (page * 16) + 2;
+        char **many = calloc(count + 1, sizeof *many);
+        assert_non_null(many);
+        big[page * 16] = '\0';
+        for (size_t i = 0; i < count; i++)
+            many[i] = big;
+        assert_int_equal(launch_argv_check_size(many, NULL, &err), RT_ERANGE);
+        print_message("%s\n", err.text);
+        assert_non_null(strstr(err.text, "(ARG_MAX)"));
+        free(many);
+    }
+    free(big);
 }
 
 static void test_run_env_and_no_shell(void **state)
@@ -207,9 +256,9 @@ static void test_run_env_and_no_shell(void **state)
     close(fd);
     char *envp[] = {"PATH=/usr/bin:/bin", "K_MPI_JOB_ROLE=launcher", "ODD=$(echo no)", NULL};
     char *argv[] = {FAKE, "fake-job", "env", path, NULL};
-    int code = -1;
-    assert_int_equal(launch_run(argv, envp, 1.0, &code, NULL), 0);
-    assert_int_equal(code, 0);
+    launch_run_result_t r;
+    assert_int_equal(launch_run(argv, envp, 1.0, &r), 0);
+    assert_int_equal(r.exit_code, 0);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char text[4096] = {0};
@@ -227,12 +276,12 @@ static void test_run_missing_program(void **state)
     (void)state;
     extern char **environ;
     char *argv[] = {"/nonexistent/mpirun", "x", NULL};
-    int code = -1;
+    launch_run_result_t r;
     errno = 0;
-    assert_int_equal(launch_run(argv, environ, 1.0, &code, NULL), RT_ESYS);
+    assert_int_equal(launch_run(argv, environ, 1.0, &r), RT_ESYS);
     assert_int_equal(errno, ENOENT);
     char *bare[] = {"ringtrain-no-such-mpirun", NULL};
-    assert_int_equal(launch_run(bare, environ, 1.0, &code, NULL), RT_ESYS);
+    assert_int_equal(launch_run(bare, environ, 1.0, &r), RT_ESYS);
 }
 
 int main(void)
@@ -246,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_argv_hydra),
         cmocka_unit_test(test_argv_format_quotes),
         cmocka_unit_test(test_run_exit_status),
+        cmocka_unit_test(test_argv_check_size),
         cmocka_unit_test(test_run_env_and_no_shell),
         cmocka_unit_test(test_run_missing_program),
     };

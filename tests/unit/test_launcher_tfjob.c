@@ -189,6 +189,15 @@ static void test_chief_evaluator(void **state)
     launch_tf_map_free(&map);
 }
 
+/* A claim and an empty document beside the TFJob: the only TFJob is taken. */
+static void test_other_documents_beside_the_job(void **state)
+{
+    (void)state;
+    launch_tfjob_t job = load_ok("pvc-and-tfjob.yaml");
+    assert_string_equal(job.name, "mnist");
+    assert_int_equal(job.replicas[LAUNCH_TF_WORKER], 3);
+}
+
 static void test_v1beta1_lower_case_types(void **state)
 {
     (void)state;
@@ -438,6 +447,8 @@ static const bad_case_t bad_cases[] = {
      "spec.tfReplicaSpecs.Worker.replicas: ", "out of range"},
     {"replicas as a string", WORKER("replicas: \"2\""), RT_EFORMAT,
      "spec.tfReplicaSpecs.Worker.replicas: ", "expected an integer, got a string"},
+    {"replicas with a leading zero (octal to Kubernetes)", WORKER("replicas: 010"), RT_EFORMAT,
+     "spec.tfReplicaSpecs.Worker.replicas: ", "\"010\" has a leading zero (line 8)"},
     {"replicas with a fraction", WORKER("replicas: 1.5"), RT_EFORMAT,
      "spec.tfReplicaSpecs.Worker.replicas: ", "expected an integer"},
     {"two chiefs", TF META SPECS("    Chief: {replicas: 2}\n    Worker: {}\n"), RT_ERANGE,
@@ -478,6 +489,10 @@ static const bad_case_t bad_cases[] = {
      "kind: ", "not TFJob"},
     {"no kind", "apiVersion: kubeflow.org/v1\n" META OK_SPECS, RT_EFORMAT, "kind: ",
      "missing"},
+    {"a Deployment (kind checked first)", "apiVersion: apps/v1\nkind: Deployment\n" META
+     OK_SPECS, RT_EINVAL, "kind: ", "\"Deployment\" is not TFJob (line 2)"},
+    {"an MPIJob v2beta1 (kind checked first)", "apiVersion: kubeflow.org/v2beta1\nkind: MPIJob\n"
+     META OK_SPECS, RT_EINVAL, "kind: ", "use --mpijob"},
     {"MPIJob apiVersion", "apiVersion: kubeflow.org/v2beta1\nkind: TFJob\n" META OK_SPECS,
      RT_EINVAL, "apiVersion: ", "kubeflow.org/v1"},
     {"v1alpha2 apiVersion", "apiVersion: kubeflow.org/v1alpha2\nkind: TFJob\n" META OK_SPECS,
@@ -486,8 +501,8 @@ static const bad_case_t bad_cases[] = {
     {"alias bomb", TF META "x: &a [1,2,3,4,5,6,7,8,9]\ny: [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n" OK_SPECS,
      RT_EFORMAT, "TFJob:", "anchor"},
     {"tag", TF "metadata:\n  name: !!str job\n" OK_SPECS, RT_EFORMAT, "TFJob:", "tag"},
-    {"two documents", TF META OK_SPECS "---\n" TF META OK_SPECS, RT_EFORMAT, "TFJob:",
-     "put exactly one TFJob"},
+    {"two TFJobs", TF META OK_SPECS "---\n" TF META OK_SPECS, RT_EFORMAT, "TFJob: ",
+     "2 TFJobs in one file: \"job\" (line 1) and \"job\" (line 10)"},
     {"root is a list", "- TFJob\n", RT_EFORMAT, "TFJob: ", "not a mapping"},
     {"empty", "", RT_EFORMAT, "TFJob: ", "no YAML document"},
     {"syntax error", TF "metadata:\n  name: \"job\n" OK_SPECS, RT_EFORMAT, "TFJob:",
@@ -534,8 +549,12 @@ static void test_bad_fixture_files(void **state)
         {"alias.yaml", "anchor"},
         {"both-master-chief.yaml", "both Chief (line 8) and Master (line 10)"},
         {"hostile-name.yaml", "metadata.name: \"a;rm -rf /\""},
+        /* Only other objects beside an MPIJob: none is a TFJob. */
+        {"../mpijob/pvc-and-mpijob.yaml", "none of the 2 documents is a TFJob (kinds: "
+         "\"PersistentVolumeClaim\" (line 3) and \"MPIJob\" (line 14)); for an MPIJob use "
+         "--mpijob"},
         /* An MPIJob given as a TFJob. */
-        {"../mpijob/v2beta1-2x8.yaml", "apiVersion: \"kubeflow.org/v2beta1\""},
+        {"../mpijob/v2beta1-2x8.yaml", "kind: \"MPIJob\" is not TFJob (line 3); for an MPIJob use --mpijob"},
         {"../mpijob/v1.yaml", "kind: \"MPIJob\" is not TFJob"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -582,8 +601,8 @@ static void test_oversized_and_missing(void **state)
     assert_int_equal(launch_tfjob_load("/nonexistent/tf.yaml", &job, &err), RT_ENOENT);
     assert_non_null(strstr(err.text, "/nonexistent/tf.yaml: cannot open"));
     assert_non_null(strstr(err.text, "the TFJob YAML"));
-    assert_int_equal(launch_tfjob_load("/tmp", &job, &err), RT_EINVAL);
-    assert_non_null(strstr(err.text, "not a regular file"));
+    assert_int_equal(launch_tfjob_load("/tmp", &job, &err), RT_EFORMAT);
+    assert_non_null(strstr(err.text, "/tmp: is a directory, not a regular file"));
 }
 
 int main(void)
@@ -593,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_master_2workers_ps_allreduce),
         cmocka_unit_test(test_master_2workers_ps_parameter_server),
         cmocka_unit_test(test_chief_evaluator),
+        cmocka_unit_test(test_other_documents_beside_the_job),
         cmocka_unit_test(test_v1beta1_lower_case_types),
         cmocka_unit_test(test_workers_only_default_replicas),
         cmocka_unit_test(test_cluster_domain_and_slots),
