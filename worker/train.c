@@ -24,6 +24,7 @@
 #include "kernels/kernels.h"
 #include "model.h"
 #include "ps.h"
+#include "stats.h"
 #include "timeline.h"
 #include "topo.h"
 #include "worker.h"
@@ -262,41 +263,6 @@ static void print_thousands(char *buf, size_t bytes, size_t value)
         buf[o++] = digits[i];
     }
     buf[o] = '\0';
-}
-
-/* tf_cnn_benchmarks' statistics over per-step speeds: mean speed from the
- * mean time, uncertainty = std / sqrt(n), jitter = 1.4826 * MAD. */
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void speed_stats(const double *times, size_t count, double images,
-                        double *sorted, double *mean, double *uncertainty,
-                        double *jitter)
-{
-    double tsum = 0, ssum = 0, ssq = 0;
-    for (size_t i = 0; i < count; i++) {
-        double s = images / times[i];
-        tsum += times[i];
-        ssum += s;
-        ssq += s * s;
-        sorted[i] = s;
-    }
-    *mean = images / (tsum / (double)count);
-    double smean = ssum / (double)count;
-    double var = ssq / (double)count - smean * smean;
-    *uncertainty = var > 0 ? sqrt(var) / sqrt((double)count) : 0.0;
-    qsort(sorted, count, sizeof(double), cmp_double);
-    double median = count % 2 ? sorted[count / 2]
-                              : 0.5 * (sorted[count / 2 - 1] + sorted[count / 2]);
-    for (size_t i = 0; i < count; i++)
-        sorted[i] = fabs(sorted[i] - median);
-    qsort(sorted, count, sizeof(double), cmp_double);
-    double mad = count % 2 ? sorted[count / 2]
-                           : 0.5 * (sorted[count / 2 - 1] + sorted[count / 2]);
-    *jitter = 1.4826 * mad;
 }
 
 static int write_params(const char *path, const float *params, size_t count)
@@ -794,12 +760,12 @@ static int print_step_line(run_t *r, long step, long k, float loss)
         return isfinite(loss) ? RT_ECUDA : RT_ENONFINITE;
     }
     size_t n = (size_t)(k + 1 < (long)r->keep ? k + 1 : (long)r->keep);
-    double mean, unc, jit;
-    speed_stats(r->times, n, r->global_batch, r->scratch, &mean, &unc, &jit);
+    speed_stats_t st;
+    speed_stats(r->times, n, r->global_batch, r->scratch, &st);
     /* Step lines number timed steps from the original warm-up, so a
      * resumed run numbers its steps as the uninterrupted run does. */
     printf("%ld\timages/sec: %.1f +/- %.1f (jitter = %.1f)\t%.3f\n", step + 1 - r->display_base,
-           mean, unc, jit, (double)loss);
+           st.mean, st.uncertainty, st.jitter, (double)loss);
     fflush(stdout);
     return 0;
 }
