@@ -111,6 +111,8 @@ static void trace_node(void *ctx, int node, int backward, double t0, double t1)
     timeline_add(ctx, backward ? TL_BACKWARD : TL_FORWARD, node, t0, t1, 0, -1);
 }
 
+static int agree_status(coll_comm_t *comm, int rc);
+
 /* Writes the timeline (collective); names come from the model and buckets. */
 static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline_t *tl,
                           const model_t *m, const grad_sync_t *g)
@@ -118,8 +120,9 @@ static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline
     char (*descr)[64] = calloc((size_t)m->node_count, sizeof *descr);
     const char **nodes = calloc((size_t)m->node_count, sizeof *nodes);
     const char **algos = calloc((size_t)g->count, sizeof *algos);
-    int rc = RT_ENOMEM;
-    if (descr && nodes && algos) {
+    /* The write is collective: no rank may skip it alone. */
+    int rc = agree_status(comm, descr && nodes && algos ? 0 : RT_ENOMEM);
+    if (!rc) {
         for (int i = 0; i < m->node_count; i++) {
             model_node_describe(m, i, descr[i], sizeof descr[i]);
             nodes[i] = descr[i];
