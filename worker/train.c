@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <signal.h>
@@ -426,7 +427,7 @@ static int save_checkpoint(const worker_options_t *o, const model_t *m, int rank
                         .ranks = (uint32_t)ranks,
                         .batch = (uint32_t)o->batch_size};
     ckpt_data_t data = {m->params, m->momentum, m->state};
-    char path[4096], err[512];
+    char path[4200], err[1536];
     int rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path,
                        sizeof path, err, sizeof err);
     if (rc)
@@ -543,6 +544,51 @@ static int run_choose_mode(run_t *r)
     r->printer = ps->enabled ? ps->chief : 0;
     r->global_batch = (double)o->batch_size * r->data_ranks;
     return 0;
+}
+
+/* An output file: its directory takes a new file (one is created and
+ * removed the way the real write does it) and the name is not a directory. */
+static int check_output_file(const char *flag, const char *path)
+{
+    char err[1536];
+    struct stat st;
+    rt_atomic_file_t f;
+    int rc = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, sizeof err, "%s: is a directory; give a file name", path);
+        rc = RT_EINVAL;
+    } else if (rt_atomic_open(&f, path, 0600, err, sizeof err) != 0) {
+        rc = RT_EINVAL;
+    } else {
+        rt_atomic_abort(&f);
+    }
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: %s: %s\n", flag, err);
+    return rc;
+}
+
+/* Before step 1, on the rank that writes each: the checkpoint directory
+ * (created 0700 if missing), --timeline and --dump_params. A typo or a
+ * read-only disk is bad input reported now with errno's text, on every
+ * rank together, not a failure after training. */
+static int run_check_outputs(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    int rc = 0;
+    if (r->rank == 0 && o->checkpoint_dir[0]) {
+        char err[1536];
+        rc = ckpt_dir_prepare(o->checkpoint_dir, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
+                    o->checkpoint_dir, err);
+            rc = RT_EINVAL;
+        }
+    }
+    if (!rc && r->rank == 0 && o->timeline[0])
+        rc = check_output_file("--timeline", o->timeline);
+    if (!rc && r->rank == r->printer && o->dump_params[0])
+        rc = check_output_file("--dump_params", o->dump_params);
+    return agree_status(r->comm, rc);
 }
 
 /* The training data and this rank's sampler over it. */
@@ -930,6 +976,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     int rc = run_build_model(r);
     if (!rc)
         rc = run_choose_mode(r);
+    if (!rc)
+        rc = run_check_outputs(r);
     if (!rc)
         rc = run_load_data(r);
     if (!rc) {
