@@ -269,23 +269,13 @@ static void print_thousands(char *buf, size_t bytes, size_t value)
     buf[o] = '\0';
 }
 
-static int write_params(const char *path, const float *params, size_t count)
+/* --dump_params: the raw float32 arena, through the atomic writer. */
+static int write_params(const char *path, const float *params, size_t count, char *err,
+                        size_t err_bytes)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return RT_EIO;
-    size_t n = fwrite(params, sizeof(float), count, f);
-    int bad = n != count;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return RT_EIO;
-    }
-    return 0;
+    int rc = rt_file_write_atomic(path, params, count * sizeof(float), 0644, err, err_bytes);
+    /* Found after training: a failure, not bad input. */
+    return rc ? RT_EIO : 0;
 }
 
 /* Each of `ranks` data ranks evaluates its slice (data_rank < 0: none). */
@@ -819,18 +809,42 @@ static int print_step_line(run_t *r, long step, long k, float loss)
     return 0;
 }
 
-/* A checkpoint after this step when --checkpoint_every says so. */
+/* Every rank learns the outcome of rank 0's save before going on, so a
+ * failed save ends all of them with rank 0's error (printed there) instead
+ * of leaving the others spinning in the next collective. The 4-byte
+ * allreduce waits as a gradient bucket does (yielding, at most
+ * --stall_timeout); when even it fails no rank can know where the others
+ * are, and the job is aborted. Host memory: checkpoints are CPU-only. */
+static int agree_saved(run_t *r, int rc)
+{
+    float code = (float)rc;
+    int arc = coll_allreduce(r->comm, COLL_IN_PLACE, &code, 1, COLL_F32, COLL_SUM);
+    if (arc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: could not learn whether rank 0 wrote "
+                        "the checkpoint: %s; aborting the job\n",
+                r->rank, rt_strerror(arc));
+        coll_abort(r->comm, 1);
+        return arc;
+    }
+    return (int)code;
+}
+
+/* A checkpoint after this step when --checkpoint_every says so; every rank
+ * calls it and gets the outcome. */
 static int run_maybe_checkpoint(run_t *r, long step)
 {
     const worker_options_t *o = r->o;
-    if (!o->checkpoint_dir[0] || r->rank != 0 || o->checkpoint_every <= 0 ||
+    if (!o->checkpoint_dir[0] || o->checkpoint_every <= 0 ||
         (step + 1) % o->checkpoint_every != 0)
         return 0;
-    double t_ck = rt_now();
-    int rc = save_checkpoint(o, r->m, r->size, step + 1);
-    if (!rc && r->sync->tl)
-        timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
-    return rc;
+    int rc = 0;
+    if (r->rank == 0) {
+        double t_ck = rt_now();
+        rc = save_checkpoint(o, r->m, r->size, step + 1);
+        if (!rc && r->sync->tl)
+            timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
+    }
+    return agree_saved(r, rc);
 }
 
 /* The step loop. Nothing in it allocates. A failure aborts the job (no
@@ -856,12 +870,14 @@ static int run_train(run_t *r)
         r->timeline.step = step + 1;
         float loss = 0.0f;
         int rc = run_one_step(r, step, &loss);
-        if (!rc)
-            rc = run_maybe_checkpoint(r, step);
         if (rc) {
             coll_abort(r->comm, 1);
             return rc;
         }
+        /* Every rank has the checkpoint's outcome: they stop together. */
+        rc = run_maybe_checkpoint(r, step);
+        if (rc)
+            return rc;
         if (r->sync->tl)
             timeline_add(&r->timeline, TL_STEP, -1, t0, rt_now(), 0, -1);
         double dt = rt_now() - t0;
@@ -904,15 +920,22 @@ static int run_finish(run_t *r)
         if (rc)
             return rc;
     }
-    /* The last update is never followed by a forward: check it here. */
+    /* The last update is never followed by a forward: check it here. The
+     * ranks' parameters differ in independent and parameter-server modes,
+     * so they agree before anything collective follows. */
+    rc = 0;
     if (r->dev.kind == WORKER_DEVICE_CPU && nonfinite_node(m) >= 0) {
         report_nonfinite(m, r->rank, total_steps + 1, 0.0);
-        return RT_ENONFINITE;
+        rc = RT_ENONFINITE;
     }
-    if (o->checkpoint_dir[0] && r->rank == 0 &&
+    rc = agree_status(r->comm, rc);
+    if (rc)
+        return rc;
+    if (o->checkpoint_dir[0] &&
         (o->checkpoint_every <= 0 || total_steps % o->checkpoint_every != 0) &&
         total_steps > r->start_step) {
-        rc = save_checkpoint(o, m, r->size, total_steps);
+        rc = r->rank == 0 ? save_checkpoint(o, m, r->size, total_steps) : 0;
+        rc = agree_saved(r, rc);
         if (rc)
             return rc;
     }
@@ -957,10 +980,15 @@ static int run_dump_params(run_t *r)
     if (r->rank != r->printer)
         return 0;
     const float *params = device_params(&r->dev, r->m);
-    int rc = params ? write_params(o->dump_params, params, r->m->arena_floats) : RT_ECUDA;
+    if (!params) {
+        fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot copy the parameters "
+                        "from the GPU (see above)\n", o->dump_params);
+        return RT_ECUDA;
+    }
+    char err[1536];
+    int rc = write_params(o->dump_params, params, r->m->arena_floats, err, sizeof err);
     if (rc)
-        fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
-                o->dump_params);
+        fprintf(stderr, "ringtrain-worker: error: --dump_params: %s\n", err);
     return rc;
 }
 
