@@ -11,7 +11,8 @@
  *       pinned staging, the loss read back only when it is printed.
  *
  * Nothing allocates after device_prepare() except device_params() (once,
- * after training). Errors of queued GPU work surface at the next
+ * after training) and device_state_host() (once, before training, when
+ * there are checkpoints). Errors of queued GPU work surface at the next
  * device_loss() or device_sync() (the kernels' convention). */
 #ifndef RINGTRAIN_WORKER_DEVICE_H
 #define RINGTRAIN_WORKER_DEVICE_H
@@ -19,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "collectives/collectives.h"
 #include "model.h"
 #include "worker.h"
@@ -37,6 +39,8 @@ typedef struct {
     const int32_t *resident_labels;
     int resident_count;
     float *host_params;      /* device_params() download */
+    float *host_momentum;    /* with host_params and host_state: the host */
+    float *host_state;       /* copy of the model state (checkpoints, cuda) */
 } device_t;
 
 /* Collective over comm. Selects and initialises the device and attaches the
@@ -70,6 +74,20 @@ int device_loss(device_t *d, const model_t *m, float *loss);
 int device_sync(device_t *d);
 /* Host view of the parameter arena (cuda: downloaded); NULL on failure. */
 const float *device_params(device_t *d, const model_t *m);
+/* The model state a checkpoint holds (parameters, momentum, batch-norm
+ * statistics) in host memory: cpu: the arenas themselves; cuda: host
+ * buffers made on the first call and kept until device_close(). _host only
+ * points *host at them (to load a checkpoint into); _to_host first waits
+ * for the device and copies the arenas there; _from_host copies them back
+ * into the device's arenas and waits (cpu: nothing to do). 0, RT_ENOMEM or
+ * RT_ECUDA. */
+int device_state_host(device_t *d, const model_t *m, ckpt_data_t *host);
+int device_state_to_host(device_t *d, const model_t *m, ckpt_data_t *host);
+int device_state_from_host(device_t *d, const model_t *m);
+/* GPUs on this host for the header: hwloc's count, or where hwloc sees
+ * none (a container or sandbox without the PCI view) and this rank runs on
+ * cuda, the devices CUDA reports. */
+int device_host_gpus(const device_t *d, int hwloc_gpus);
 /* "cpu, 4 thread(s) per rank" / "cuda, ..." for the header. */
 const char *device_describe(const device_t *d, coll_comm_t *comm, int threads,
                             char *buf, size_t bytes);
@@ -88,6 +106,9 @@ void device__cuda_input(device_t *d, const float **images,
 int device__cuda_loss(device_t *d, const model_t *m, float *loss);
 int device__cuda_sync(device_t *d);
 const float *device__cuda_params(device_t *d, const model_t *m);
+int device__cuda_state_host(device_t *d, const model_t *m, ckpt_data_t *host);
+int device__cuda_state_to_host(device_t *d, const model_t *m);
+int device__cuda_state_from_host(device_t *d, const model_t *m);
 void device__cuda_close(device_t *d);
 
 #endif

@@ -201,6 +201,53 @@ const float *device__cuda_params(device_t *d, const model_t *m)
     return d->host_params;
 }
 
+/* One host buffer of `bytes` (at least one byte, so a model without batch
+ * norm still gets a pointer), made once. */
+static int host_copy(float **buf, size_t bytes)
+{
+    if (!*buf)
+        *buf = malloc(bytes ? bytes : 1);
+    return *buf ? 0 : RT_ENOMEM;
+}
+
+int device__cuda_state_host(device_t *d, const model_t *m, ckpt_data_t *host)
+{
+    size_t pbytes = m->arena_floats * sizeof(float);
+    if (host_copy(&d->host_params, pbytes) || host_copy(&d->host_momentum, pbytes) ||
+        host_copy(&d->host_state, m->state_floats * sizeof(float)))
+        return RT_ENOMEM;
+    *host = (ckpt_data_t){d->host_params, d->host_momentum, d->host_state};
+    return 0;
+}
+
+int device__cuda_state_to_host(device_t *d, const model_t *m)
+{
+    size_t pbytes = m->arena_floats * sizeof(float);
+    size_t sbytes = m->state_floats * sizeof(float);
+    int rc = kernels_cuda_synchronize();
+    if (!rc)
+        rc = kernels_cuda_copy_to_host(d->host_params, m->params, pbytes);
+    if (!rc)
+        rc = kernels_cuda_copy_to_host(d->host_momentum, m->momentum, pbytes);
+    if (!rc && sbytes)
+        rc = kernels_cuda_copy_to_host(d->host_state, m->state, sbytes);
+    return rc;
+}
+
+int device__cuda_state_from_host(device_t *d, const model_t *m)
+{
+    size_t pbytes = m->arena_floats * sizeof(float);
+    size_t sbytes = m->state_floats * sizeof(float);
+    int rc = kernels_cuda_copy_to_device(m->params, d->host_params, pbytes);
+    if (!rc)
+        rc = kernels_cuda_copy_to_device(m->momentum, d->host_momentum, pbytes);
+    if (!rc && sbytes)
+        rc = kernels_cuda_copy_to_device(m->state, d->host_state, sbytes);
+    if (!rc)
+        rc = kernels_cuda_synchronize();
+    return rc;
+}
+
 void device__cuda_close(device_t *d)
 {
     kernels_cuda_buffer_free(d->images);
@@ -208,5 +255,7 @@ void device__cuda_close(device_t *d)
     kernels_cuda_host_free(d->stage_images);
     kernels_cuda_host_free(d->stage_labels);
     free(d->host_params);
+    free(d->host_momentum);
+    free(d->host_state);
     kernels_cuda_free();
 }

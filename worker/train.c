@@ -183,13 +183,15 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
  * allreduce so the ranks step together as in a synchronous job (the step
  * waits for the slowest rank) with no gradient bytes. It goes through the
  * same progress thread and waits as the gradient buckets (MPI_Barrier would
- * spin in Open MPI, taking cores from ranks still computing). */
+ * spin in Open MPI, taking cores from ranks still computing). The 4 bytes
+ * must live where the communicator reduces (device memory on a GPU, where
+ * the wait then also covers the step's queued work): the first softmax
+ * output, which nothing reads between backward and the next forward. */
 static int independent_update(const worker_options_t *o, model_t *m, grad_sync_t *sync,
                               int rank, long step)
 {
     double t1 = sgd_step(o, m, sync);
-    float token = 1.0f;
-    int rc = coll_allreduce(sync->comm, COLL_IN_PLACE, &token, 1, COLL_F32, COLL_SUM);
+    int rc = coll_allreduce(sync->comm, COLL_IN_PLACE, m->probs, 1, COLL_F32, COLL_SUM);
     if (rc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: the step's 4-byte "
                         "allreduce of --variable_update=independent failed: %s\n",
@@ -363,12 +365,22 @@ static void report_nonfinite(const model_t *m, int rank, long step, double loss)
     }
 }
 
-/* Rank 0 loads the newest valid checkpoint; every rank gets its state.
- * Returns the completed step count to continue from (0: fresh start). */
-static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
+/* Rank 0 loads the newest valid checkpoint into the host copy of the
+ * model state (on the CPU the arenas themselves); when it found one, every
+ * rank gets that state into its arenas (on its GPU). *start_step: the
+ * completed steps to continue from (left at 0 on a fresh start). */
+static int resume(const worker_options_t *o, coll_comm_t *comm, device_t *dev, model_t *m,
                   long *start_step)
 {
     int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
+    ckpt_data_t host;
+    int rc = device_state_host(dev, m, &host);
+    if (rc && rank == 0)
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: no memory for a host "
+                        "copy of the model state\n", o->checkpoint_dir);
+    rc = agree_status(comm, rc);
+    if (rc)
+        return rc;
     /* [found, step] from rank 0 */
     double head[2] = {0, 0};
     if (rank == 0) {
@@ -376,10 +388,9 @@ static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
                               .arena_floats = m->arena_floats,
                               .state_floats = m->state_floats};
         ckpt_info_t info;
-        ckpt_data_t data = {m->params, m->momentum, m->state};
         char path[4096], err[512];
-        int rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &data, path,
-                                  sizeof path, err, sizeof err);
+        rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &host, path,
+                              sizeof path, err, sizeof err);
         if (rc == 0) {
             head[0] = 1;
             head[1] = (double)info.step;
@@ -397,18 +408,36 @@ static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
             head[0] = -1;
         }
     }
-    int rc = coll_broadcast(comm, head, sizeof head, 0);
+    rc = coll_broadcast(comm, head, sizeof head, 0);
     if (rc)
         return rc;
-    if (head[0] < 0)
-        return RT_EIO;
+    if (head[0] <= 0)
+        return head[0] < 0 ? RT_EIO : 0;
+    size_t pbytes = m->arena_floats * sizeof(float);
+    rc = coll_broadcast(comm, host.params, pbytes, 0);
+    if (!rc)
+        rc = coll_broadcast(comm, host.momentum, pbytes, 0);
+    if (!rc)
+        rc = coll_broadcast(comm, host.state, m->state_floats * sizeof(float), 0);
+    if (!rc)
+        rc = device_state_from_host(dev, m);
+    if (rc)
+        return rc;
     *start_step = (long)head[1];
     return 0;
 }
 
-static int save_checkpoint(const worker_options_t *o, const model_t *m, int ranks,
-                           long step)
+static int save_checkpoint(const worker_options_t *o, device_t *dev, const model_t *m,
+                           int ranks, long step)
 {
+    ckpt_data_t data;
+    int rc = device_state_to_host(dev, m, &data);
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: cannot copy the model "
+                        "state to host memory for step %ld: %s\n",
+                o->checkpoint_dir, step, rt_strerror(rc));
+        return rc;
+    }
     ckpt_info_t info = {.model_hash = model_shape_hash(m),
                         .step = (uint64_t)step,
                         .seed = o->seed,
@@ -416,10 +445,9 @@ static int save_checkpoint(const worker_options_t *o, const model_t *m, int rank
                         .state_floats = m->state_floats,
                         .ranks = (uint32_t)ranks,
                         .batch = (uint32_t)o->batch_size};
-    ckpt_data_t data = {m->params, m->momentum, m->state};
     char path[4200], err[1536];
-    int rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path,
-                       sizeof path, err, sizeof err);
+    rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path, sizeof path,
+                   err, sizeof err);
     if (rc)
         fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
                 o->checkpoint_dir, err);
@@ -630,22 +658,9 @@ static int run_init_params(run_t *r)
 {
     const worker_options_t *o = r->o;
     model_t *m = r->m;
-    int rc;
-    if (r->dev.kind == WORKER_DEVICE_CUDA) {
-        rc = device_params_init(&r->dev, m, o->seed, r->comm);
-    } else {
-        model_init_params(m, o->seed);
-        if (o->checkpoint_dir[0]) {
-            rc = resume(o, r->comm, m, &r->start_step);
-            if (rc)
-                return rc;
-        }
-        rc = coll_broadcast(r->comm, m->params, m->arena_floats * sizeof(float), 0);
-        if (!rc)
-            rc = coll_broadcast(r->comm, m->momentum, m->arena_floats * sizeof(float), 0);
-        if (!rc)
-            rc = coll_broadcast(r->comm, m->state, m->state_floats * sizeof(float), 0);
-    }
+    int rc = device_params_init(&r->dev, m, o->seed, r->comm);
+    if (!rc && o->checkpoint_dir[0])
+        rc = resume(o, r->comm, &r->dev, m, &r->start_step);
     if (rc)
         return rc;
     r->display_base = r->warmup;
@@ -738,7 +753,8 @@ static void print_header(run_t *r)
     printf("Ranks:       %d on %d host(s)\n", r->size, coll_comm_host_count(r->comm));
     printf("Device:      %s\n", device_describe(&r->dev, r->comm, r->threads, device, sizeof device));
     printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
-           r->topo.cores, r->topo.numa_nodes, r->topo.gpus, r->topo.bound);
+           r->topo.cores, r->topo.numa_nodes, device_host_gpus(&r->dev, r->topo.gpus),
+           r->topo.bound);
     printf("Parameters:  %s\n", params);
     printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
            o->learning_rate, o->momentum, o->weight_decay);
@@ -840,7 +856,7 @@ static int run_maybe_checkpoint(run_t *r, long step)
     int rc = 0;
     if (r->rank == 0) {
         double t_ck = rt_now();
-        rc = save_checkpoint(o, r->m, r->size, step + 1);
+        rc = save_checkpoint(o, &r->dev, r->m, r->size, step + 1);
         if (!rc && r->sync->tl)
             timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
     }
@@ -934,7 +950,7 @@ static int run_finish(run_t *r)
     if (o->checkpoint_dir[0] &&
         (o->checkpoint_every <= 0 || total_steps % o->checkpoint_every != 0) &&
         total_steps > r->start_step) {
-        rc = r->rank == 0 ? save_checkpoint(o, m, r->size, total_steps) : 0;
+        rc = r->rank == 0 ? save_checkpoint(o, &r->dev, m, r->size, total_steps) : 0;
         rc = agree_saved(r, rc);
         if (rc)
             return rc;
