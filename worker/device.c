@@ -92,6 +92,13 @@ int device_state_from_host(device_t *d, const model_t *m)
     return device__cuda_state_from_host(d, m);
 }
 
+int device_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value)
+{
+    if (d->kind == WORKER_DEVICE_CUDA)
+        return device__cuda_allreduce_sum1(d, comm, value);
+    return coll_allreduce(comm, COLL_IN_PLACE, value, 1, COLL_F32, COLL_SUM);
+}
+
 int device_host_gpus(const device_t *d, int hwloc_gpus)
 {
     /* hwloc finds GPUs on the PCI bus (and through its CUDA/NVML plugins

@@ -33,6 +33,7 @@ typedef struct {
     int batch;               /* images the buffers hold */
     float *images;           /* device batch (cuda) */
     int32_t *labels;
+    float *scalar;           /* one float for device_allreduce_sum1 (cuda) */
     float *stage_images;     /* pinned staging (cuda) */
     int32_t *stage_labels;
     const float *resident_images; /* host batch already on the device */
@@ -84,6 +85,11 @@ const float *device_params(device_t *d, const model_t *m);
 int device_state_host(device_t *d, const model_t *m, ckpt_data_t *host);
 int device_state_to_host(device_t *d, const model_t *m, ckpt_data_t *host);
 int device_state_from_host(device_t *d, const model_t *m);
+/* *value summed over the ranks through the communicator's allreduce (the
+ * path gradient buckets take, with its --stall_timeout): in place on the
+ * CPU; on cuda through device memory, after the work queued before it.
+ * Collective; 0 or the allreduce's (or the copies') error. */
+int device_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value);
 /* GPUs on this host for the header: hwloc's count, or where hwloc sees
  * none (a container or sandbox without the PCI view) and this rank runs on
  * cuda, the devices CUDA reports. */
@@ -109,6 +115,7 @@ const float *device__cuda_params(device_t *d, const model_t *m);
 int device__cuda_state_host(device_t *d, const model_t *m, ckpt_data_t *host);
 int device__cuda_state_to_host(device_t *d, const model_t *m);
 int device__cuda_state_from_host(device_t *d, const model_t *m);
+int device__cuda_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value);
 void device__cuda_close(device_t *d);
 
 #endif

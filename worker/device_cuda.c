@@ -120,9 +120,10 @@ int device__cuda_prepare(device_t *d, const model_t *m)
     size_t label_bytes = (size_t)m->batch * sizeof(int32_t);
     d->images = kernels_cuda_buffer_alloc(image_bytes);
     d->labels = kernels_cuda_buffer_alloc(label_bytes);
+    d->scalar = kernels_cuda_buffer_alloc(sizeof(float));
     d->stage_images = kernels_cuda_host_alloc(image_bytes);
     d->stage_labels = kernels_cuda_host_alloc(label_bytes);
-    if (!d->images || !d->labels || !d->stage_images || !d->stage_labels)
+    if (!d->images || !d->labels || !d->scalar || !d->stage_images || !d->stage_labels)
         return RT_ENOMEM;
     return 0;
 }
@@ -248,10 +249,21 @@ int device__cuda_state_from_host(device_t *d, const model_t *m)
     return rc;
 }
 
+int device__cuda_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value)
+{
+    int rc = kernels_cuda_copy_to_device(d->scalar, value, sizeof(float));
+    if (!rc)
+        rc = coll_allreduce(comm, COLL_IN_PLACE, d->scalar, 1, COLL_F32, COLL_SUM);
+    if (!rc)
+        rc = kernels_cuda_copy_to_host(value, d->scalar, sizeof(float));
+    return rc;
+}
+
 void device__cuda_close(device_t *d)
 {
     kernels_cuda_buffer_free(d->images);
     kernels_cuda_buffer_free(d->labels);
+    kernels_cuda_buffer_free(d->scalar);
     kernels_cuda_host_free(d->stage_images);
     kernels_cuda_host_free(d->stage_labels);
     free(d->host_params);

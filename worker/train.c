@@ -829,12 +829,12 @@ static int print_step_line(run_t *r, long step, long k, float loss)
  * failed save ends all of them with rank 0's error (printed there) instead
  * of leaving the others spinning in the next collective. The 4-byte
  * allreduce waits as a gradient bucket does (yielding, at most
- * --stall_timeout); when even it fails no rank can know where the others
- * are, and the job is aborted. Host memory: checkpoints are CPU-only. */
+ * --stall_timeout; through device memory on a GPU); when even it fails no
+ * rank can know where the others are, and the job is aborted. */
 static int agree_saved(run_t *r, int rc)
 {
     float code = (float)rc;
-    int arc = coll_allreduce(r->comm, COLL_IN_PLACE, &code, 1, COLL_F32, COLL_SUM);
+    int arc = device_allreduce_sum1(&r->dev, r->comm, &code);
     if (arc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: could not learn whether rank 0 wrote "
                         "the checkpoint: %s; aborting the job\n",
