@@ -9,11 +9,11 @@
 # import`; no image registry is needed. deploy/Dockerfile is built on it
 # (DEBIAN_IMAGE), both the default root stage and `mpiuser`. The base is
 # kept (localhost/ringtrain-test-base:bookworm, rebuilt when the apt sources
-# change). Each image is labelled with a digest of the files it was built
-# from, so every test may ask for the images and only the first of a run
-# builds them (again only when a file changed; podman's layer cache then
-# redoes the steps from the first that changed). Builds take a lock: tests
-# of other checkouts wait their turn.
+# change). A stamp in the build directory records the digest of the files
+# the images were built from, so every test may ask for the images and only
+# the first of a run builds them (again only when a file changed; podman's
+# layer cache then redoes the steps from the first that changed). Builds
+# take a lock: tests of other checkouts wait their turn.
 #
 # A job. mpijob_pods.py reads the manifest and makes what the controller
 # makes (ssh Secret, ConfigMap with hostfile and discover_hosts.sh, names,
@@ -171,27 +171,25 @@ ctr_make_base() {
     [ $rc = 0 ] || ctr_fail "podman import of the Debian 12 root failed (exit $rc)"
 }
 
+# Makes the base image unless it is there, made from the same apt sources;
+# prints its ID.
 ctr_base_image() {
-    local key have
-    local sources
+    local key have sources
     mapfile -t sources < <(ctr_apt_sources)
     key=$(cat "${sources[@]}" /dev/null | sha256sum | cut -c1-16)
     have=$("${CTR_PODMAN[@]}" image inspect --format '{{index .Labels "ringtrain.base"}}' \
         "$CTR_BASE" 2>/dev/null || true)
-    if [ "$have" = "$key" ]; then
-        ctr_say "base image: $CTR_BASE (kept from an earlier run)"
-    else
-        ctr_make_base "$key"
+    if [ "$have" != "$key" ]; then
+        ctr_make_base "$key" >&2
     fi
+    "${CTR_PODMAN[@]}" image inspect --format '{{.Id}}' "$CTR_BASE"
 }
 
 # A digest of the build context (the checkout as deploy/Dockerfile.dockerignore
 # leaves it: no .git, build*, __pycache__, top-level *.o) and of the base
-# image: an image labelled with it was built from exactly these files.
+# image ($1, its ID).
 ctr_context_key() {
-    local base
-    base=$("${CTR_PODMAN[@]}" image inspect --format '{{.Id}}' "$CTR_BASE")
-    python3 - "$CTR_SRC" "$base" <<'PY'
+    python3 - "$CTR_SRC" "$1" <<'PY'
 import hashlib, os, stat, sys
 root, h = sys.argv[1], hashlib.sha256(sys.argv[2].encode())
 for d, dirs, files in os.walk(root):
@@ -213,23 +211,14 @@ print(h.hexdigest()[:24])
 PY
 }
 
-# One target of deploy/Dockerfile on the base, labelled with the context's
-# digest; skipped when TAG already has that label (built from these very
-# files: every test of a run asks, the first one builds). The build log is
-# shown when it fails; its last lines name the failing step.
+# One target of deploy/Dockerfile on the base. The build log is shown when
+# it fails; its last lines name the failing step.
 ctr_build() {
-    local target=$1 tag=$2 key=$3 log rc=0 have
-    have=$("${CTR_PODMAN[@]}" image inspect --format '{{index .Labels "ringtrain.context"}}' \
-        "$tag" 2>/dev/null || true)
-    if [ "$have" = "$key" ]; then
-        ctr_say "$tag: built from this checkout already"
-        return 0
-    fi
+    local target=$1 tag=$2 log rc=0
     log=$(mktemp /tmp/ringtrain-build.XXXXXX)
     local cmd=("${CTR_PODMAN[@]}" build --isolation chroot --network host --jobs 2
                -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore
-               --build-arg "DEBIAN_IMAGE=$CTR_BASE" --target "$target"
-               --label "ringtrain.context=$key" -t "$tag" .)
+               --build-arg "DEBIAN_IMAGE=$CTR_BASE" --target "$target" -t "$tag" .)
     ctr_say "${cmd[*]}"
     (cd "$CTR_SRC" && "${cmd[@]}") >"$log" 2>&1 || rc=$?
     if [ $rc != 0 ]; then
@@ -240,21 +229,36 @@ ctr_build() {
     rm -f "$log"
 }
 
+# The IDs of the two images (empty when one is missing).
+ctr_image_ids() {
+    "${CTR_PODMAN[@]}" image inspect --format '{{.Id}}' "$CTR_IMAGE" "$CTR_IMAGE_MPIUSER" \
+        2>/dev/null | tr '\n' ' ' || true
+}
+
+# Builds both images unless the stamp says they were built from these very
+# files (the context's digest) and are still the images built then: every
+# test of a run asks, the first one builds (again only what changed: podman's
+# layer cache redoes the steps from the first that changed).
 ctr_images() {
-    local id t0 key
+    local id t0 key stamp
     # One tag per checkout: tests of other checkouts build their own.
     id=$(printf '%s' "$CTR_SRC" | sha256sum | cut -c1-12)
     CTR_IMAGE=localhost/ringtrain-test:$id
     CTR_IMAGE_MPIUSER=localhost/ringtrain-test:$id-mpiuser
+    stamp=${RINGTRAIN_BUILD_DIR:-/tmp}/ringtrain-containers-$id.stamp
     t0=$(date +%s)
     exec 8>"$CTR_LOCK"
     flock -w "$CTR_MAX_SECONDS" 8 || ctr_fail "another run held $CTR_LOCK for $CTR_MAX_SECONDS s"
-    ctr_base_image
-    key=$(ctr_context_key)
-    ctr_build root "$CTR_IMAGE" "$key"
-    ctr_build mpiuser "$CTR_IMAGE_MPIUSER" "$key"
+    key=$(ctr_context_key "$(ctr_base_image)")
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$key $(ctr_image_ids)" ]; then
+        ctr_say "images built from this checkout already: $CTR_IMAGE, $CTR_IMAGE_MPIUSER"
+    else
+        ctr_build root "$CTR_IMAGE"
+        ctr_build mpiuser "$CTR_IMAGE_MPIUSER"
+        echo "$key $(ctr_image_ids)" >"$stamp"
+        ctr_say "images ready after $(($(date +%s) - t0)) s: $CTR_IMAGE, $CTR_IMAGE_MPIUSER"
+    fi
     exec 8>&-
-    ctr_say "images ready after $(($(date +%s) - t0)) s: $CTR_IMAGE, $CTR_IMAGE_MPIUSER"
 }
 
 # ---- a job ----------------------------------------------------------------------
@@ -398,7 +402,7 @@ ctr_workers_ready() {
             state=$(ctr_state "$pod")
             if [ "$state" != running ]; then
                 ctr_logs "$pod" | tail -n 20 >&2
-                ctr_fail "worker $pod is $state (exit $(ctr_exit_code "$pod")) before it was ready; its log is above"
+                ctr_fail "worker $pod's container is not running ($state, exit status $(ctr_exit_code "$pod")) before it was ready; its log is above"
             fi
             [ "${CTR_PROBE[$pod]}" = 0 ] && continue
             timeout 2 bash -c "exec 3<>/dev/tcp/${CTR_IP[$pod]}/${CTR_PROBE[$pod]}" 2>/dev/null ||

@@ -54,7 +54,7 @@ image_cmd=$("${CTR_PODMAN[@]}" image inspect --format '{{json .Config.Cmd}}' "$C
 # PID 1 of a worker: ringtrain-init in front of sshd (keys of this test;
 # without an id_rsa the entry script makes an ephemeral host key).
 ctr_job_dir
-name=$CTR_PREFIX-pid1
+name=$(ctr_name pid1)
 ssh-keygen -q -t ed25519 -N '' -f "$CTR_DIR/key" && cp "$CTR_DIR/key.pub" "$CTR_DIR/authorized_keys"
 chmod 644 "$CTR_DIR"/*
 "${CTR_PODMAN[@]}" run -d --name "$name" --label "ringtrain-test=$CTR_PREFIX" --pull never \
@@ -62,14 +62,17 @@ chmod 644 "$CTR_DIR"/*
     --env RINGTRAIN_SSH_AUTH_DIR=/ringtrain-test "$CTR_IMAGE" >/dev/null
 pid1=
 for _ in $(seq 50); do
-    pid1=$("${CTR_PODMAN[@]}" top "$name" pid args 2>/dev/null | awk '$1 == 1 { $1 = ""; print }')
-    [ -n "$pid1" ] && [ "$("${CTR_PODMAN[@]}" top "$name" pid args | grep -c sshd)" -ge 2 ] && break
+    [ "$(ctr_state pid1)" = running ] || break
+    procs=$("${CTR_PODMAN[@]}" top "$name" pid args 2>/dev/null || true)
+    pid1=$(awk '$1 == 1 { $1 = ""; print }' <<<"$procs")
+    [ -n "$pid1" ] && [ "$(grep -c sshd <<<"$procs")" -ge 2 ] && break
     sleep 0.2
 done
 echo "worker PID 1:$pid1"
 case "$pid1" in
 " ringtrain-init -- /usr/sbin/sshd -D -e "*) ;;
-*) problems+=$'\n'"a worker's PID 1 is '$pid1', not ringtrain-init -- /usr/sbin/sshd ...: $("${CTR_PODMAN[@]}" logs "$name" 2>&1 | tail -n 3)" ;;
+*) problems+=$'\n'"a worker's PID 1 is '$pid1', not ringtrain-init -- /usr/sbin/sshd ...; its log: $(
+       "${CTR_PODMAN[@]}" logs "$name" 2>&1 | tail -n 3 | tr '\n' ' ')" ;;
 esac
 
 user=$("${CTR_PODMAN[@]}" image inspect --format '{{.Config.User}}' "$CTR_IMAGE_MPIUSER")
