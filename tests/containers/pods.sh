@@ -130,7 +130,7 @@ ctr_require() {
 ctr_apt_sources() {
     local f
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] && printf '%s\n' "$f"
+        if [ -f "$f" ]; then printf '%s\n' "$f"; fi
     done
 }
 
@@ -148,6 +148,8 @@ ctr_make_base() {
     mirror=$(ctr_debian_mirror)
     [ -n "$mirror" ] || ctr_fail "no bookworm mirror in this machine's apt sources ($(ctr_apt_sources | tr '\n' ' '))"
     root=$(mktemp -d /tmp/ringtrain-base.XXXXXX)
+    # shellcheck disable=SC2064 # $root now: it is local
+    trap "rm -rf '$root' '$root.log'" EXIT
     ctr_say "base image: debootstrap --variant=minbase bookworm $root $mirror"
     debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 || rc=$?
     if [ $rc != 0 ]; then
@@ -168,11 +170,12 @@ ctr_make_base() {
     tar -C "$root" -c . | "${CTR_PODMAN[@]}" import --change 'CMD ["bash"]' \
         --change "LABEL ringtrain.base=$key" - "$CTR_BASE" >/dev/null || rc=$?
     rm -rf "$root"
+    trap - EXIT
     [ $rc = 0 ] || ctr_fail "podman import of the Debian 12 root failed (exit $rc)"
 }
 
 # Makes the base image unless it is there, made from the same apt sources;
-# prints its ID.
+# prints its ID. Call it in a subshell ($(...)): its EXIT trap is its own.
 ctr_base_image() {
     local key have sources
     mapfile -t sources < <(ctr_apt_sources)
@@ -240,7 +243,7 @@ ctr_image_ids() {
 # test of a run asks, the first one builds (again only what changed: podman's
 # layer cache redoes the steps from the first that changed).
 ctr_images() {
-    local id t0 key stamp
+    local id t0 base key stamp
     # One tag per checkout: tests of other checkouts build their own.
     id=$(printf '%s' "$CTR_SRC" | sha256sum | cut -c1-12)
     CTR_IMAGE=localhost/ringtrain-test:$id
@@ -249,7 +252,8 @@ ctr_images() {
     t0=$(date +%s)
     exec 8>"$CTR_LOCK"
     flock -w "$CTR_MAX_SECONDS" 8 || ctr_fail "another run held $CTR_LOCK for $CTR_MAX_SECONDS s"
-    key=$(ctr_context_key "$(ctr_base_image)")
+    base=$(ctr_base_image)
+    key=$(ctr_context_key "$base")
     if [ "$(cat "$stamp" 2>/dev/null)" = "$key $(ctr_image_ids)" ]; then
         ctr_say "images built from this checkout already: $CTR_IMAGE, $CTR_IMAGE_MPIUSER"
     else
