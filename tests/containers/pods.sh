@@ -58,6 +58,7 @@
 #   ctr_name POD                      podman's name for the pod's container
 #   ctr_running                       pods whose container is running
 #   ctr_exit_code POD                 a stopped container's exit code
+#   ctr_run_ms POD                    how long it ran, start to exit (ms)
 #   ctr_clean_pods [GRACE]            cleanPodPolicy Running: what the
 #                                     controller does once the launcher is done
 #                                     (running pods are deleted: podman stop
@@ -386,6 +387,15 @@ ctr_exit_code() {
 }
 
 ctr_logs() { "${CTR_PODMAN[@]}" logs "$(ctr_name "$1")" 2>&1; }
+
+# Milliseconds a stopped pod's container ran (its own start to its exit, as
+# the runtime recorded them: no podman start-up time in it).
+ctr_run_ms() {
+    local t
+    t=$("${CTR_PODMAN[@]}" inspect --format '{{.State.StartedAt.UnixNano}} {{.State.FinishedAt.UnixNano}}' \
+        "$(ctr_name "$1")")
+    echo $(((${t#* } - ${t% *}) / 1000000))
+}
 
 ctr_running() {
     local pod
