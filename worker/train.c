@@ -588,11 +588,12 @@ static int run_load_data(run_t *r)
     int rc;
     if (o->data == WORKER_DATA_FASHION_MNIST) {
         char err[1536] = "";
-        rc = dataset_load_fashion_mnist(&r->train, o->eval ? &r->test : NULL, o->data_dir, err,
-                                        sizeof err);
+        dataset_shape_t want = {r->c, r->h, r->w, r->m->classes};
+        rc = dataset_load_fashion_mnist(&r->train, o->eval ? &r->test : NULL, o->data_dir,
+                                        &want, err, sizeof err);
         if (rc)
-            fprintf(stderr, "ringtrain-worker: error: %s (--data_dir=%s; Debian package dataset-fashion-mnist)\n",
-                    err, o->data_dir);
+            fprintf(stderr, "ringtrain-worker: error: %s (--data_dir=%s%s)\n", err, o->data_dir,
+                    rc == RT_ENOENT ? "; Debian package dataset-fashion-mnist" : "");
     } else {
         rc = dataset_synthetic(&r->train, r->c, r->h, r->w, r->m->classes,
                                (size_t)o->batch_size * (size_t)r->data_ranks, o->seed);
