@@ -259,6 +259,16 @@ static void test_idx_not_a_file(void **state)
     fputc(0xff, f);
     fclose(f);
     expect_error_as(img, lab, &want, RT_EFORMAT, "corrupt gzip data (zlib: invalid block type)");
+
+    /* Intact data, a wrong CRC in the trailer: seen after the last byte. */
+    write_raw(img, good, sizeof good, 1);
+    f = fopen(img, "r+b");
+    assert_int_equal(fseek(f, -8, SEEK_END), 0);
+    int crc0 = fgetc(f);
+    assert_int_equal(fseek(f, -8, SEEK_END), 0);
+    fputc(crc0 ^ 0xff, f);
+    fclose(f);
+    expect_error_as(img, lab, &want, RT_EFORMAT, "corrupt gzip data (zlib: incorrect data check)");
 }
 
 /* A gzip file many times the reader's first 1 MiB buffer reads whole. */
