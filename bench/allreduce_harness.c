@@ -505,6 +505,46 @@ static int bench_attach(bench_run_t *b)
     return -1;
 }
 
+/* Refuses a largest size whose buffers cannot fit on this host, with the
+ * figure and an -e that fits, before anything is allocated (at -e 16G they
+ * would fill memory until the OOM killer acts). Per rank: send and receive
+ * in host memory (device mode: the host copy alone), and for --peer mpi the
+ * temporary Open MPI's MPI_Allreduce allocates at large sizes. Every rank
+ * learns the verdict; each refusing host's local rank 0 says why. Returns
+ * -1 to go on, else the exit status. */
+static int bench_fits(bench_run_t *b)
+{
+    size_t bytes = b->o.max_bytes / coll_dtype_size(b->o.dtype) * coll_dtype_size(b->o.dtype);
+    int copies = b->o.cuda ? 1 : 2 + (b->o.peer ? 1 : 0);
+    int local = coll_comm_local_size(b->comm);
+    double need = (double)bytes * copies;
+    rt_host_memory_t host;
+    int refuse = rt_host_memory(&host) == 0 && need * local > (double)host.available;
+    double worst = refuse;
+    if (coll_allreduce_f64_max(b->comm, &worst, 1) != 0)
+        return 1;
+    if (worst == 0)
+        return -1;
+    if (refuse && coll_comm_local_rank(b->comm) == 0) {
+        char e[32], per[32], all[32], have[160], fit[32] = "";
+        uint64_t room = host.available / ((uint64_t)copies * (uint64_t)local), pow2 = 1;
+        while (pow2 * 2 <= room)
+            pow2 *= 2;
+        rt_format_bytes((uint64_t)need, per, sizeof per);
+        rt_format_bytes((uint64_t)(need * local), all, sizeof all);
+        rt_host_memory_describe(&host, have, sizeof have);
+        char on_host[80] = "";
+        if (local > 1)
+            snprintf(on_host, sizeof on_host, ", %s for the %d ranks on this host", all, local);
+        fprintf(stderr, "%s: error: -e %s needs about %s on this rank (%s%s)%s; this host "
+                "has %s; use -e %s or less\n", b->prog, human(bytes, e, sizeof e), per,
+                b->o.cuda ? "the host copy of the device buffers" : "send and receive buffers",
+                b->o.peer ? ", and MPI_Allreduce's temporary for --peer mpi" : "", on_host,
+                have, human((size_t)(room >= 4 ? pow2 : 4), fit, sizeof fit));
+    }
+    return 2;
+}
+
 /* Send and receive buffers for the largest size, send filled with this
  * rank's check input. Returns -1 to go on, else the exit status. */
 static int bench_buffers(bench_run_t *b)
@@ -822,6 +862,8 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
     int status = bench_open(b, argc, argv);
     if (status < 0)
         status = bench_attach(b);
+    if (status < 0)
+        status = bench_fits(b);
     if (status < 0)
         status = bench_buffers(b);
     if (status < 0) {

@@ -63,6 +63,11 @@ int dataset_synthetic(dataset_t *d, int c, int h, int w, int classes,
     return 0;
 }
 
+size_t dataset_memory_bytes(int synthetic, size_t count, size_t per)
+{
+    return count * (per * (synthetic ? sizeof(float) : 1) + sizeof(int32_t));
+}
+
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
@@ -440,6 +445,11 @@ int sampler_init(sampler_t *s, const dataset_t *ds, int rank, int ranks,
         return RT_ENOMEM;
     }
     return 0;
+}
+
+size_t sampler_memory_bytes(size_t count, int batch, size_t per)
+{
+    return count * sizeof(uint32_t) + (size_t)batch * (per * sizeof(float) + sizeof(int32_t));
 }
 
 void sampler_free(sampler_t *s)

@@ -51,6 +51,14 @@ int dataset_load_idx(dataset_t *d, const char *images_path, const char *labels_p
 int dataset_load_fashion_mnist(dataset_t *train, dataset_t *test, const char *dir,
                                const dataset_shape_t *want, char *err, size_t err_bytes);
 
+/* Fashion-MNIST's sizes, for estimating memory before the files are read. */
+#define DATASET_FMNIST_TRAIN 60000
+#define DATASET_FMNIST_TEST 10000
+
+/* Bytes a data set of `count` samples of `per` values holds once loaded
+ * (synthetic: floats; IDX: bytes; int32 labels either way). */
+size_t dataset_memory_bytes(int synthetic, size_t count, size_t per);
+
 /* Hands out each rank's slice of each global batch. */
 typedef struct {
     const dataset_t *ds;
@@ -66,6 +74,8 @@ typedef struct {
 
 int sampler_init(sampler_t *s, const dataset_t *ds, int rank, int ranks,
                  int batch, int shuffle, uint64_t seed);
+/* Bytes sampler_init allocates over `count` samples of `per` values. */
+size_t sampler_memory_bytes(size_t count, int batch, size_t per);
 void sampler_free(sampler_t *s);
 /* Batch of global step `step` (0-based): points *images / *labels at this
  * rank's samples (normalised floats). No allocation. */

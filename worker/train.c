@@ -22,6 +22,7 @@
 #include "common/common.h"
 #include "data.h"
 #include "device.h"
+#include "footprint.h"
 #include "kernels/kernels.h"
 #include "model.h"
 #include "ps.h"
@@ -489,10 +490,17 @@ static int run_build_model(run_t *r)
         return RT_ENOMEM;
     int classes;
     model_default_shape(o->model, &r->c, &r->h, &r->w, &classes);
-    rc = model_create_on(r->m, o->model, classes, o->batch_size, device_model_ops(&r->dev));
+    /* Refuse what cannot fit before allocating it (one line per host). */
+    char err[1024] = "";
+    rc = footprint_check(o, device_model_ops(&r->dev), r->size, coll_comm_local_size(r->comm),
+                         err, sizeof err);
+    if (rc && local_rank == 0)
+        fprintf(stderr, "ringtrain-worker: error: %s\n", err);
+    if (!rc)
+        rc = model_create_on(r->m, o->model, classes, o->batch_size, device_model_ops(&r->dev));
     if (!rc)
         rc = device_prepare(&r->dev, r->m);
-    if (rc) {
+    if (rc && !err[0]) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: cannot build model %s at batch %d: %s\n",
                 r->rank, o->model, o->batch_size, rt_strerror(rc));
     }
