@@ -75,6 +75,138 @@ static int parse_long(const char *text, long min, long max, long *out)
     return 0;
 }
 
+/* --algo NAME: "auto" or one of the collectives' algorithms. */
+static int parse_algo(const char *arg, bench_opts_t *o, char *err, size_t errlen)
+{
+    int known = strcmp(arg, "auto") == 0;
+    for (const char *const *n = coll_algorithm_names(); *n && !known; n++)
+        known = strcmp(arg, *n) == 0;
+    if (!known) {
+        char list[256] = "auto";
+        for (const char *const *n = coll_algorithm_names(); *n; n++) {
+            strncat(list, ", ", sizeof list - strlen(list) - 1);
+            strncat(list, *n, sizeof list - strlen(list) - 1);
+        }
+        snprintf(err, errlen, "--algo %s: unknown algorithm; valid: %s", arg, list);
+        return -1;
+    }
+    o->algo = arg;
+    return 0;
+}
+
+/* -d, -o, --peer, --compression, --device: a word from a short list. */
+static int parse_choice(int c, const char *arg, bench_opts_t *o, char *err, size_t errlen)
+{
+    if (c == 'd' && (strcmp(arg, "float") == 0 || strcmp(arg, "float32") == 0))
+        o->dtype = COLL_F32;
+    else if (c == 'd' && (strcmp(arg, "half") == 0 || strcmp(arg, "float16") == 0))
+        o->dtype = COLL_F16;
+    else if (c == 'd' && strcmp(arg, "bfloat16") == 0)
+        o->dtype = COLL_BF16;
+    else if (c == 'd')
+        snprintf(err, errlen, "-d %s: unknown data type; use float, half or bfloat16", arg);
+    else if (c == 'o' && (strcmp(arg, "sum") == 0 || strcmp(arg, "avg") == 0))
+        o->op = arg[0] == 's' ? COLL_SUM : COLL_AVG;
+    else if (c == 'o')
+        snprintf(err, errlen, "-o %s: unknown reduction; use sum or avg", arg);
+    else if (c == 'P' && (strcmp(arg, "mpi") == 0 || strcmp(arg, "none") == 0))
+        o->peer = arg[0] == 'm';
+    else if (c == 'P')
+        snprintf(err, errlen, "--peer %s: use mpi or none", arg);
+    else if (c == 'C' && coll_compression_parse(arg, &o->compression) != 0)
+        snprintf(err, errlen, "--compression %s: use none, fp16 or bf16", arg);
+    else if (c == 'D' && (strcmp(arg, "cpu") == 0 || strcmp(arg, "cuda") == 0))
+        o->cuda = arg[1] == 'u';
+    else if (c == 'D')
+        snprintf(err, errlen, "--device %s: use cpu or cuda", arg);
+    return err[0] ? -1 : 0;
+}
+
+/* One option with its value. Returns 0, or fills err and returns -1. */
+static int parse_option(int c, const char *arg, bench_opts_t *o, char *err, size_t errlen)
+{
+    long v;
+    int bad_number = 0;
+    switch (c) {
+    case 'b':
+        bad_number = parse_bytes(arg, &o->min_bytes) != 0;
+        break;
+    case 'e':
+        bad_number = parse_bytes(arg, &o->max_bytes) != 0;
+        break;
+    case 'f':
+        if (parse_long(arg, 2, 1 << 20, &v) != 0) {
+            snprintf(err, errlen, "-f %s: the step factor must be an integer >= 2", arg);
+            return -1;
+        }
+        o->step_factor = (size_t)v;
+        o->step_bytes = 0;
+        break;
+    case 'i':
+        if (parse_bytes(arg, &o->step_bytes) != 0 || o->step_bytes == 0) {
+            snprintf(err, errlen, "-i %s: the step must be a byte count >= 1", arg);
+            return -1;
+        }
+        o->step_factor = 0;
+        break;
+    case 'n':
+        bad_number = parse_long(arg, 1, 100000000, &o->iters) != 0;
+        break;
+    case 'w':
+        bad_number = parse_long(arg, 0, 100000000, &o->warmup) != 0;
+        break;
+    case 'c':
+        if (parse_long(arg, 0, 1, &v) != 0) {
+            snprintf(err, errlen, "-c %s: expected 0 or 1", arg);
+            return -1;
+        }
+        o->check = (int)v;
+        break;
+    case 'A':
+        return parse_algo(arg, o, err, errlen);
+    default:
+        return parse_choice(c, arg, o, err, errlen);
+    }
+    if (bad_number)
+        snprintf(err, errlen, "-%c %s: not a valid number (byte counts take a K/M/G suffix)",
+                 c, arg);
+    return bad_number ? -1 : 0;
+}
+
+/* What the options mean together: sizes in order, device and peer, the
+ * build's CUDA support. Returns 0, or fills err and returns -1. */
+static int check_options(bench_opts_t *o, char *err, size_t errlen)
+{
+    if (o->min_bytes > o->max_bytes) {
+        snprintf(err, errlen, "-b %zu is larger than -e %zu; the smallest size "
+                 "must not exceed the largest", o->min_bytes, o->max_bytes);
+        return -1;
+    }
+    const char *env = getenv("RINGTRAIN_ALLREDUCE");
+    const char *eff = o->algo ? o->algo : env;
+    if (o->cuda < 0)
+        o->cuda = eff && strcmp(eff, "nccl") == 0;
+    if (!o->cuda && eff && strcmp(eff, "nccl") == 0) {
+        snprintf(err, errlen, "--algo nccl needs device buffers; drop --device cpu");
+        return -1;
+    }
+    if (o->cuda && o->peer == 1) {
+        snprintf(err, errlen, "--peer mpi times MPI_Allreduce on host buffers; with "
+                 "--device cuda use --peer none");
+        return -1;
+    }
+#ifndef RINGTRAIN_BENCH_CUDA
+    if (o->cuda) {
+        snprintf(err, errlen, "--device cuda (or --algo nccl): this build has no CUDA "
+                 "support; rebuild with -Dcuda=enabled");
+        return -1;
+    }
+#endif
+    if (o->peer < 0)
+        o->peer = !o->cuda && !(eff && strcmp(eff, "mpi") == 0);
+    return 0;
+}
+
 /* Returns 0, or fills err and returns -1. */
 static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
                       char *err, size_t errlen)
@@ -107,168 +239,28 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
     o->peer = -1;
     o->cuda = -1;
     *help = 0;
+    err[0] = '\0';
     opterr = 0;
     optind = 1;
     int c;
-    long v;
     while ((c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            if (parse_bytes(optarg, &o->min_bytes) != 0)
-                goto bad_number;
-            break;
-        case 'e':
-            if (parse_bytes(optarg, &o->max_bytes) != 0)
-                goto bad_number;
-            break;
-        case 'f':
-            if (parse_long(optarg, 2, 1 << 20, &v) != 0) {
-                snprintf(err, errlen, "-f %s: the step factor must be an "
-                         "integer >= 2", optarg);
-                return -1;
-            }
-            o->step_factor = (size_t)v;
-            o->step_bytes = 0;
-            break;
-        case 'i':
-            if (parse_bytes(optarg, &o->step_bytes) != 0 || o->step_bytes == 0) {
-                snprintf(err, errlen, "-i %s: the step must be a byte count "
-                         ">= 1", optarg);
-                return -1;
-            }
-            o->step_factor = 0;
-            break;
-        case 'n':
-            if (parse_long(optarg, 1, 100000000, &o->iters) != 0)
-                goto bad_number;
-            break;
-        case 'w':
-            if (parse_long(optarg, 0, 100000000, &o->warmup) != 0)
-                goto bad_number;
-            break;
-        case 'c':
-            if (parse_long(optarg, 0, 1, &v) != 0) {
-                snprintf(err, errlen, "-c %s: expected 0 or 1", optarg);
-                return -1;
-            }
-            o->check = (int)v;
-            break;
-        case 'd':
-            if (strcmp(optarg, "float") == 0 || strcmp(optarg, "float32") == 0)
-                o->dtype = COLL_F32;
-            else if (strcmp(optarg, "half") == 0 || strcmp(optarg, "float16") == 0)
-                o->dtype = COLL_F16;
-            else if (strcmp(optarg, "bfloat16") == 0)
-                o->dtype = COLL_BF16;
-            else {
-                snprintf(err, errlen, "-d %s: unknown data type; use float, "
-                         "half or bfloat16", optarg);
-                return -1;
-            }
-            break;
-        case 'o':
-            if (strcmp(optarg, "sum") == 0)
-                o->op = COLL_SUM;
-            else if (strcmp(optarg, "avg") == 0)
-                o->op = COLL_AVG;
-            else {
-                snprintf(err, errlen, "-o %s: unknown reduction; use sum or avg",
-                         optarg);
-                return -1;
-            }
-            break;
-        case 'A': {
-            int known = strcmp(optarg, "auto") == 0;
-            for (const char *const *n = coll_algorithm_names(); *n && !known; n++)
-                known = strcmp(optarg, *n) == 0;
-            if (!known) {
-                char list[256] = "auto";
-                for (const char *const *n = coll_algorithm_names(); *n; n++) {
-                    strncat(list, ", ", sizeof list - strlen(list) - 1);
-                    strncat(list, *n, sizeof list - strlen(list) - 1);
-                }
-                snprintf(err, errlen, "--algo %s: unknown algorithm; valid: %s",
-                         optarg, list);
-                return -1;
-            }
-            o->algo = optarg;
-            break;
-        }
-        case 'P':
-            if (strcmp(optarg, "mpi") == 0)
-                o->peer = 1;
-            else if (strcmp(optarg, "none") == 0)
-                o->peer = 0;
-            else {
-                snprintf(err, errlen, "--peer %s: use mpi or none", optarg);
-                return -1;
-            }
-            break;
-        case 'C':
-            if (coll_compression_parse(optarg, &o->compression) != 0) {
-                snprintf(err, errlen, "--compression %s: use none, fp16 or "
-                         "bf16", optarg);
-                return -1;
-            }
-            break;
-        case 'D':
-            if (strcmp(optarg, "cpu") == 0)
-                o->cuda = 0;
-            else if (strcmp(optarg, "cuda") == 0)
-                o->cuda = 1;
-            else {
-                snprintf(err, errlen, "--device %s: use cpu or cuda", optarg);
-                return -1;
-            }
-            break;
-        case 'h':
+        if (c == 'h') {
             *help = 1;
             return 0;
-        case ':':
-            snprintf(err, errlen, "%s needs a value", argv[optind - 1]);
-            return -1;
-        default:
-            snprintf(err, errlen, "unknown option %s", argv[optind - 1]);
+        }
+        if (c == ':' || c == '?') {
+            snprintf(err, errlen, c == ':' ? "%s needs a value" : "unknown option %s",
+                     argv[optind - 1]);
             return -1;
         }
+        if (parse_option(c, optarg, o, err, errlen) != 0)
+            return -1;
     }
     if (optind < argc) {
         snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
         return -1;
     }
-    if (o->min_bytes > o->max_bytes) {
-        snprintf(err, errlen, "-b %zu is larger than -e %zu; the smallest size "
-                 "must not exceed the largest", o->min_bytes, o->max_bytes);
-        return -1;
-    }
-    const char *env = getenv("RINGTRAIN_ALLREDUCE");
-    const char *eff = o->algo ? o->algo : env;
-    if (o->cuda < 0)
-        o->cuda = eff && strcmp(eff, "nccl") == 0;
-    if (!o->cuda && eff && strcmp(eff, "nccl") == 0) {
-        snprintf(err, errlen, "--algo nccl needs device buffers; drop --device cpu");
-        return -1;
-    }
-    if (o->cuda && o->peer == 1) {
-        snprintf(err, errlen, "--peer mpi times MPI_Allreduce on host buffers; with "
-                 "--device cuda use --peer none");
-        return -1;
-    }
-#ifndef RINGTRAIN_BENCH_CUDA
-    if (o->cuda) {
-        snprintf(err, errlen, "--device cuda (or --algo nccl): this build has no CUDA "
-                 "support; rebuild with -Dcuda=enabled");
-        return -1;
-    }
-#endif
-    if (o->peer < 0)
-        o->peer = !o->cuda && !(eff && strcmp(eff, "mpi") == 0);
-    return 0;
-
-bad_number:
-    snprintf(err, errlen, "-%c %s: not a valid number (byte counts take a "
-             "K/M/G suffix)", c, optarg);
-    return -1;
+    return check_options(o, err, errlen);
 }
 
 static double now(void) { return rt_now(); }
