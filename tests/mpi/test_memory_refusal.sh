@@ -34,13 +34,15 @@ expect_refusal() {
     fi
 }
 
+# Sizes no host has (terabytes per rank), so the refusal does not depend on
+# the machine.
 fig='[0-9.]+ [GM]iB'
 mpi=(mpirun --oversubscribe)
 w=(--bind=none --num_batches=1 --num_warmup_batches=0)
-expect_refusal 30 "ringtrain-worker: error: --model=resnet101 --batch_size=4096 needs about $fig on this rank \(model $fig, data $fig, other $fig\); this host has $fig available \((MemAvailable|cgroup memory limit [^)]*)\); use --batch_size=[0-9]+ or less" \
-    "${mpi[@]}" -np 1 "$worker" "${w[@]}" --model=resnet101 --batch_size=4096
-expect_refusal 30 "--model=resnet50 --batch_size=512 needs about $fig on this rank .*, $fig for the 2 ranks on this host; .*use --batch_size=[0-9]+ or less" \
-    "${mpi[@]}" -np 2 "$worker" "${w[@]}" --model=resnet50 --batch_size=512
+expect_refusal 30 "ringtrain-worker: error: --model=resnet101 --batch_size=65536 needs about $fig on this rank \(model $fig, data $fig, other $fig\); this host has $fig available \((MemAvailable|cgroup memory limit [^)]*)\); use --batch_size=[0-9]+ or less" \
+    "${mpi[@]}" -np 1 "$worker" "${w[@]}" --model=resnet101 --batch_size=65536
+expect_refusal 30 "--model=resnet50 --batch_size=16384 needs about $fig on this rank .*, $fig for the 2 ranks on this host; .*use --batch_size=[0-9]+ or less" \
+    "${mpi[@]}" -np 2 "$worker" "${w[@]}" --model=resnet50 --batch_size=16384
 expect_refusal 30 "ringtrain-allreduce-bench: error: -e 1024G needs about 3072 GiB on this rank \(send and receive buffers, and MPI_Allreduce's temporary for --peer mpi\), 6144 GiB for the 2 ranks on this host; this host has $fig available" \
     "${mpi[@]}" -np 2 "$bench" -b 1M -e 1024G
 
