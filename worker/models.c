@@ -2,6 +2,7 @@
  * lenet), the usual CIFAR ResNet-20 (He et al. 2015, projection shortcuts)
  * and torchvision's ResNet-50/101 v1.5 (stride in the 3x3 convolution), so
  * parameter counts can be checked against PyTorch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -164,15 +165,43 @@ int model_create(model_t *m, const char *name, int classes, int batch)
     return model_create_on(m, name, classes, batch, NULL);
 }
 
+/* The named model's nodes, not yet planned or allocated. */
+static int model_define(model_t *m, const model_entry_t *e, int classes,
+                        const model_ops_t *ops)
+{
+    model_begin(m, e->name, e->c, e->h, e->w, classes > 0 ? classes : e->classes);
+    if (e->build(m) < 0)
+        return RT_EINVAL;
+    m->ops = ops;
+    return 0;
+}
+
 int model_create_on(model_t *m, const char *name, int classes, int batch,
                     const model_ops_t *ops)
 {
     const model_entry_t *e = find_entry(name);
     if (!e)
         return RT_ENOENT;
-    model_begin(m, e->name, e->c, e->h, e->w, classes > 0 ? classes : e->classes);
-    if (e->build(m) < 0)
-        return RT_EINVAL;
-    m->ops = ops;
-    return model_build(m, batch);
+    int rc = model_define(m, e, classes, ops);
+    return rc ? rc : model_build(m, batch);
+}
+
+int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,
+                     size_t *bytes, size_t *param_bytes)
+{
+    const model_entry_t *e = find_entry(name);
+    if (!e)
+        return RT_ENOENT;
+    model_t *m = malloc(sizeof *m); /* ~120 KiB of node and tensor tables */
+    if (!m)
+        return RT_ENOMEM;
+    int rc = model_define(m, e, classes, ops);
+    if (!rc)
+        rc = model_plan(m, batch);
+    if (!rc)
+        *bytes = model_memory_bytes(m);
+    if (!rc && param_bytes)
+        *param_bytes = m->arena_floats * sizeof(float);
+    free(m);
+    return rc;
 }
