@@ -200,6 +200,12 @@ int model_create(model_t *m, const char *name, int classes, int batch);
 /* The same, built on `ops` (NULL: model_ops_cpu). */
 int model_create_on(model_t *m, const char *name, int classes, int batch,
                     const model_ops_t *ops);
+/* The named model's nodes, planned for `batch` on `ops` (NULL:
+ * model_ops_cpu) but not allocated: its layout, offsets and sizes, for
+ * tools that only read them (the arenas stay NULL; model_free is safe).
+ * RT_ENOENT for an unknown name. */
+int model_create_planned(model_t *m, const char *name, int classes, int batch,
+                         const model_ops_t *ops);
 /* What model_create_on() would allocate, in bytes (model_memory_bytes of
  * the planned model), without allocating it; *param_bytes (may be NULL):
  * one parameter arena. RT_ENOENT for an unknown name, RT_ENOMEM when the

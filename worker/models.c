@@ -186,18 +186,25 @@ int model_create_on(model_t *m, const char *name, int classes, int batch,
     return rc ? rc : model_build(m, batch);
 }
 
-int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,
-                     size_t *bytes, size_t *param_bytes)
+int model_create_planned(model_t *m, const char *name, int classes, int batch,
+                         const model_ops_t *ops)
 {
     const model_entry_t *e = find_entry(name);
     if (!e)
         return RT_ENOENT;
+    int rc = model_define(m, e, classes, ops);
+    return rc ? rc : model_plan(m, batch);
+}
+
+int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,
+                     size_t *bytes, size_t *param_bytes)
+{
+    if (!find_entry(name))
+        return RT_ENOENT;
     model_t *m = malloc(sizeof *m); /* ~120 KiB of node and tensor tables */
     if (!m)
         return RT_ENOMEM;
-    int rc = model_define(m, e, classes, ops);
-    if (!rc)
-        rc = model_plan(m, batch);
+    int rc = model_create_planned(m, name, classes, batch, ops);
     if (!rc)
         *bytes = model_memory_bytes(m);
     if (!rc && param_bytes)
