@@ -176,15 +176,7 @@ static int model_define(model_t *m, const model_entry_t *e, int classes,
     return 0;
 }
 
-int model_create_on(model_t *m, const char *name, int classes, int batch,
-                    const model_ops_t *ops)
-{
-    const model_entry_t *e = find_entry(name);
-    if (!e)
-        return RT_ENOENT;
-    int rc = model_define(m, e, classes, ops);
-    return rc ? rc : model_build(m, batch);
-}
+
 
 int model_create_planned(model_t *m, const char *name, int classes, int batch,
                          const model_ops_t *ops)
@@ -194,6 +186,13 @@ int model_create_planned(model_t *m, const char *name, int classes, int batch,
         return RT_ENOENT;
     int rc = model_define(m, e, classes, ops);
     return rc ? rc : model_plan(m, batch);
+}
+
+int model_create_on(model_t *m, const char *name, int classes, int batch,
+                    const model_ops_t *ops)
+{
+    int rc = model_create_planned(m, name, classes, batch, ops);
+    return rc ? rc : model_build(m, batch);
 }
 
 int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,

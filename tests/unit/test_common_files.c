@@ -14,24 +14,9 @@
 
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include "common/common.h"
-
-static char dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/rt-files.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static void read_text(const char *path, char *buf, size_t bytes)
 {
@@ -42,10 +27,10 @@ static void read_text(const char *path, char *buf, size_t bytes)
     fclose(f);
 }
 
-/* Entries of dir other than . and .. */
+/* Entries of test_dir other than . and .. */
 static int entries(void)
 {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(test_dir);
     assert_non_null(d);
     int count = 0;
     struct dirent *e;
@@ -58,8 +43,8 @@ static int entries(void)
 static void test_write_replaces_and_sets_mode(void **state)
 {
     (void)state;
-    char path[128], buf[64], err[256];
-    snprintf(path, sizeof path, "%s/out", dir);
+    char path[300], buf[64], err[256];
+    snprintf(path, sizeof path, "%s/out", test_dir);
     assert_int_equal(rt_file_write_atomic(path, "first\n", 6, 0644, err, sizeof err), 0);
     assert_int_equal(rt_file_write_atomic(path, "second\n", 7, 0600, err, sizeof err), 0);
     read_text(path, buf, sizeof buf);
@@ -74,9 +59,9 @@ static void test_write_replaces_and_sets_mode(void **state)
 static void test_symlink_at_destination_not_followed(void **state)
 {
     (void)state;
-    char path[128], target[128], buf[64], err[256];
-    snprintf(path, sizeof path, "%s/out", dir);
-    snprintf(target, sizeof target, "%s/victim", dir);
+    char path[300], target[300], buf[64], err[256];
+    snprintf(path, sizeof path, "%s/out", test_dir);
+    snprintf(target, sizeof target, "%s/victim", test_dir);
     assert_int_equal(rt_file_write_atomic(target, "keep\n", 5, 0644, err, sizeof err), 0);
     assert_int_equal(symlink(target, path), 0);
     assert_int_equal(rt_file_write_atomic(path, "new\n", 4, 0644, err, sizeof err), 0);
@@ -94,9 +79,9 @@ static void test_symlink_at_destination_not_followed(void **state)
 static void test_planted_temp_names_ignored(void **state)
 {
     (void)state;
-    char path[128], target[128], link[160], buf[64], err[256];
-    snprintf(path, sizeof path, "%s/out", dir);
-    snprintf(target, sizeof target, "%s/victim", dir);
+    char path[300], target[300], link[320], buf[64], err[256];
+    snprintf(path, sizeof path, "%s/out", test_dir);
+    snprintf(target, sizeof target, "%s/victim", test_dir);
     assert_int_equal(rt_file_write_atomic(target, "keep\n", 5, 0644, err, sizeof err), 0);
     snprintf(link, sizeof link, "%s.tmp.%d", path, (int)getpid());
     assert_int_equal(symlink(target, link), 0);
@@ -117,8 +102,8 @@ static void test_planted_temp_names_ignored(void **state)
 static void test_abort_leaves_nothing(void **state)
 {
     (void)state;
-    char path[128], err[256];
-    snprintf(path, sizeof path, "%s/out", dir);
+    char path[300], err[256];
+    snprintf(path, sizeof path, "%s/out", test_dir);
     rt_atomic_file_t f;
     assert_int_equal(rt_atomic_open(&f, path, 0644, err, sizeof err), 0);
     assert_int_equal(rt_atomic_write(&f, "half", 4, err, sizeof err), 0);
@@ -130,8 +115,8 @@ static void test_abort_leaves_nothing(void **state)
 static void test_missing_directory_named(void **state)
 {
     (void)state;
-    char path[128], err[512] = "";
-    snprintf(path, sizeof path, "%s/no/such/out", dir);
+    char path[300], err[512] = "";
+    snprintf(path, sizeof path, "%s/no/such/out", test_dir);
     assert_int_equal(rt_file_write_atomic(path, "x", 1, 0644, err, sizeof err), RT_ENOENT);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "No such file or directory"));
@@ -141,9 +126,9 @@ static void test_missing_directory_named(void **state)
 static void test_open_regular(void **state)
 {
     (void)state;
-    char path[128], fifo[128], err[512] = "";
-    snprintf(path, sizeof path, "%s/plain", dir);
-    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    char path[300], fifo[300], err[512] = "";
+    snprintf(path, sizeof path, "%s/plain", test_dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", test_dir);
     assert_int_equal(rt_file_write_atomic(path, "abc", 3, 0644, err, sizeof err), 0);
     int fd = -1;
     assert_int_equal(rt_open_regular(path, &fd, err, sizeof err), 0);
@@ -156,22 +141,22 @@ static void test_open_regular(void **state)
     assert_int_equal(fd, -1);
     assert_non_null(strstr(err, "FIFO"));
     assert_non_null(strstr(err, fifo));
-    assert_int_equal(rt_open_regular(dir, &fd, err, sizeof err), RT_EFORMAT);
+    assert_int_equal(rt_open_regular(test_dir, &fd, err, sizeof err), RT_EFORMAT);
     assert_non_null(strstr(err, "a directory"));
-    snprintf(path, sizeof path, "%s/missing", dir);
+    snprintf(path, sizeof path, "%s/missing", test_dir);
     assert_int_equal(rt_open_regular(path, &fd, err, sizeof err), RT_ENOENT);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_replaces_and_sets_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlink_at_destination_not_followed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_planted_temp_names_ignored, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_directory_named, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_regular, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_replaces_and_sets_mode, test_tmpdir_setup, test_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_at_destination_not_followed, test_tmpdir_setup,
+                                        test_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_planted_temp_names_ignored, test_tmpdir_setup, test_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, test_tmpdir_setup, test_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_directory_named, test_tmpdir_setup, test_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_open_regular, test_tmpdir_setup, test_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

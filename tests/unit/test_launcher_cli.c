@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include "common/common.h"
 #include "launcher/launcher.h"
 
@@ -41,23 +43,6 @@ typedef struct {
     double seconds;
 } result_t;
 
-static char scratch[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/ringtrain-test-cli-XXXXXX");
-    return mkdtemp(scratch) == NULL ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static void slurp(const char *path, char *buf, size_t bytes)
 {
     buf[0] = '\0';
@@ -73,8 +58,8 @@ static void slurp(const char *path, char *buf, size_t bytes)
 static pid_t start(const char *const *args, char *const *envp, const char *tag)
 {
     char out[128], err[128];
-    snprintf(out, sizeof out, "%s/%s.out", scratch, tag);
-    snprintf(err, sizeof err, "%s/%s.err", scratch, tag);
+    snprintf(out, sizeof out, "%s/%s.out", test_dir, tag);
+    snprintf(err, sizeof err, "%s/%s.err", test_dir, tag);
     const char *argv[64];
     size_t count = 0;
     argv[count++] = LAUNCHER_EXE;
@@ -102,9 +87,9 @@ static void finish(pid_t pid, const char *tag, double t0, result_t *r)
     r->seconds = rt_now() - t0;
     r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     char path[128];
-    snprintf(path, sizeof path, "%s/%s.out", scratch, tag);
+    snprintf(path, sizeof path, "%s/%s.out", test_dir, tag);
     slurp(path, r->out, sizeof r->out);
-    snprintf(path, sizeof path, "%s/%s.err", scratch, tag);
+    snprintf(path, sizeof path, "%s/%s.err", test_dir, tag);
     slurp(path, r->err, sizeof r->err);
 }
 
@@ -134,9 +119,9 @@ static result_t *run_for(const char *const *args, char *const *envp, double seco
     r.seconds = rt_now() - t0;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     char path[128];
-    snprintf(path, sizeof path, "%s/run-for.out", scratch);
+    snprintf(path, sizeof path, "%s/run-for.out", test_dir);
     slurp(path, r.out, sizeof r.out);
-    snprintf(path, sizeof path, "%s/run-for.err", scratch);
+    snprintf(path, sizeof path, "%s/run-for.err", test_dir);
     slurp(path, r.err, sizeof r.err);
     return &r;
 }
@@ -489,9 +474,9 @@ static void test_tfjob_run_env(void **state)
 {
     (void)state;
     char outdir[128], args_file[128], env_file[128];
-    snprintf(outdir, sizeof outdir, "%s/tf", scratch);
-    snprintf(args_file, sizeof args_file, "%s/tfargs", scratch);
-    snprintf(env_file, sizeof env_file, "%s/tfenv", scratch);
+    snprintf(outdir, sizeof outdir, "%s/tf", test_dir);
+    snprintf(args_file, sizeof args_file, "%s/tfargs", test_dir);
+    snprintf(env_file, sizeof env_file, "%s/tfenv", test_dir);
     char *envp[] = {"PATH=/usr/bin:/bin", "RINGTRAIN_PS_RANKS=0,1", NULL};
     const char *args[] = {"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir",
                           outdir, "--no-wait", "--mpirun", FAKE, "--", "fake-job", "args",
@@ -608,7 +593,7 @@ static void test_bad_input_exits_2(void **state)
 {
     (void)state;
     char outdir[128];
-    snprintf(outdir, sizeof outdir, "%s/never", scratch);
+    snprintf(outdir, sizeof outdir, "%s/never", test_dir);
     static const struct {
         const char *args[14];
         const char *says;
@@ -699,10 +684,10 @@ static void test_bad_input_exits_2(void **state)
     }
 }
 
-/* Writes text to <scratch>/name; path gets its path. */
+/* Writes text to <test_dir>/name; path gets its path. */
 static void write_scratch(const char *name, const char *text, char *path, size_t bytes)
 {
-    snprintf(path, bytes, "%s/%s", scratch, name);
+    snprintf(path, bytes, "%s/%s", test_dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
@@ -762,8 +747,8 @@ static void test_input_not_regular_file(void **state)
 {
     (void)state;
     char fifo[128], outdir[128];
-    snprintf(fifo, sizeof fifo, "%s/job.fifo", scratch);
-    snprintf(outdir, sizeof outdir, "%s/fifo-out", scratch);
+    snprintf(fifo, sizeof fifo, "%s/job.fifo", test_dir);
+    snprintf(outdir, sizeof outdir, "%s/fifo-out", test_dir);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     const char *flags[] = {"--mpijob", "--tfjob", "--hostfile"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
@@ -777,7 +762,7 @@ static void test_input_not_regular_file(void **state)
         assert_non_null(strstr(r->err, fifo));
         assert_non_null(strstr(r->err, "FIFO"));
     }
-    const char *dir[] = {"--mpijob", scratch, "--dry-run", "--", "w", NULL};
+    const char *dir[] = {"--mpijob", test_dir, "--dry-run", "--", "w", NULL};
     result_t *r = run_for(dir, NULL, 5);
     print_message("--mpijob directory: exit %d: %s", r->code, r->err);
     assert_int_equal(r->code, 2);
@@ -795,7 +780,7 @@ static void test_output_dir_must_be_private(void **state)
     static const mode_t refused[] = {0777, 01777, 0770}; /* the sticky bit is no excuse */
     char dir[160], path[200];
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        snprintf(dir, sizeof dir, "%s/out-%04o", scratch, (unsigned)refused[i]);
+        snprintf(dir, sizeof dir, "%s/out-%04o", test_dir, (unsigned)refused[i]);
         assert_int_equal(mkdir(dir, 0700), 0);
         assert_int_equal(chmod(dir, refused[i]), 0);
         const char *args[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", dir,
@@ -813,7 +798,7 @@ static void test_output_dir_must_be_private(void **state)
     }
     /* A new directory inside one that others can write (and that is not
      * sticky) could be renamed away and replaced while the job waits. */
-    snprintf(dir, sizeof dir, "%s/open-parent", scratch);
+    snprintf(dir, sizeof dir, "%s/open-parent", test_dir);
     assert_int_equal(mkdir(dir, 0700), 0);
     assert_int_equal(chmod(dir, 0777), 0);
     snprintf(path, sizeof path, "%s/job", dir);
@@ -824,7 +809,7 @@ static void test_output_dir_must_be_private(void **state)
     assert_int_equal(r->code, 2);
     assert_non_null(strstr(r->err, "its parent"));
     /* Private (0755: others may read) is fine. */
-    snprintf(dir, sizeof dir, "%s/out-private", scratch);
+    snprintf(dir, sizeof dir, "%s/out-private", test_dir);
     assert_int_equal(mkdir(dir, 0755), 0);
     assert_int_equal(chmod(dir, 0755), 0);
     const char *ok[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", dir, "--no-wait",
@@ -855,7 +840,7 @@ static void test_readiness_failure_names_hosts(void **state)
 {
     (void)state;
     char outdir[128];
-    snprintf(outdir, sizeof outdir, "%s/job", scratch);
+    snprintf(outdir, sizeof outdir, "%s/job", test_dir);
     /* The fixture's hosts do not resolve here. */
     const char *args[] = {"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", outdir,
                           "--wait-timeout", "1", "--mpirun", FAKE, "--", "fake-job", "exit", "0",
@@ -879,7 +864,7 @@ static void test_readiness_failure_names_hosts(void **state)
 
     /* A host that resolves but refuses: "refused". */
     char hostfile[128];
-    snprintf(hostfile, sizeof hostfile, "%s/hf", scratch);
+    snprintf(hostfile, sizeof hostfile, "%s/hf", test_dir);
     int fd;
     uint16_t port = listening_port(&fd);
     FILE *f = fopen(hostfile, "w");
@@ -903,9 +888,9 @@ static void test_run_passes_argv_and_env(void **state)
 {
     (void)state;
     char outdir[128], args_file[128], env_file[128];
-    snprintf(outdir, sizeof outdir, "%s/job2", scratch);
-    snprintf(args_file, sizeof args_file, "%s/args", scratch);
-    snprintf(env_file, sizeof env_file, "%s/env", scratch);
+    snprintf(outdir, sizeof outdir, "%s/job2", test_dir);
+    snprintf(args_file, sizeof args_file, "%s/args", test_dir);
+    snprintf(env_file, sizeof env_file, "%s/env", test_dir);
     char *envp[] = {"PATH=/usr/bin:/bin", "NCCL_DEBUG=INFO", "OMPI_MCA_plm_rsh_args=-p 2222",
                     NULL};
     const char *args[] = {"--mpijob", JOBS "v2beta1-launcher-worker.yaml", "--output-dir", outdir,
@@ -976,7 +961,7 @@ static void test_argv_too_large(void **state)
 {
     (void)state;
     char job[128], outdir[128];
-    snprintf(outdir, sizeof outdir, "%s/huge-out", scratch);
+    snprintf(outdir, sizeof outdir, "%s/huge-out", test_dir);
     write_scratch("huge-tfjob.yaml", "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: "
                   "big}\nspec:\n  tfReplicaSpecs:\n    Worker: {replicas: 1}\n    PS: {replicas: "
                   "30000}\n", job, sizeof job);
@@ -1023,7 +1008,7 @@ static void test_exit_status_words(void **state)
 static void signal_case(int sig, int want_code)
 {
     char ready[128], term[140];
-    snprintf(ready, sizeof ready, "%s/trap-%d", scratch, sig);
+    snprintf(ready, sizeof ready, "%s/trap-%d", test_dir, sig);
     snprintf(term, sizeof term, "%s.term", ready);
     const char *args[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "trap",
                           ready, NULL};
@@ -1061,7 +1046,7 @@ static void test_kill_grace(void **state)
     /* An mpirun that ignores SIGTERM: after --kill-grace its whole process
      * group is killed. */
     char ready[128], child_file[140];
-    snprintf(ready, sizeof ready, "%s/stubborn", scratch);
+    snprintf(ready, sizeof ready, "%s/stubborn", test_dir);
     snprintf(child_file, sizeof child_file, "%s.child", ready);
     const char *args[] = {"--local", "-np", "1", "--kill-grace", "0.5", "--mpirun", FAKE, "--",
                           "fake-job", "stubborn", ready, NULL};
@@ -1151,5 +1136,5 @@ int main(void)
         cmocka_unit_test(test_kill_grace),
         cmocka_unit_test(test_local_real_mpirun),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }

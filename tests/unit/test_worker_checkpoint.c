@@ -15,13 +15,14 @@
 
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include "common/common.h"
 #include "worker/checkpoint.h"
 
 #define ARENA 37
 #define STATE 5
 
-static char dir[256];
 static float params[ARENA], momentum[ARENA], state[STATE];
 
 static ckpt_info_t info_for(uint64_t step)
@@ -147,7 +148,7 @@ static void test_other_model_refused(void **s)
 
 static void path_of(char *out, uint64_t step)
 {
-    snprintf(out, 512, "%s/ckpt-%012llu.rtck", dir, (unsigned long long)step);
+    snprintf(out, 512, "%s/ckpt-%012llu.rtck", test_dir, (unsigned long long)step);
 }
 
 static void test_save_prune_and_load(void **s)
@@ -158,7 +159,7 @@ static void test_save_prune_and_load(void **s)
     for (uint64_t step = 5; step <= 20; step += 5) {
         fill((float)step);
         ckpt_info_t info = info_for(step);
-        assert_int_equal(ckpt_save(dir, &info, &data, 2, path, sizeof path, err, sizeof err), 0);
+        assert_int_equal(ckpt_save(test_dir, &info, &data, 2, path, sizeof path, err, sizeof err), 0);
     }
     char p[512];
     path_of(p, 5);
@@ -169,14 +170,14 @@ static void test_save_prune_and_load(void **s)
     assert_int_equal(access(p, F_OK), 0);
     /* No temporary file is left behind. */
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) = 2", dir);
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) = 2", test_dir);
     assert_int_equal(system(cmd), 0);
 
     /* Newest valid wins; a corrupt newest is skipped. */
     ckpt_info_t expect = info_for(0), got;
     float lp[ARENA], lm[ARENA], ls[STATE];
     ckpt_data_t out = {lp, lm, ls};
-    assert_int_equal(ckpt_load_latest(dir, &expect, &got, &out, p, sizeof p, err, sizeof err), 0);
+    assert_int_equal(ckpt_load_latest(test_dir, &expect, &got, &out, p, sizeof p, err, sizeof err), 0);
     assert_int_equal(got.step, 20);
     assert_true(lp[3] == 23.0f);
     path_of(p, 20);
@@ -184,7 +185,7 @@ static void test_save_prune_and_load(void **s)
     fseek(f, CKPT_HEADER_BYTES + 8, SEEK_SET);
     fputc(0x7f, f);
     fclose(f);
-    assert_int_equal(ckpt_load_latest(dir, &expect, &got, &out, p, sizeof p, err, sizeof err), 0);
+    assert_int_equal(ckpt_load_latest(test_dir, &expect, &got, &out, p, sizeof p, err, sizeof err), 0);
     assert_int_equal(got.step, 15);
     assert_true(lp[3] == 18.0f);
     /* A file renamed to another step is refused. */
@@ -192,12 +193,12 @@ static void test_save_prune_and_load(void **s)
     path_of(q, 25);
     path_of(p, 15);
     assert_int_equal(rename(p, q), 0);
-    assert_int_equal(ckpt_load_latest(dir, &expect, &got, &out, p, sizeof p, err, sizeof err),
+    assert_int_equal(ckpt_load_latest(test_dir, &expect, &got, &out, p, sizeof p, err, sizeof err),
                      RT_ENOENT);
     assert_non_null(strstr(err, "no valid checkpoint"));
 }
 
-/* Writes bytes to dir/ckpt-<step>.rtck directly (not a checkpoint of ours). */
+/* Writes bytes to test_dir/ckpt-<step>.rtck directly (not a checkpoint of ours). */
 static void plant(const char *in, uint64_t step, const void *bytes, size_t count)
 {
     char p[512];
@@ -222,7 +223,7 @@ static void test_prune_only_own(void **s)
 {
     (void)s;
     char sub[300], err[512], p[512];
-    snprintf(sub, sizeof sub, "%s/prune", dir);
+    snprintf(sub, sizeof sub, "%s/prune", test_dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     plant(sub, 999999999999ULL, "garbage", 7);
     ckpt_info_t other = info_for(999999999998ULL);
@@ -254,7 +255,7 @@ static void test_fifo_skipped(void **s)
 {
     (void)s;
     char sub[300], err[512], p[512];
-    snprintf(sub, sizeof sub, "%s/fifo", dir);
+    snprintf(sub, sizeof sub, "%s/fifo", test_dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     ckpt_data_t data = {params, momentum, state};
     fill(4.0f);
@@ -278,9 +279,9 @@ static void test_save_mode_and_symlink(void **s)
 {
     (void)s;
     char sub[300], err[512], p[512], victim[512];
-    snprintf(sub, sizeof sub, "%s/link", dir);
+    snprintf(sub, sizeof sub, "%s/link", test_dir);
     assert_int_equal(mkdir(sub, 0700), 0);
-    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(victim, sizeof victim, "%s/victim", test_dir);
     FILE *f = fopen(victim, "w");
     assert_non_null(f);
     fputs("precious", f);
@@ -304,7 +305,7 @@ static void test_dir_prepare(void **s)
 {
     (void)s;
     char sub[300], file[300], under[320], err[512];
-    snprintf(sub, sizeof sub, "%s/new", dir);
+    snprintf(sub, sizeof sub, "%s/new", test_dir);
     assert_int_equal(ckpt_dir_prepare(sub, err, sizeof err), 0);
     struct stat st;
     assert_int_equal(stat(sub, &st), 0);
@@ -313,7 +314,7 @@ static void test_dir_prepare(void **s)
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", sub);
     assert_int_equal(system(cmd), 0);
 
-    snprintf(file, sizeof file, "%s/plain", dir);
+    snprintf(file, sizeof file, "%s/plain", test_dir);
     FILE *f = fopen(file, "w");
     assert_non_null(f);
     fclose(f);
@@ -333,25 +334,10 @@ static void test_empty_dir(void **s)
 {
     (void)s;
     char err[256], p[512], empty[300];
-    snprintf(empty, sizeof empty, "%s/none", dir);
+    snprintf(empty, sizeof empty, "%s/none", test_dir);
     ckpt_info_t expect = info_for(0), got;
     assert_int_equal(ckpt_load_latest(empty, &expect, &got, NULL, p, sizeof p, err, sizeof err),
                      RT_ENOENT);
-}
-
-static int setup(void **s)
-{
-    (void)s;
-    snprintf(dir, sizeof dir, "/tmp/ringtrain-test-ckpt.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **s)
-{
-    (void)s;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -368,5 +354,5 @@ int main(void)
         cmocka_unit_test(test_dir_prepare),
         cmocka_unit_test(test_empty_dir),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }

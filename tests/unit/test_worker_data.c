@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "test_tmpdir.h"
 #include <zlib.h>
 
 #include "common/common.h"
 #include "worker/data.h"
-
-static char dir[256];
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -72,7 +72,7 @@ static int load(const char *images, const char *labels, char *err, size_t err_by
 
 static void path(char *out, const char *name)
 {
-    snprintf(out, 512, "%s/%s", dir, name);
+    snprintf(out, 512, "%s/%s", test_dir, name);
 }
 
 static void test_idx_good_plain_and_gz(void **state)
@@ -389,21 +389,6 @@ static void test_synthetic_rank_independent(void **state)
     dataset_free(&two);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/ringtrain-test-data.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,5 +400,5 @@ int main(void)
         cmocka_unit_test(test_sampler_slices),
         cmocka_unit_test(test_synthetic_rank_independent),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }

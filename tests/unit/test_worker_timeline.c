@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include "common/common.h"
 #include "worker/timeline.h"
 
@@ -91,8 +93,6 @@ int coll_exchange(coll_comm_t *comm, const coll_msg_t *sends, int nsends,
 }
 
 /* ---- tests --------------------------------------------------------------- */
-static char dir[256];
-
 static const char *const node_names[] = {"conv 5x5/1 1->32", "fc \"odd\" name"};
 static const char *const algorithms[] = {"shm_oneshot"};
 static const timeline_names_t names = {node_names, 2, algorithms};
@@ -138,7 +138,7 @@ static void test_other_rank_only_sends(void **s)
     timeline_t tl;
     record(&tl, &comm);
     char path[300];
-    snprintf(path, sizeof path, "%s/rank2.json", dir);
+    snprintf(path, sizeof path, "%s/rank2.json", test_dir);
     assert_int_equal(timeline_write(&tl, &comm, path, &names), 0);
     if (received_bytes != 0)
         fail_msg("rank 2 received %zu bytes of other ranks' events; only rank 0 needs them",
@@ -156,7 +156,7 @@ static int rank0_of_3_writes(const char *name)
     timeline_t tl;
     record(&tl, &comm);
     char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", test_dir, name);
     int rc = timeline_write(&tl, &comm, path, &names);
     timeline_free(&tl);
     assert_int_equal(exchanges_from[1], 2);
@@ -170,8 +170,8 @@ static void test_rank0_writes_every_rank(void **s)
 {
     (void)s;
     char path[300], victim[300];
-    snprintf(path, sizeof path, "%s/rank0.json", dir);
-    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(path, sizeof path, "%s/rank0.json", test_dir);
+    snprintf(victim, sizeof victim, "%s/victim", test_dir);
     FILE *f = fopen(victim, "w");
     assert_non_null(f);
     fputs("precious", f);
@@ -200,26 +200,6 @@ static void test_unwritable_still_drains(void **s)
     assert_int_equal(rank0_of_3_writes("none/t.json"), RT_EIO);
 }
 
-static int setup(void **s)
-{
-    (void)s;
-    snprintf(dir, sizeof dir, "/tmp/ringtrain-test-timeline.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-/* The tests leave these two files at most. */
-static int teardown(void **s)
-{
-    (void)s;
-    const char *left[] = {"rank0.json", "victim"};
-    for (size_t i = 0; i < sizeof left / sizeof *left; i++) {
-        char p[300];
-        snprintf(p, sizeof p, "%s/%s", dir, left[i]);
-        unlink(p);
-    }
-    return rmdir(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,5 +207,5 @@ int main(void)
         cmocka_unit_test(test_rank0_writes_every_rank),
         cmocka_unit_test(test_unwritable_still_drains),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
 }
