@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 const char *rt_strerror(int code)
@@ -197,4 +198,13 @@ int rt_parse_double(const char *text, double min, double max, double *out)
         return RT_ERANGE;
     *out = v;
     return 0;
+}
+
+int rt_exit_code_of_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 1;
 }

@@ -45,6 +45,10 @@ void rt_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Fills buf with "host:rank" (or "host" before the rank is known). */
 void rt_log_prefix(char *buf, size_t bytes);
 
+/* A shell's exit code for a waitpid() status: the exit status, or 128 +
+ * the signal that ended the process (1 for anything else). */
+int rt_exit_code_of_status(int status);
+
 /* Monotonic clock in seconds. */
 double rt_now(void);
 

@@ -146,15 +146,6 @@ static int signal_descendants(int sig)
     return signalled;
 }
 
-static int status_code(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return 1;
-}
-
 /* Reaps every child that has ended; true when none is left. Records the
  * status of main_pid when it is among them. */
 static bool reap(pid_t main_pid, bool *main_done, int *main_status)
@@ -250,7 +241,7 @@ int main(int argc, char **argv)
             deadline = 0;
         }
     }
-    int code = stop_sig ? 128 + stop_sig : status_code(main_status);
+    int code = stop_sig ? 128 + stop_sig : rt_exit_code_of_status(main_status);
     if (stop_sig)
         fprintf(stderr, PROG ": every process ended %.1f s after SIG%s; exit status %d\n",
                 rt_now() - stopped_at, sigabbrev_np(stop_sig), code);

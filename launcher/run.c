@@ -371,15 +371,6 @@ int launch_argv_check_size(char *const argv[], char *const envp[], launch_error_
 
 /* ---- spawn and supervise ------------------------------------------------ */
 
-static int exit_code_of(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return 1;
-}
-
 /* argv[0] looked up in PATH as execvp would (the launcher's own PATH, not
  * envp's), before the fork: the child then only makes async-signal-safe
  * calls. 0, or an errno (ENOENT, EACCES, ENAMETOOLONG). */
@@ -574,7 +565,7 @@ int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
             forwarded = sig;
     sigprocmask(SIG_SETMASK, &old, NULL);
     sigaction(SIGCHLD, &old_chld, NULL);
-    result->exit_code = forwarded ? 128 + forwarded : exit_code_of(status);
+    result->exit_code = forwarded ? 128 + forwarded : rt_exit_code_of_status(status);
     result->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     result->forwarded = forwarded;
     return 0;

@@ -7,6 +7,10 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "common/common.h"
 
 static void test_strerror(void **state)
@@ -84,6 +88,29 @@ static void test_aligned_alloc(void **state)
     assert_int_equal(rt_align_up(64, 64), 64);
 }
 
+/* Status of a child that exits with `code`, or kills itself with `sig`. */
+static int child_status(int code, int sig)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (sig)
+            raise(sig);
+        _exit(code);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void test_exit_code_of_status(void **state)
+{
+    (void)state;
+    assert_int_equal(rt_exit_code_of_status(child_status(0, 0)), 0);
+    assert_int_equal(rt_exit_code_of_status(child_status(205, 0)), 205);
+    assert_int_equal(rt_exit_code_of_status(child_status(0, SIGKILL)), 137);
+    assert_int_equal(rt_exit_code_of_status(child_status(0, SIGTERM)), 143);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -93,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_parse_double),
         cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_exit_code_of_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
