@@ -445,6 +445,195 @@ static void fmt_rate(double bytes_per_s, char *buf, size_t bytes)
     snprintf(buf, bytes, "%.3g GB/s = %.3g Gbit/s", bytes_per_s / 1e9, bytes_per_s * 8 / 1e9);
 }
 
+/* The model's layout (nothing allocated); 2 for an unknown name. */
+static int load_layout(const char *name, model_t *m)
+{
+    int rc = model_create_planned(m, name, 0, 1, NULL);
+    if (rc == RT_ENOENT) {
+        char names[256] = "";
+        for (const char *const *n = model_names(); *n; n++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     names[0] ? ", " : "", *n);
+        fprintf(stderr, PROG ": error: --model '%s' is not in the worker's zoo: use one of %s\n",
+                name, names);
+        return 2;
+    }
+    if (rc) {
+        fprintf(stderr, PROG ": error: cannot build %s: %s\n", name, rt_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* One rank's compute per step: given (--step-ms), measured, read from a
+ * file, or scaled from a reference model's published speed by FLOPs. */
+static int compute_inputs(const opts_t *o, model_t *m, model_t *ref, compute_t *c)
+{
+    if (o->step_ms > 0) {
+        double step = o->step_ms * 1e-3;
+        c->forward = step / 3.0;
+        c->backward = step - c->forward;
+        snprintf(c->source, sizeof c->source,
+                 "INPUT --step-ms %g (split 1/3 forward, 2/3 backward by FLOPs)", o->step_ms);
+    } else if (o->compute_from && strcmp(o->compute_from, "measure") == 0) {
+        return compute_measure(o, c, m->node_count);
+    } else if (o->compute_from) {
+        int rc = compute_read_file(o->compute_from, c);
+        if (rc)
+            return rc;
+    } else {
+        if (model_create_planned(ref, o->ref_model, 0, 1, NULL) != 0) {
+            fprintf(stderr, PROG ": error: --ref-model '%s' is not in the worker's zoo "
+                    "(resnet50 is the default)\n", o->ref_model);
+            return 2;
+        }
+        double ratio = model_total_flops(m) / model_total_flops(ref);
+        double step = o->batch / o->ref_ips * ratio;
+        c->forward = step / 3.0;
+        c->backward = step - c->forward;
+        snprintf(c->source, sizeof c->source,
+                 "INPUT, not measured: %s at %g images/sec per GPU (--ref-ips; default: "
+                 "TensorFlow benchmarks, Tesla P100, synthetic, batch 64) x FLOP ratio %.3f",
+                 o->ref_model, o->ref_ips, ratio);
+    }
+    split_by_flops(m, c);
+    return 0;
+}
+
+/* The bucket plan of the worker and what the model predicts from it. */
+typedef struct {
+    int nodes, per_node;
+    int buckets;
+    size_t bucket_floats[PREDICT_MAX_BUCKETS];
+    int bucket_node[PREDICT_MAX_BUCKETS];
+    double ready[PREDICT_MAX_BUCKETS], comm[PREDICT_MAX_BUCKETS];
+    int hier, overlap;
+    double wire_bytes;          /* per fp32 byte between nodes */
+    double share, cshare;       /* communication and compute slow-downs on shared cores */
+    double fwd, bwd, opt;       /* compute at this rank count */
+    double comm_total, bytes_total, bwd_comm;
+    double step, step1, ips, ips1, eff;
+} prediction_t;
+
+/* Ranks sharing a node's CPU cores (the validation host): compute slows by
+ * the oversubscription, communication's CPU work too, and overlap needs a
+ * core the compute threads leave free. Without a spare core the progress
+ * thread gets one only in time slices: the model then takes no overlap at
+ * all, a bound from below. (Letting the link's transfers overlap in full,
+ * a bound from above, predicted LeNet at 2 x 2 pods on 1 Gbit/s links
+ * +19%; no overlap -14%; bench/SCALING.md.) */
+static void shared_cores(const opts_t *o, const compute_t *c, prediction_t *p)
+{
+    p->share = 1.0;
+    p->overlap = o->overlap;
+    double share1 = 1.0;
+    if (o->cores > 0) {
+        double demand = (double)p->per_node * o->threads;
+        p->share = demand > o->cores ? demand / o->cores : 1.0;
+        share1 = o->threads > o->cores ? (double)o->threads / o->cores : 1.0;
+        if (demand >= o->cores)
+            p->overlap = 0;
+    }
+    /* Measured compute with the ranks sharing the cores replaces the
+     * proportional rule for compute (not for communication). */
+    p->cshare = p->share;
+    if (o->shared_step_ms > 0)
+        p->cshare = o->shared_step_ms * 1e-3 / (c->forward + c->backward + c->optimizer);
+    p->step1 = (c->forward + c->backward + c->optimizer) * share1;
+}
+
+static void predict(const opts_t *o, const model_t *m, const compute_t *c, prediction_t *p)
+{
+    p->buckets = predict_buckets_plan(m, o->bucket_mb, p->bucket_floats, p->bucket_node);
+    p->hier = strcmp(o->algo, "hier") == 0 ||
+              (strcmp(o->algo, "auto") == 0 && p->nodes > 1 && p->per_node > 1);
+    predict_link_t intra = {o->intra_latency_s, 1.0 / o->intra_bytes_per_s};
+    /* Compression: the ring and hier send 16-bit values between nodes
+     * (hier's shared-memory phases stay fp32; on one node the worker's
+     * shared-memory allreduce does not compress at all). */
+    p->wire_bytes = strcmp(o->compression, "none") == 0 ? 1.0 : 0.5;
+    predict_link_t inter = {o->latency_s, p->wire_bytes / o->link_bytes_per_s};
+    shared_cores(o, c, p);
+    p->fwd = c->forward * p->cshare;
+    p->bwd = c->backward * p->cshare;
+    p->opt = c->optimizer * p->cshare;
+    /* backward runs nodes last to first; bucket k is ready when node[k] ends */
+    double t = 0;
+    int next = 0;
+    for (int i = m->node_count - 1; i >= 0 && next < p->buckets; i--) {
+        t += c->node_backward[i] * p->cshare;
+        while (next < p->buckets && p->bucket_node[next] == i) {
+            double bytes = (double)p->bucket_floats[next] * sizeof(float);
+            p->ready[next] = t;
+            p->comm[next] = o->gpus > 1 ? comm_seconds(o, p->hier, p->nodes, bytes, intra,
+                                                       inter, p->share)
+                                        : 0.0;
+            p->comm_total += p->comm[next];
+            p->bytes_total += bytes;
+            next++;
+        }
+    }
+    p->bwd_comm = predict_schedule(p->ready, p->comm, p->buckets, p->bwd, p->overlap);
+    p->step = p->fwd + p->bwd_comm + p->opt;
+    p->ips = o->gpus * o->batch / p->step;
+    p->ips1 = o->batch / p->step1;
+    p->eff = p->ips / (o->gpus * p->ips1);
+}
+
+static void print_inputs(const opts_t *o, const compute_t *c, const prediction_t *p)
+{
+    char link[96], intra_bw[96];
+    fmt_rate(o->link_bytes_per_s, link, sizeof link);
+    fmt_rate(o->intra_bytes_per_s, intra_bw, sizeof intra_bw);
+    printf("Inputs:\n");
+    printf("  compute     %s\n", c->source);
+    printf("              forward %.2f ms, backward %.2f ms, optimizer %.2f ms per step at one rank\n",
+           c->forward * 1e3, c->backward * 1e3, c->optimizer * 1e3);
+    printf("  inter-node  alpha %.3g us, %s (--link %s, --latency)\n", o->latency_s * 1e6, link,
+           o->link_text);
+    printf("  intra-node  alpha %.3g us, %s (--intra-latency, --intra-bw)\n",
+           o->intra_latency_s * 1e6, intra_bw);
+    if (o->cores > 0)
+        printf("  cores       %d per node, %d thread(s) per rank: compute x%.2f at %d rank(s)/node"
+               " (%s), communication x%.2f; the link's bytes %s\n",
+               o->cores, o->threads, p->cshare, p->per_node,
+               o->shared_step_ms > 0 ? "MEASURED, --shared-step-ms" : "proportional", p->share,
+               o->link_on_cores ? "on the cores too (--link-on-cores on)" : "at its rate");
+}
+
+static void print_report(const opts_t *o, const model_t *m, const compute_t *c,
+                         const prediction_t *p)
+{
+    printf("# " PROG ": alpha-beta model of data-parallel training (see bench/SCALING.md)\n");
+    printf("Model:        %s, %.2fM parameters, %.1f MiB of gradients, %.2f GFLOP forward per image\n",
+           o->model, m->param_count / 1e6, p->bytes_total / 1048576.0,
+           model_total_flops(m) / 1e9);
+    printf("Buckets:      %d (first ~1 MiB, then %g MiB at layer boundaries, as the worker), "
+           "floats:", p->buckets, o->bucket_mb);
+    for (int k = 0; k < p->buckets; k++)
+        printf(" %zu", p->bucket_floats[k]);
+    printf("\n");
+    printf("Placement:    %d rank(s) = %d node(s) x %d, batch %d per rank (weak scaling)\n",
+           o->gpus, p->nodes, p->per_node, o->batch);
+    printf("Allreduce:    %s, overlap %s%s, %s between nodes\n",
+           o->gpus == 1 ? "none (one rank)" : p->hier ? "hier (intra reduce-scatter, inter ring per slice, intra allgather)"
+                                                      : "flat ring",
+           p->overlap ? "on" : "off",
+           p->overlap != o->overlap ? " (no core left for the progress thread)" : "",
+           p->wire_bytes < 1.0 ? o->compression : "fp32");
+    print_inputs(o, c, p);
+    printf("Step time (predicted, per rank):\n");
+    printf("  forward                 %10.3f ms\n", p->fwd * 1e3);
+    printf("  backward                %10.3f ms\n", p->bwd * 1e3);
+    printf("  allreduce (all buckets) %10.3f ms, exposed %.3f ms\n", p->comm_total * 1e3,
+           (p->bwd_comm - p->bwd) * 1e3);
+    printf("  optimizer               %10.3f ms\n", p->opt * 1e3);
+    printf("  step                    %10.3f ms\n", p->step * 1e3);
+    printf("one rank: %.2f images/sec (step %.3f ms)\n", p->ips1, p->step1 * 1e3);
+    printf("predicted images/sec: %.2f (%.2f per rank)\n", p->ips, p->ips / o->gpus);
+    printf("scaling efficiency: %.3f\n", p->eff);
+}
+
 int main(int argc, char **argv)
 {
     opts_t o = {
@@ -458,184 +647,30 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
-    int per_node = o.gpus < o.per_node ? o.gpus : o.per_node;
-    o.per_node = per_node;
-    int nodes = o.gpus / per_node;
+    o.per_node = o.gpus < o.per_node ? o.gpus : o.per_node;
 
     /* Layout and FLOPs at batch 1 (the activation arena of a large model at
      * the real batch would be gigabytes); FLOPs scale with the batch. */
     model_t *m = calloc(1, sizeof *m);
     model_t *ref = calloc(1, sizeof *ref);
+    prediction_t *p = calloc(1, sizeof *p);
     compute_t c = {0};
     c.node_backward = calloc(MODEL_MAX_NODES, sizeof(double));
-    size_t *bucket_floats = calloc(PREDICT_MAX_BUCKETS, sizeof(size_t));
-    int *bucket_node = calloc(PREDICT_MAX_BUCKETS, sizeof(int));
-    double *ready = calloc(PREDICT_MAX_BUCKETS, sizeof(double));
-    double *comm = calloc(PREDICT_MAX_BUCKETS, sizeof(double));
-    if (!m || !ref || !c.node_backward || !bucket_floats || !bucket_node || !ready || !comm) {
+    if (!m || !ref || !p || !c.node_backward) {
         fprintf(stderr, PROG ": error: out of memory\n");
         rc = 1;
-        goto out;
     }
-    /* Only the layout is read: nothing is allocated. */
-    rc = model_create_planned(m, o.model, 0, 1, NULL);
-    if (rc == RT_ENOENT) {
-        char names[256] = "";
-        for (const char *const *n = model_names(); *n; n++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                     names[0] ? ", " : "", *n);
-        fprintf(stderr, PROG ": error: --model '%s' is not in the worker's zoo: use one of %s\n",
-                o.model, names);
-        rc = 2;
-        goto out;
+    if (!rc)
+        rc = load_layout(o.model, m);
+    if (!rc)
+        rc = compute_inputs(&o, m, ref, &c);
+    if (!rc) {
+        p->per_node = o.per_node;
+        p->nodes = o.gpus / o.per_node;
+        predict(&o, m, &c, p);
+        print_report(&o, m, &c, p);
     }
-    if (rc) {
-        fprintf(stderr, PROG ": error: cannot build %s: %s\n", o.model, rt_strerror(rc));
-        rc = 1;
-        goto out;
-    }
-    double flops_sample = model_total_flops(m); /* forward, batch 1 */
-
-    if (o.step_ms > 0) {
-        double step = o.step_ms * 1e-3;
-        c.forward = step / 3.0;
-        c.backward = step - c.forward;
-        snprintf(c.source, sizeof c.source,
-                 "INPUT --step-ms %g (split 1/3 forward, 2/3 backward by FLOPs)", o.step_ms);
-        split_by_flops(m, &c);
-    } else if (o.compute_from && strcmp(o.compute_from, "measure") == 0) {
-        rc = compute_measure(&o, &c, m->node_count);
-        if (rc)
-            goto out;
-    } else if (o.compute_from) {
-        rc = compute_read_file(o.compute_from, &c);
-        if (rc)
-            goto out;
-        split_by_flops(m, &c);
-    } else {
-        rc = model_create_planned(ref, o.ref_model, 0, 1, NULL);
-        if (rc) {
-            fprintf(stderr, PROG ": error: --ref-model '%s' is not in the worker's zoo "
-                    "(resnet50 is the default)\n", o.ref_model);
-            rc = 2;
-            goto out;
-        }
-        double ratio = flops_sample / model_total_flops(ref);
-        double step = o.batch / o.ref_ips * ratio;
-        c.forward = step / 3.0;
-        c.backward = step - c.forward;
-        snprintf(c.source, sizeof c.source,
-                 "INPUT, not measured: %s at %g images/sec per GPU (--ref-ips; default: "
-                 "TensorFlow benchmarks, Tesla P100, synthetic, batch 64) x FLOP ratio %.3f",
-                 o.ref_model, o.ref_ips, ratio);
-        split_by_flops(m, &c);
-    }
-
-    int buckets = predict_buckets_plan(m, o.bucket_mb, bucket_floats, bucket_node);
-    int hier = strcmp(o.algo, "hier") == 0 ||
-               (strcmp(o.algo, "auto") == 0 && nodes > 1 && per_node > 1);
-    predict_link_t intra = {o.intra_latency_s, 1.0 / o.intra_bytes_per_s};
-    /* Compression: the ring and hier send 16-bit values between nodes
-     * (hier's shared-memory phases stay fp32; on one node the worker's
-     * shared-memory allreduce does not compress at all). */
-    double wire_bytes = strcmp(o.compression, "none") == 0 ? 1.0 : 0.5;
-    predict_link_t inter = {o.latency_s, wire_bytes / o.link_bytes_per_s};
-
-    /* Ranks sharing a node's CPU cores (the validation host): compute slows
-     * by the oversubscription, communication's CPU work too, and overlap
-     * needs a core the compute threads leave free. */
-    /* Without a spare core the progress thread gets one only in time
-     * slices: the model then takes no overlap at all, a bound from below.
-     * (Letting the link's transfers overlap in full, a bound from above,
-     * predicted LeNet at 2 x 2 pods on 1 Gbit/s links +19%; no overlap -14%;
-     * bench/SCALING.md.) */
-    double share = 1.0, share1 = 1.0;
-    int overlap = o.overlap;
-    if (o.cores > 0) {
-        double demand = (double)per_node * o.threads;
-        share = demand > o.cores ? demand / o.cores : 1.0;
-        share1 = o.threads > o.cores ? (double)o.threads / o.cores : 1.0;
-        if (demand >= o.cores)
-            overlap = 0;
-    }
-    /* Measured compute with the ranks sharing the cores replaces the
-     * proportional rule for compute (not for communication). */
-    double cshare = share;
-    if (o.shared_step_ms > 0)
-        cshare = o.shared_step_ms * 1e-3 / (c.forward + c.backward + c.optimizer);
-    double fwd = c.forward * cshare, bwd = c.backward * cshare, opt = c.optimizer * cshare;
-    /* backward runs nodes last to first; bucket k is ready when node[k] ends */
-    double t = 0, comm_total = 0, bytes_total = 0;
-    int next = 0;
-    for (int i = m->node_count - 1; i >= 0 && next < buckets; i--) {
-        t += c.node_backward[i] * cshare;
-        while (next < buckets && bucket_node[next] == i) {
-            double bytes = (double)bucket_floats[next] * sizeof(float);
-            ready[next] = t;
-            comm[next] = o.gpus > 1 ? comm_seconds(&o, hier, nodes, bytes, intra, inter, share)
-                                    : 0.0;
-            comm_total += comm[next];
-            bytes_total += bytes;
-            next++;
-        }
-    }
-    double bwd_comm = predict_schedule(ready, comm, buckets, bwd, overlap);
-    double step = fwd + bwd_comm + opt;
-    double step1 = (c.forward + c.backward + c.optimizer) * share1;
-    double ips = o.gpus * o.batch / step;
-    double ips1 = o.batch / step1;
-    double eff = ips / (o.gpus * ips1);
-
-    char link[96], intra_bw[96];
-    fmt_rate(o.link_bytes_per_s, link, sizeof link);
-    fmt_rate(o.intra_bytes_per_s, intra_bw, sizeof intra_bw);
-    printf("# " PROG ": alpha-beta model of data-parallel training (see bench/SCALING.md)\n");
-    printf("Model:        %s, %.2fM parameters, %.1f MiB of gradients, %.2f GFLOP forward per image\n",
-           o.model, m->param_count / 1e6, bytes_total / 1048576.0, flops_sample / 1e9);
-    printf("Buckets:      %d (first ~1 MiB, then %g MiB at layer boundaries, as the worker), "
-           "floats:", buckets, o.bucket_mb);
-    for (int k = 0; k < buckets; k++)
-        printf(" %zu", bucket_floats[k]);
-    printf("\n");
-    printf("Placement:    %d rank(s) = %d node(s) x %d, batch %d per rank (weak scaling)\n",
-           o.gpus, nodes, per_node, o.batch);
-    printf("Allreduce:    %s, overlap %s%s, %s between nodes\n",
-           o.gpus == 1 ? "none (one rank)" : hier ? "hier (intra reduce-scatter, inter ring per slice, intra allgather)"
-                                                  : "flat ring",
-           overlap ? "on" : "off",
-           overlap != o.overlap ? " (no core left for the progress thread)" : "",
-           wire_bytes < 1.0 ? o.compression : "fp32");
-    printf("Inputs:\n");
-    printf("  compute     %s\n", c.source);
-    printf("              forward %.2f ms, backward %.2f ms, optimizer %.2f ms per step at one rank\n",
-           c.forward * 1e3, c.backward * 1e3, c.optimizer * 1e3);
-    printf("  inter-node  alpha %.3g us, %s (--link %s, --latency)\n", o.latency_s * 1e6, link,
-           o.link_text);
-    printf("  intra-node  alpha %.3g us, %s (--intra-latency, --intra-bw)\n",
-           o.intra_latency_s * 1e6, intra_bw);
-    if (o.cores > 0)
-        printf("  cores       %d per node, %d thread(s) per rank: compute x%.2f at %d rank(s)/node"
-               " (%s), communication x%.2f; the link's bytes %s\n",
-               o.cores, o.threads, cshare, per_node,
-               o.shared_step_ms > 0 ? "MEASURED, --shared-step-ms" : "proportional", share,
-               o.link_on_cores ? "on the cores too (--link-on-cores on)" : "at its rate");
-    printf("Step time (predicted, per rank):\n");
-    printf("  forward                 %10.3f ms\n", fwd * 1e3);
-    printf("  backward                %10.3f ms\n", bwd * 1e3);
-    printf("  allreduce (all buckets) %10.3f ms, exposed %.3f ms\n", comm_total * 1e3,
-           (bwd_comm - bwd) * 1e3);
-    printf("  optimizer               %10.3f ms\n", opt * 1e3);
-    printf("  step                    %10.3f ms\n", step * 1e3);
-    printf("one rank: %.2f images/sec (step %.3f ms)\n", ips1, step1 * 1e3);
-    printf("predicted images/sec: %.2f (%.2f per rank)\n", ips, ips / o.gpus);
-    printf("scaling efficiency: %.3f\n", eff);
-
-    rc = 0;
-out:
-    free(comm);
-    free(ready);
-    free(bucket_node);
-    free(bucket_floats);
+    free(p);
     free(c.node_backward);
     model_free(ref);
     free(ref);
