@@ -145,21 +145,186 @@ static int parse_count(const char *text, size_t bytes, uint32_t *value)
     return 0;
 }
 
+/* A NUL would end a host name early: "10.0.0.1\0junk" must not read as
+ * 10.0.0.1 (found by tests/fuzz/fuzz_mpijob). */
+static int check_no_nul(const char *text, size_t bytes, const char *source,
+                        launch_error_t *err)
+{
+    const char *nul = memchr(text, '\0', bytes);
+    if (nul == NULL)
+        return 0;
+    size_t line_no = 1;
+    for (const char *p = text; p < nul; p++)
+        line_no += *p == '\n';
+    launch__error_set(err, "%s:%zu: contains a NUL byte, so it is not a hostfile; give the "
+                      "hostfile the operator wrote (\"host slots=N\" lines)", source, line_no);
+    return RT_EFORMAT;
+}
+
+/* One line of a hostfile: where it is, and its words (blank-separated,
+ * without a trailing comment). */
+typedef struct {
+    const char *source;
+    size_t line_no;
+    const char *words[8];
+    size_t lens[8];
+    size_t count;
+} hostfile_line_t;
+
+static int split_words(const char *text, size_t pos, size_t end, hostfile_line_t *line,
+                       launch_error_t *err)
+{
+    size_t stop = pos;
+    while (stop < end && text[stop] != '#')
+        stop++;
+    line->count = 0;
+    size_t p = pos;
+    while (p < stop) {
+        while (p < stop && (text[p] == ' ' || text[p] == '\t' || text[p] == '\r'))
+            p++;
+        if (p >= stop)
+            break;
+        size_t w = p;
+        while (p < stop && text[p] != ' ' && text[p] != '\t' && text[p] != '\r')
+            p++;
+        if (line->count == 8) {
+            launch__error_set(err, "%s:%zu: too many words on one line; write \"host "
+                              "slots=N\" or \"host:N\"", line->source, line->line_no);
+            return RT_EFORMAT;
+        }
+        line->words[line->count] = text + w;
+        line->lens[line->count++] = p - w;
+    }
+    return 0;
+}
+
+/* The first word: "host" (syntax 0, Open MPI) or "host:N" (syntax 1, Intel
+ * MPI / MPICH), which must be the syntax of every line (*syntax: -1 before
+ * the first). */
+static int parse_host_word(const hostfile_line_t *line, int *syntax, char *host,
+                           uint32_t *slots, launch_error_t *err)
+{
+    const char *word = line->words[0];
+    size_t len = line->lens[0];
+    const char *colon = memchr(word, ':', len);
+    const char *colon2 = colon ? memchr(colon + 1, ':', len - (size_t)(colon + 1 - word)) : NULL;
+    int this_syntax = (colon != NULL && colon2 == NULL && line->count == 1) ? 1 : 0;
+    size_t host_len = this_syntax ? (size_t)(colon - word) : len;
+    char shown[120];
+    launch__quote(word, len, shown, sizeof shown);
+    if (*syntax >= 0 && this_syntax != *syntax) {
+        launch__error_set(err, "%s:%zu: %s mixes \"host:N\" and \"host slots=N\" lines; use "
+                          "one syntax", line->source, line->line_no, shown);
+        return RT_EFORMAT;
+    }
+    *syntax = this_syntax;
+    if (host_len == 0 || host_len > LAUNCH_HOST_MAX) {
+        launch__error_set(err, "%s:%zu: host %s is empty or longer than 253 characters; fix "
+                          "the hostfile", line->source, line->line_no, shown);
+        return RT_EFORMAT;
+    }
+    memcpy(host, word, host_len);
+    host[host_len] = '\0';
+    if (!launch_is_dns1123_subdomain(host, host_len) && !is_ip_literal(host)) {
+        launch__error_set(err, "%s:%zu: host %s is not a DNS name (lower-case letters, "
+                          "digits, '-' and '.') or an IP address; fix the hostfile",
+                          line->source, line->line_no, shown);
+        return RT_EINVAL;
+    }
+    if (this_syntax == 1 && (parse_count(colon + 1, len - host_len - 1, slots) != 0 ||
+                             *slots < 1 || *slots > LAUNCH_SLOTS_MAX)) {
+        launch__error_set(err, "%s:%zu: %s: slots must be 1..%u; fix the hostfile",
+                          line->source, line->line_no, shown, LAUNCH_SLOTS_MAX);
+        return RT_EINVAL;
+    }
+    return 0;
+}
+
+/* The words after "host": slots=N and max_slots=N (Open MPI's syntax). */
+static int parse_slot_words(const hostfile_line_t *line, uint32_t *slots,
+                            launch_error_t *err)
+{
+    for (size_t k = 1; k < line->count; k++) {
+        uint32_t value = 0;
+        const char *word = line->words[k];
+        size_t len = line->lens[k];
+        const char *eq = memchr(word, '=', len);
+        size_t key_len = eq ? (size_t)(eq - word) : len;
+        bool is_slots = key_len == 5 && memcmp(word, "slots", 5) == 0;
+        bool is_max = (key_len == 9 && (memcmp(word, "max_slots", 9) == 0 ||
+                                        memcmp(word, "max-slots", 9) == 0));
+        char shown[120];
+        launch__quote(word, len, shown, sizeof shown);
+        if (eq == NULL || (!is_slots && !is_max)) {
+            launch__error_set(err, "%s:%zu: %s is not slots=N or max_slots=N; fix the "
+                              "hostfile", line->source, line->line_no, shown);
+            return RT_EFORMAT;
+        }
+        if (parse_count(eq + 1, len - key_len - 1, &value) != 0 || value < 1 ||
+            value > LAUNCH_SLOTS_MAX) {
+            launch__error_set(err, "%s:%zu: %s: must be 1..%u; fix the hostfile",
+                              line->source, line->line_no, shown, LAUNCH_SLOTS_MAX);
+            return RT_EINVAL;
+        }
+        if (is_slots)
+            *slots = value;
+    }
+    return 0;
+}
+
+/* One host line into the list. */
+static int add_host_line(const hostfile_line_t *line, int *syntax, launch_hostlist_t *list,
+                         launch_error_t *err)
+{
+    char host[LAUNCH_HOST_MAX + 2];
+    uint32_t slots = 1;
+    int rc = parse_host_word(line, syntax, host, &slots, err);
+    if (rc == 0 && *syntax == 0)
+        rc = parse_slot_words(line, &slots, err);
+    if (rc != 0)
+        return rc;
+    list->hosts[list->count] = strdup(host);
+    if (list->hosts[list->count] == NULL) {
+        launch__error_set(err, "%s: out of memory; retry", line->source);
+        return RT_ENOMEM;
+    }
+    list->slots[list->count++] = slots;
+    return 0;
+}
+
+/* The hostfile's syntax names its MPI; a contradicting
+ * --mpi-implementation is refused. */
+static int settle_mpi(launch_hostlist_t *list, int syntax, int mpi_hint, const char *source,
+                      launch_error_t *err)
+{
+    if (syntax == 0) {
+        list->mpi = LAUNCH_MPI_OPENMPI;
+        if (mpi_hint > 0) {
+            launch__error_set(err, "%s: \"host slots=N\" is Open MPI's syntax, but "
+                              "--mpi-implementation is %s; use a \"host:N\" hostfile or "
+                              "--mpi-implementation OpenMPI", source,
+                              launch_mpi_name((launch_mpi_t)mpi_hint));
+            return RT_EINVAL;
+        }
+        return 0;
+    }
+    list->mpi = mpi_hint == LAUNCH_MPI_INTEL ? LAUNCH_MPI_INTEL : LAUNCH_MPI_MPICH;
+    if (mpi_hint == LAUNCH_MPI_OPENMPI) {
+        launch__error_set(err, "%s: \"host:N\" is the Intel MPI / MPICH syntax, but "
+                          "--mpi-implementation is OpenMPI; use a \"host slots=N\" "
+                          "hostfile or --mpi-implementation Intel|MPICH", source);
+        return RT_EINVAL;
+    }
+    return 0;
+}
+
 int launch_hostlist_parse(const char *text, size_t bytes, int mpi_hint, const char *source,
                           launch_hostlist_t *list, launch_error_t *err)
 {
     memset(list, 0, sizeof *list);
-    /* A NUL would end a host name early: "10.0.0.1\0junk" must not read
-     * as 10.0.0.1 (found by tests/fuzz/fuzz_mpijob). */
-    const char *nul = memchr(text, '\0', bytes);
-    if (nul != NULL) {
-        size_t line_no = 1;
-        for (const char *p = text; p < nul; p++)
-            line_no += *p == '\n';
-        launch__error_set(err, "%s:%zu: contains a NUL byte, so it is not a hostfile; give the "
-                          "hostfile the operator wrote (\"host slots=N\" lines)", source, line_no);
-        return RT_EFORMAT;
-    }
+    int rc = check_no_nul(text, bytes, source, err);
+    if (rc != 0)
+        return rc;
     size_t lines = 1;
     for (size_t i = 0; i < bytes; i++)
         lines += text[i] == '\n';
@@ -170,148 +335,31 @@ int launch_hostlist_parse(const char *text, size_t bytes, int mpi_hint, const ch
         return RT_ENOMEM;
     }
     int syntax = -1; /* 0: "host slots=N", 1: "host:N" */
-    int rc = 0;
-    size_t line_no = 0;
-    size_t pos = 0;
-    while (pos < bytes && rc == 0) {
-        line_no++;
+    hostfile_line_t line = {.source = source};
+    for (size_t pos = 0; pos < bytes && rc == 0;) {
         size_t end = pos;
         while (end < bytes && text[end] != '\n')
             end++;
-        /* One line, without a trailing comment, split on blanks. */
-        size_t stop = pos;
-        while (stop < end && text[stop] != '#')
-            stop++;
-        const char *words[8];
-        size_t lens[8];
-        size_t nwords = 0;
-        size_t p = pos;
-        while (p < stop && rc == 0) {
-            while (p < stop && (text[p] == ' ' || text[p] == '\t' || text[p] == '\r'))
-                p++;
-            if (p >= stop)
-                break;
-            size_t w = p;
-            while (p < stop && text[p] != ' ' && text[p] != '\t' && text[p] != '\r')
-                p++;
-            if (nwords == 8) {
-                launch__error_set(err, "%s:%zu: too many words on one line; write \"host "
-                                  "slots=N\" or \"host:N\"", source, line_no);
-                rc = RT_EFORMAT;
-                break;
-            }
-            words[nwords] = text + w;
-            lens[nwords++] = p - w;
-        }
+        line.line_no++;
+        rc = split_words(text, pos, end, &line, err);
         pos = end + 1;
-        if (rc != 0 || nwords == 0)
+        if (rc != 0 || line.count == 0)
             continue;
         if (list->count == cap) {
             launch__error_set(err, "%s:%zu: more than %zu hosts; a job has at most %u workers",
-                              source, line_no, max_hosts, LAUNCH_REPLICAS_MAX);
+                              source, line.line_no, max_hosts, LAUNCH_REPLICAS_MAX);
             rc = RT_ERANGE;
-            break;
+        } else {
+            rc = add_host_line(&line, &syntax, list, err);
         }
-        char host[LAUNCH_HOST_MAX + 2];
-        uint32_t slots = 1;
-        const char *colon = memchr(words[0], ':', lens[0]);
-        const char *colon2 = colon ? memchr(colon + 1, ':', lens[0] - (size_t)(colon + 1 - words[0]))
-                                   : NULL;
-        int this_syntax = (colon != NULL && colon2 == NULL && nwords == 1) ? 1 : 0;
-        size_t host_len = this_syntax ? (size_t)(colon - words[0]) : lens[0];
-        char shown[120];
-        launch__quote(words[0], lens[0], shown, sizeof shown);
-        if (syntax >= 0 && this_syntax != syntax) {
-            launch__error_set(err, "%s:%zu: %s mixes \"host:N\" and \"host slots=N\" lines; use "
-                              "one syntax", source, line_no, shown);
-            rc = RT_EFORMAT;
-            break;
-        }
-        syntax = this_syntax;
-        if (host_len == 0 || host_len > LAUNCH_HOST_MAX) {
-            launch__error_set(err, "%s:%zu: host %s is empty or longer than 253 characters; fix "
-                              "the hostfile", source, line_no, shown);
-            rc = RT_EFORMAT;
-            break;
-        }
-        memcpy(host, words[0], host_len);
-        host[host_len] = '\0';
-        if (!launch_is_dns1123_subdomain(host, host_len) && !is_ip_literal(host)) {
-            launch__error_set(err, "%s:%zu: host %s is not a DNS name (lower-case letters, "
-                              "digits, '-' and '.') or an IP address; fix the hostfile", source,
-                              line_no, shown);
-            rc = RT_EINVAL;
-            break;
-        }
-        if (this_syntax == 1) {
-            if (parse_count(colon + 1, lens[0] - host_len - 1, &slots) != 0 || slots < 1 ||
-                slots > LAUNCH_SLOTS_MAX) {
-                launch__error_set(err, "%s:%zu: %s: slots must be 1..%u; fix the hostfile",
-                                  source, line_no, shown, LAUNCH_SLOTS_MAX);
-                rc = RT_EINVAL;
-                break;
-            }
-        }
-        for (size_t k = 1; k < nwords && this_syntax == 0; k++) {
-            uint32_t value = 0;
-            const char *eq = memchr(words[k], '=', lens[k]);
-            size_t key_len = eq ? (size_t)(eq - words[k]) : lens[k];
-            bool is_slots = key_len == 5 && memcmp(words[k], "slots", 5) == 0;
-            bool is_max = (key_len == 9 && (memcmp(words[k], "max_slots", 9) == 0 ||
-                                            memcmp(words[k], "max-slots", 9) == 0));
-            char word[120];
-            launch__quote(words[k], lens[k], word, sizeof word);
-            if (eq == NULL || (!is_slots && !is_max)) {
-                launch__error_set(err, "%s:%zu: %s is not slots=N or max_slots=N; fix the "
-                                  "hostfile", source, line_no, word);
-                rc = RT_EFORMAT;
-                break;
-            }
-            if (parse_count(eq + 1, lens[k] - key_len - 1, &value) != 0 || value < 1 ||
-                value > LAUNCH_SLOTS_MAX) {
-                launch__error_set(err, "%s:%zu: %s: must be 1..%u; fix the hostfile", source,
-                                  line_no, word, LAUNCH_SLOTS_MAX);
-                rc = RT_EINVAL;
-                break;
-            }
-            if (is_slots)
-                slots = value;
-        }
-        if (rc != 0)
-            break;
-        list->hosts[list->count] = strdup(host);
-        if (list->hosts[list->count] == NULL) {
-            launch__error_set(err, "%s: out of memory; retry", source);
-            rc = RT_ENOMEM;
-            break;
-        }
-        list->slots[list->count++] = slots;
     }
     if (rc == 0 && list->count == 0) {
         launch__error_set(err, "%s: no hosts in the hostfile; give a hostfile with \"host "
                           "slots=N\" lines (or an MPIJob with --mpijob)", source);
         rc = RT_EFORMAT;
     }
-    if (rc == 0) {
-        if (syntax == 0) {
-            if (mpi_hint > 0) {
-                launch__error_set(err, "%s: \"host slots=N\" is Open MPI's syntax, but "
-                                  "--mpi-implementation is %s; use a \"host:N\" hostfile or "
-                                  "--mpi-implementation OpenMPI", source,
-                                  launch_mpi_name((launch_mpi_t)mpi_hint));
-                rc = RT_EINVAL;
-            }
-            list->mpi = LAUNCH_MPI_OPENMPI;
-        } else {
-            if (mpi_hint == LAUNCH_MPI_OPENMPI) {
-                launch__error_set(err, "%s: \"host:N\" is the Intel MPI / MPICH syntax, but "
-                                  "--mpi-implementation is OpenMPI; use a \"host slots=N\" "
-                                  "hostfile or --mpi-implementation Intel|MPICH", source);
-                rc = RT_EINVAL;
-            }
-            list->mpi = mpi_hint == LAUNCH_MPI_INTEL ? LAUNCH_MPI_INTEL : LAUNCH_MPI_MPICH;
-        }
-    }
+    if (rc == 0)
+        rc = settle_mpi(list, syntax, mpi_hint, source, err);
     if (rc != 0) {
         launch_hostlist_free(list);
         return rc;
