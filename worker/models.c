@@ -164,15 +164,31 @@ int model_create(model_t *m, const char *name, int classes, int batch)
     return model_create_on(m, name, classes, batch, NULL);
 }
 
-int model_create_on(model_t *m, const char *name, int classes, int batch,
-                    const model_ops_t *ops)
+int model_graph(model_t *m, const char *name, int classes)
 {
     const model_entry_t *e = find_entry(name);
     if (!e)
         return RT_ENOENT;
     model_begin(m, e->name, e->c, e->h, e->w, classes > 0 ? classes : e->classes);
-    if (e->build(m) < 0)
-        return RT_EINVAL;
+    return e->build(m) < 0 ? RT_EINVAL : 0;
+}
+
+int model_create_on(model_t *m, const char *name, int classes, int batch,
+                    const model_ops_t *ops)
+{
+    int rc = model_graph(m, name, classes);
+    if (rc)
+        return rc;
     m->ops = ops;
     return model_build(m, batch);
+}
+
+int model_flattens_map(const model_t *m)
+{
+    for (int i = 0; i < m->node_count; i++) {
+        const tensor_t *in = &m->tensors[m->nodes[i].in0];
+        if (m->nodes[i].kind == NODE_LINEAR && in->h * in->w > 1)
+            return 1;
+    }
+    return 0;
 }
