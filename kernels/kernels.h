@@ -68,6 +68,14 @@ void kernels_cuda_copy_to_device_async(void *dst, const void *src,
  * (message printed) on failure. _host_free accepts NULL. */
 void *kernels_cuda_host_alloc(size_t bytes);
 void kernels_cuda_host_free(void *ptr);
+/* A point on the stream (a cudaEvent_t), for a host buffer the stream reads
+ * later: _record marks the stream's current end, _wait blocks the host until
+ * the stream has passed the last mark (0, or RT_ECUDA). NULL on failure;
+ * _destroy accepts NULL. */
+void *kernels_cuda_event_create(void);
+void kernels_cuda_event_record(void *event);
+int kernels_cuda_event_wait(void *event);
+void kernels_cuda_event_destroy(void *event);
 
 /* Reserves (once, at start-up) room for the _fmt ops to hold `count`
  * parameters of one layer in the activations' precision, and their gradient

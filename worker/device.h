@@ -33,6 +33,7 @@ typedef struct {
     int32_t *labels;
     float *stage_images;     /* pinned staging (cuda) */
     int32_t *stage_labels;
+    void *staged;            /* event: the stream has read the staging */
     const float *resident_images; /* host batch already on the device */
     const int32_t *resident_labels;
     int resident_count;
@@ -70,9 +71,9 @@ int device_params_init(device_t *d, model_t *m, uint64_t seed,
                        coll_comm_t *comm);
 /* Makes *images / *labels (count samples, host memory) usable by the model:
  * cuda queues their copy into the device batch and points them there. The
- * staging buffer is reused, so the previous batch's copy must be behind a
- * wait already (true in the training loop, whose allreduce wait covers the
- * step's backward, and in evaluation, whose accuracy count waits).
+ * staging buffer is reused: a new batch first waits until the stream has
+ * read the previous one (an event; the host does not otherwise wait for
+ * the GPU within a step, the gradient exchange being stream-ordered).
  * `immutable`: the host batch never changes (synthetic data), so the same
  * pointers need no new copy, as tf_cnn_benchmarks keeps synthetic data on
  * the GPU. */

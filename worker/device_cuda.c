@@ -381,6 +381,10 @@ int device__cuda_open(device_t *d, const worker_options_t *o, coll_comm_t *comm)
     if (rc)
         return rc;
     rc = coll_comm_attach_cuda(comm, d->gpu, kernels_cuda_stream(), COLL_CUDA_AUTO);
+    /* NCCL buckets queue back to back on the device; the step waits for
+     * them on the stream, not on the host (a no-op for host staging). */
+    if (rc == 0)
+        rc = coll_comm_cuda_set_stream_ordered(comm, 1);
     if (rc == RT_ENCCL || rc == RT_ECUDA || rc == RT_ETIMEDOUT) {
         /* Peers may be inside NCCL's setup waiting for this rank. */
         fprintf(stderr, "ringtrain-worker: error: rank %d: cannot set up the GPU allreduce: %s "
@@ -414,8 +418,10 @@ int device__cuda_prepare(device_t *d, const model_t *m)
     d->labels = kernels_cuda_buffer_alloc(label_bytes);
     d->stage_images = kernels_cuda_host_alloc(image_bytes);
     d->stage_labels = kernels_cuda_host_alloc(label_bytes);
-    if (!d->images || !d->labels || !d->stage_images || !d->stage_labels)
+    d->staged = kernels_cuda_event_create();
+    if (!d->images || !d->labels || !d->stage_images || !d->stage_labels || !d->staged)
         return RT_ENOMEM;
+    kernels_cuda_event_record(d->staged);
     if (converts_input(d)) {
         d->images_fmt = kernels_cuda_buffer_alloc((size_t)m->batch * d->sample_floats *
                                                   kern_dtype_size(d->fmt.dtype));
@@ -473,10 +479,14 @@ void device__cuda_input(device_t *d, const float **images,
           count == d->resident_count)) {
         size_t image_bytes = (size_t)count * d->sample_floats * sizeof(float);
         size_t label_bytes = (size_t)count * sizeof(int32_t);
+        /* The previous batch's copies have left the staging buffers (an
+         * error here shows at the next synchronize). */
+        (void)kernels_cuda_event_wait(d->staged);
         memcpy(d->stage_images, *images, image_bytes);
         memcpy(d->stage_labels, *labels, label_bytes);
         kernels_cuda_copy_to_device_async(d->images, d->stage_images, image_bytes);
         kernels_cuda_copy_to_device_async(d->labels, d->stage_labels, label_bytes);
+        kernels_cuda_event_record(d->staged);
         if (converts_input(d))
             tensor_from_f32_fmt_cuda(d->images_fmt, d->images, count, d->in_c, d->in_h,
                                      d->in_w, d->fmt);
@@ -525,6 +535,7 @@ void device__cuda_print_summary(device_t *d)
 
 void device__cuda_close(device_t *d)
 {
+    kernels_cuda_event_destroy(d->staged);
     kernels_cuda_buffer_free(d->scaler);
     kernels_cuda_buffer_free(d->images_fmt);
     memset(&dc, 0, sizeof dc);

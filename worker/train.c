@@ -878,7 +878,13 @@ static int run_train(run_t *r)
         return rc;
     }
     r->elapsed = rt_now() - t_start;
-    return coll_allreduce_f64_max(r->comm, &r->elapsed, 1);
+    /* On a GPU the last buckets may still be in flight: a failure of theirs
+     * surfaces here. */
+    rc = coll_allreduce_f64_max(r->comm, &r->elapsed, 1);
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: rank %d: the last steps' gradient "
+                        "exchange failed: %s (see above)\n", r->rank, rt_strerror(rc));
+    return rc;
 }
 
 /* After the loop: the timeline, a last finiteness check, the final

@@ -267,6 +267,35 @@ extern "C" void kernels_cuda_host_free(void *ptr)
         RT_CUDA_CHECK(cudaFreeHost(ptr));
 }
 
+extern "C" void *kernels_cuda_event_create(void)
+{
+    if (!kcuda__ready("kernels_cuda_event_create"))
+        return NULL;
+    cudaEvent_t e = NULL;
+    if (RT_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming)))
+        return NULL;
+    return (void *)e;
+}
+
+extern "C" void kernels_cuda_event_record(void *event)
+{
+    if (kcuda__ready("kernels_cuda_event_record"))
+        RT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, kcuda__ctx.stream));
+}
+
+extern "C" int kernels_cuda_event_wait(void *event)
+{
+    if (!kcuda__ready("kernels_cuda_event_wait"))
+        return RT_EINVAL;
+    return RT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)event));
+}
+
+extern "C" void kernels_cuda_event_destroy(void *event)
+{
+    if (event)
+        (void)cudaEventDestroy((cudaEvent_t)event);
+}
+
 /* C = beta * C for the K == 0 case (BLAS semantics: beta == 0 writes zeros
  * without reading C, so NaN in C does not survive). */
 __global__ static void kcuda__scale_matrix(float *C, int M, int N, int ldc,

@@ -21,7 +21,8 @@
 #                                                cuDNN 8 runtime for fp16
 #                                                (fp32 falls back to im2col
 #                                                and runs), ranks that differ
-#                                                in TF32
+#                                                in TF32; a hung bucket
+#                                                (NCCL_EMU_HANG_AT) -> exit 1
 set -uo pipefail
 worker=$1
 mode=$2
@@ -66,6 +67,11 @@ emu)
     # reason instead of waiting (injected from the 3rd bucket allreduce on).
     steps=3
     expect 1 "gradient allreduce failed at step 2 (bucket 2): NCCL error" 1 NCCL_EMU_ASYNC_ERROR_AT=3
+    # A peer that never arrives (no error, just no result), stream-ordered
+    # buckets: the progress thread gives up after --stall_timeout and the run
+    # fails instead of hanging or finishing on a half-averaged model.
+    extra=(--stall_timeout=1)
+    expect 1 "the last steps' gradient exchange failed: timed out" 1 NCCL_EMU_HANG_AT=3
     steps=1
     extra=(--use_fp16)
     expect 2 "RINGTRAIN_CONV=im2col runs fp32 NCHW only" 1 RINGTRAIN_CONV=im2col

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <ucontext.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -450,13 +451,17 @@ cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr, int)
     return cudaSuccess;
 }
 
+/* A stream is idle except while held (cuda_emu_stream_hold: the NCCL
+ * emulation's hung collective): then an event recorded on it stays
+ * unfinished until the hold ends, as behind a kernel that never returns. */
 struct emu_stream {
-    int unused;
+    std::atomic<int> held;
 };
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned)
 {
     *stream = new emu_stream();
+    (*stream)->held = 0;
     return cudaSuccess;
 }
 
@@ -466,27 +471,41 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t)
+void cuda_emu_stream_hold(cudaStream_t stream, int held)
 {
+    if (stream)
+        stream->held = held;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    if (stream && stream->held) {
+        emu_fail(cudaErrorLaunchFailure, "cudaStreamSynchronize on a stream whose work "
+                                         "never finishes (a hung collective): a real "
+                                         "program would block here forever");
+        return cudaErrorLaunchFailure;
+    }
     /* Work ran at launch; report what a GPU would report here. */
     if (!check_all_guards())
         return cudaErrorLaunchFailure;
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamQuery(cudaStream_t)
+cudaError_t cudaStreamQuery(cudaStream_t stream)
 {
-    return cudaSuccess;
+    return stream && stream->held ? cudaErrorNotReady : cudaSuccess;
 }
 
-/* Work is done when it is queued, so an event completes when recorded. */
+/* Work is done when it is queued, so an event completes when recorded,
+ * unless its stream is held. */
 struct emu_event {
-    int recorded;
+    std::atomic<emu_stream *> behind; /* a held stream it waits for, or NULL */
 };
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned)
 {
     *event = new emu_event();
+    (*event)->behind = nullptr;
     return cudaSuccess;
 }
 
@@ -496,24 +515,41 @@ cudaError_t cudaEventDestroy(cudaEvent_t event)
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t)
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
     if (!event)
         return cudaErrorInvalidValue;
-    event->recorded = 1;
+    event->behind = stream && stream->held ? stream : nullptr;
     return cudaSuccess;
+}
+
+static bool event_pending(cudaEvent_t event)
+{
+    emu_stream *s = event->behind;
+    return s && s->held;
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t event)
 {
-    return event ? cudaSuccess : cudaErrorInvalidValue;
+    if (!event)
+        return cudaErrorInvalidValue;
+    return event_pending(event) ? cudaErrorNotReady : cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    return event ? cudaSuccess : cudaErrorInvalidValue;
+    if (!event)
+        return cudaErrorInvalidValue;
+    if (event_pending(event)) {
+        emu_fail(cudaErrorLaunchFailure, "cudaEventSynchronize on work that never "
+                                         "finishes (a hung collective)");
+        return cudaErrorLaunchFailure;
+    }
+    return cudaSuccess;
 }
 
+/* Later work on the waiting stream runs at once here (the emulation does
+ * not model one stream blocked behind another). */
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned)
 {
     return event ? cudaSuccess : cudaErrorInvalidValue;
