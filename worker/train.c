@@ -835,6 +835,15 @@ static int run_train(run_t *r)
         if (r->fault.sig && r->fault.rank == r->rank && r->fault.step == step + 1)
             raise(r->fault.sig);
         if (step == r->warmup) {
+            /* A GPU may still run queued warm-up steps (the host waits for
+             * it nowhere inside a step): start timing once it has not. */
+            int rc = device_sync(&r->dev);
+            if (rc) {
+                fprintf(stderr, "ringtrain-worker: error: rank %d: the GPU reported an "
+                                "error in warm-up (see above)\n", r->rank);
+                coll_abort(r->comm, 1);
+                return rc;
+            }
             if (r->rank == r->printer) {
                 if (r->warmup > 0)
                     printf("Done warm up\n");
