@@ -15,6 +15,11 @@
 # without them. Total: about 20 MB of .debs (2026-11, bookworm), ~100 MB
 # unpacked; the carried folder must stay under the device's 64 MiB.
 #
+# The device's cuDNN is the runtime in PyTorch's wheel, without headers: the
+# cudnn*.h of this machine's cuDNN 9 (CUDNN_INCLUDE, default
+# /usr/local/cuda/include; ~0.4 MB) go to .deps/debs/cudnn/include, where
+# device-check.sh builds against them (-Dcudnn_root).
+#
 #   bench/fetch-device-debs.sh            # download (skips what is there), unpack
 #   bench/fetch-device-debs.sh --clean    # start from an empty .deps/
 set -euo pipefail
@@ -70,6 +75,18 @@ for deb in ./*.deb; do
 done >MANIFEST
 cd ../..
 
+cudnn_include=${CUDNN_INCLUDE:-/usr/local/cuda/include}
+rm -rf .deps/debs/cudnn
+if [ -f "$cudnn_include/cudnn.h" ] && [ -f "$cudnn_include/cudnn_version.h" ]; then
+    mkdir -p .deps/debs/cudnn/include
+    cp "$cudnn_include"/cudnn*.h .deps/debs/cudnn/include/
+    cudnn_version=$(awk '/#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) / { v = v sep $3; sep = "." } END { print v }' \
+        "$cudnn_include/cudnn_version.h")
+else
+    echo "fetch-device-debs.sh: warning: no cudnn.h and cudnn_version.h in $cudnn_include (set CUDNN_INCLUDE to cuDNN 9's include folder): the device build will have no cuDNN" >&2
+fi
+
+# What travels: everything under .deps/debs (the .debs and cuDNN's headers).
 bytes=$(du -sb .deps/debs | cut -f1)
 if [ "$bytes" -gt "$limit_bytes" ]; then
     echo "fetch-device-debs.sh: error: .deps/debs is $((bytes / 1048576)) MiB, over the $((limit_bytes / 1048576)) MiB left for it in the device's 64 MiB carry limit" >&2
@@ -78,4 +95,7 @@ fi
 
 # Unpack exactly as the device will (one code path: device-check.sh's).
 bench/device-check.sh --unpack-only
-echo "fetch-device-debs.sh: $(find .deps/debs -maxdepth 1 -name "*.deb" | wc -l) packages, $((bytes / 1048576)) MiB of .debs in .deps/debs (carry this), unpacked: $(du -sh .deps/root | cut -f1) in .deps/root"
+mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
+headers=""
+[ -n "${cudnn_version:-}" ] && headers=" and the headers of cuDNN $cudnn_version"
+echo "fetch-device-debs.sh: $(find .deps/debs -maxdepth 1 -name "*.deb" | wc -l) packages$headers: .deps/debs is $mib MiB of the device's 64 MiB (carry: [\".deps/debs\"]), unpacked: $(du -sh .deps/root | cut -f1) in .deps/root"

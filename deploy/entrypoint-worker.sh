@@ -7,11 +7,18 @@
 # /home/mpiuser/.ssh). The Secret's id_rsa is also the host key, so nothing
 # secret is baked into the image; without one an ephemeral host key is made.
 #
+# sshd runs under ringtrain-init (deploy/init.c) when it is installed: as PID
+# 1 it reaps, and when the pod is stopped it sends the SIGTERM to every
+# process (sshd, orted and the ranks, which sshd alone would take down with
+# it at once) and waits for them to end within the pod's grace period.
+#
 # Environment (all optional):
 #   RINGTRAIN_SSH_AUTH_DIR  where the Secret is mounted: set it when
 #                           sshAuthMountPath is not the user's ~/.ssh
 #   RINGTRAIN_SSHD_CONFIG   sshd configuration (default /etc/ssh/sshd_config)
 #   RINGTRAIN_SSHD          sshd program (default /usr/sbin/sshd)
+#   RINGTRAIN_INIT          the init (default ringtrain-init; empty: none, sshd
+#                           is then the container's PID 1)
 # Arguments are passed on to sshd (e.g. -o LogLevel=DEBUG).
 # Exit status: sshd's; 2 when the Secret or the configuration is missing.
 set -eu
@@ -20,6 +27,7 @@ me=ringtrain-entrypoint-worker
 auth_dir=${RINGTRAIN_SSH_AUTH_DIR:-${HOME:-/root}/.ssh}
 config=${RINGTRAIN_SSHD_CONFIG:-/etc/ssh/sshd_config}
 sshd=${RINGTRAIN_SSHD:-/usr/sbin/sshd}
+init=${RINGTRAIN_INIT-ringtrain-init}
 
 fail() {
     echo "$me: error: $*" >&2
@@ -51,5 +59,11 @@ if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
     mkdir -m 0755 /run/sshd
 fi
 
-exec "$sshd" -D -e -f "$config" -h "$host_key" \
-    -o "AuthorizedKeysFile=$auth_dir/authorized_keys" "$@"
+set -- -D -e -f "$config" -h "$host_key" -o "AuthorizedKeysFile=$auth_dir/authorized_keys" "$@"
+if [ -n "$init" ]; then
+    if command -v "$init" >/dev/null 2>&1; then
+        exec "$init" -- "$sshd" "$@"
+    fi
+    echo "$me: note: $init is not installed: sshd is PID 1, and a stopped pod's processes are killed without SIGTERM" >&2
+fi
+exec "$sshd" "$@"

@@ -229,12 +229,19 @@ def format_path(path):
     return text or "(document)"
 
 
+def with_defaults(doc, raw):
+    """A copy of doc with the CRD's defaults filled in, as the API server
+    stores it (sshAuthMountPath, slotsPerWorker, launcherCreationPolicy, ...)."""
+    doc = copy.deepcopy(doc)
+    _apply_defaults(doc, raw)
+    return doc
+
+
 def validate(doc, schema, raw):
     """[(path, message)] for one document; empty when the CRD accepts it."""
     if not isinstance(doc, dict):
         return [("(document)", "not a mapping")]
-    doc = copy.deepcopy(doc)
-    _apply_defaults(doc, raw)
+    doc = with_defaults(doc, raw)
     validator = jsonschema.Draft4Validator(schema, format_checker=_format_checker)
     errors = [(format_path(e.absolute_path), e.message)
               for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]

@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,14 +106,10 @@ void ckpt_encode(unsigned char *out, const ckpt_info_t *info,
     memcpy(p + 2 * arena, data->state, (size_t)info->state_floats * sizeof(float));
 }
 
-int ckpt_decode(const unsigned char *buf, size_t bytes, const ckpt_info_t *expect,
-                ckpt_info_t *info, ckpt_data_t *data, char *err, size_t err_bytes)
+/* Checks a header (CKPT_HEADER_BYTES at buf) against expect; fills *got. */
+static int decode_header(const unsigned char *buf, const ckpt_info_t *expect, ckpt_info_t *got,
+                         char *err, size_t err_bytes)
 {
-    if (bytes < CKPT_HEADER_BYTES) {
-        snprintf(err, err_bytes, "truncated: %zu bytes, a header alone is %d", bytes,
-                 CKPT_HEADER_BYTES);
-        return RT_EFORMAT;
-    }
     if (memcmp(buf, MAGIC, sizeof MAGIC) != 0) {
         snprintf(err, err_bytes, "not a ringtrain checkpoint (bad magic)");
         return RT_EFORMAT;
@@ -139,7 +134,7 @@ int ckpt_decode(const unsigned char *buf, size_t bytes, const ckpt_info_t *expec
             return RT_EFORMAT;
         }
     }
-    ckpt_info_t got = {
+    *got = (ckpt_info_t){
         .model_hash = get64(buf + OFF_MODEL_HASH),
         .step = get64(buf + OFF_STEP),
         .seed = get64(buf + OFF_SEED),
@@ -148,19 +143,37 @@ int ckpt_decode(const unsigned char *buf, size_t bytes, const ckpt_info_t *expec
         .ranks = get32(buf + OFF_RANKS),
         .batch = get32(buf + OFF_BATCH),
     };
-    if (got.model_hash != expect->model_hash || got.arena_floats != expect->arena_floats ||
-        got.state_floats != expect->state_floats) {
+    if (got->model_hash != expect->model_hash || got->arena_floats != expect->arena_floats ||
+        got->state_floats != expect->state_floats) {
         snprintf(err, err_bytes,
                  "written for another model or layout (hash %016llx, %llu parameters) "
                  "than this run's (hash %016llx, %llu)",
-                 (unsigned long long)got.model_hash, (unsigned long long)got.arena_floats,
+                 (unsigned long long)got->model_hash, (unsigned long long)got->arena_floats,
                  (unsigned long long)expect->model_hash,
                  (unsigned long long)expect->arena_floats);
         return RT_EMISMATCH;
     }
+    if (get64(buf + OFF_PAYLOAD_BYTES) != payload_bytes(got)) {
+        snprintf(err, err_bytes, "the header's payload size does not match its sizes");
+        return RT_EFORMAT;
+    }
+    return 0;
+}
+
+int ckpt_decode(const unsigned char *buf, size_t bytes, const ckpt_info_t *expect,
+                ckpt_info_t *info, ckpt_data_t *data, char *err, size_t err_bytes)
+{
+    if (bytes < CKPT_HEADER_BYTES) {
+        snprintf(err, err_bytes, "truncated: %zu bytes, a header alone is %d", bytes,
+                 CKPT_HEADER_BYTES);
+        return RT_EFORMAT;
+    }
+    ckpt_info_t got;
+    int rc = decode_header(buf, expect, &got, err, err_bytes);
+    if (rc)
+        return rc;
     uint64_t want = payload_bytes(&got);
-    if (get64(buf + OFF_PAYLOAD_BYTES) != want ||
-        bytes - CKPT_HEADER_BYTES != want) {
+    if (bytes - CKPT_HEADER_BYTES != want) {
         snprintf(err, err_bytes, "%s: payload is %zu bytes, the header needs %llu",
                  bytes - CKPT_HEADER_BYTES < want ? "truncated" : "trailing data",
                  bytes - CKPT_HEADER_BYTES, (unsigned long long)want);
@@ -182,32 +195,6 @@ int ckpt_decode(const unsigned char *buf, size_t bytes, const ckpt_info_t *expec
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t bytes)
-{
-    const unsigned char *p = buf;
-    while (bytes > 0) {
-        ssize_t n = write(fd, p, bytes > (1u << 30) ? (1u << 30) : bytes);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        bytes -= (size_t)n;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Step of a file named ckpt-<12 digits>.rtck, or -1. */
 static long long parse_name(const char *name)
 {
@@ -221,6 +208,11 @@ static long long parse_name(const char *name)
         step = step * 10 + (name[i] - '0');
     }
     return step;
+}
+
+static void path_for(char *out, size_t bytes, const char *dir, unsigned long long step)
+{
+    snprintf(out, bytes, "%s/ckpt-%012llu.rtck", dir, step);
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -258,68 +250,162 @@ static long long *list_steps(const char *dir, size_t *count)
     return steps;
 }
 
+int ckpt_dir_prepare(const char *dir, char *err, size_t err_bytes)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, err_bytes, "cannot create the directory: %s; check that its parent "
+                 "exists and is writable", strerror(errno));
+        return RT_EIO;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(err, err_bytes, "cannot use the directory: %s", strerror(errno));
+        return RT_EIO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, err_bytes, "is %s, not a directory; give a directory (it is created "
+                 "if missing)", S_ISREG(st.st_mode) ? "a regular file" : "a special file");
+        return RT_EIO;
+    }
+    /* Permission bits say nothing for root, and nothing of a read-only or
+     * immutable directory: create a file the way a save does, and remove it. */
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.ringtrain-write-test", dir);
+    rt_atomic_file_t f;
+    int rc = rt_atomic_open(&f, probe, 0600, err, err_bytes);
+    if (rc)
+        return RT_EIO;
+    rt_atomic_abort(&f);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        rt_log_warn("checkpoint directory %s is writable by group or others (mode %04o): "
+                    "another user could plant a checkpoint that a run resumes from, or "
+                    "remove checkpoints; run chmod go-w %s",
+                    dir, (unsigned)(st.st_mode & 07777), dir);
+    return 0;
+}
+
+/* Header and payload streamed into the one atomic writer: a checkpoint
+ * is never written through a name planted in advance. */
+static int write_checkpoint(const char *path, const ckpt_info_t *info, const ckpt_data_t *data,
+                            char *err, size_t err_bytes)
+{
+    unsigned char header[CKPT_HEADER_BYTES];
+    encode_header(header, info, payload_crc(info, data));
+    size_t arena = (size_t)info->arena_floats * sizeof(float);
+    rt_atomic_file_t f;
+    int rc = rt_atomic_open(&f, path, 0600, err, err_bytes);
+    if (rc)
+        return rc;
+    rc = rt_atomic_write(&f, header, sizeof header, err, err_bytes);
+    if (!rc)
+        rc = rt_atomic_write(&f, data->params, arena, err, err_bytes);
+    if (!rc)
+        rc = rt_atomic_write(&f, data->momentum, arena, err, err_bytes);
+    if (!rc)
+        rc = rt_atomic_write(&f, data->state, (size_t)info->state_floats * sizeof(float), err,
+                             err_bytes);
+    if (rc) {
+        rt_atomic_abort(&f);
+        return rc;
+    }
+    return rt_atomic_commit(&f, err, err_bytes);
+}
+
+/* Reads up to bytes; returns how many were read (fewer at end of file or on
+ * an error). */
+static size_t read_full(int fd, unsigned char *buf, size_t bytes)
+{
+    size_t got = 0;
+    while (got < bytes) {
+        ssize_t n = read(fd, buf + got, bytes - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+/* 1 when path is a checkpoint of this model for this step: its header
+ * validates and the file has the size the header gives. The payload's CRC
+ * is not checked: pruning must not read every old checkpoint in full, and
+ * a file with this run's header was written by a run of this model. */
+static int is_own_checkpoint(const char *path, uint64_t step, const ckpt_info_t *expect)
+{
+    int fd;
+    if (rt_open_regular(path, &fd, NULL, 0) != 0)
+        return 0;
+    unsigned char header[CKPT_HEADER_BYTES];
+    struct stat st;
+    ckpt_info_t got;
+    char why[256];
+    int own = fstat(fd, &st) == 0 && (uint64_t)st.st_size == ckpt_file_bytes(expect) &&
+              read_full(fd, header, sizeof header) == sizeof header &&
+              decode_header(header, expect, &got, why, sizeof why) == 0 && got.step == step;
+    close(fd);
+    return own;
+}
+
+/* Removes this model's checkpoints beyond the newest `keep`, always keeping
+ * the one just written. Anything else under a checkpoint name (garbage,
+ * another model's, a FIFO) is left alone and does not count: counting it
+ * would delete the new checkpoint at once. */
+static void prune(const char *dir, const ckpt_info_t *info, int keep)
+{
+    size_t count = 0;
+    long long *steps = list_steps(dir, &count);
+    int kept = 1;
+    for (size_t i = 0; steps && i < count; i++) {
+        if ((uint64_t)steps[i] == info->step)
+            continue;
+        char path[4200];
+        path_for(path, sizeof path, dir, (unsigned long long)steps[i]);
+        if (!is_own_checkpoint(path, (uint64_t)steps[i], info))
+            continue;
+        if (kept < keep)
+            kept++;
+        else
+            unlink(path);
+    }
+    free(steps);
+}
+
 int ckpt_save(const char *dir, const ckpt_info_t *info, const ckpt_data_t *data,
               int keep, char *path_out, size_t path_bytes, char *err,
               size_t err_bytes)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, err_bytes, "%s: cannot create the directory: %s", dir, strerror(errno));
+    char path[4200];
+    if (strlen(dir) > 4000) {
+        snprintf(err, err_bytes, "%.64s...: the directory name is too long", dir);
+        return RT_EINVAL;
+    }
+    path_for(path, sizeof path, dir, (unsigned long long)info->step);
+    if (write_checkpoint(path, info, data, err, err_bytes) != 0)
         return RT_EIO;
-    }
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/ckpt-%012llu.rtck", dir, (unsigned long long)info->step);
-    snprintf(tmp, sizeof tmp, "%s/.ckpt-%012llu.rtck.tmp.%d", dir,
-             (unsigned long long)info->step, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, err_bytes, "%s: cannot create: %s", tmp, strerror(errno));
-        return RT_EIO;
-    }
-    unsigned char header[CKPT_HEADER_BYTES];
-    encode_header(header, info, payload_crc(info, data));
-    size_t arena = (size_t)info->arena_floats * sizeof(float);
-    int bad = write_all(fd, header, sizeof header) || write_all(fd, data->params, arena) ||
-              write_all(fd, data->momentum, arena) ||
-              write_all(fd, data->state, (size_t)info->state_floats * sizeof(float)) ||
-              fsync(fd) != 0;
-    int error = errno;
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        error = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        error = errno;
-    }
-    if (bad) {
-        snprintf(err, err_bytes, "%s: cannot write: %s", path, strerror(error));
-        unlink(tmp);
-        return RT_EIO;
-    }
-    fsync_dir(dir);
     if (path_out)
         snprintf(path_out, path_bytes, "%s", path);
-    size_t count = 0;
-    long long *steps = list_steps(dir, &count);
-    for (size_t i = (size_t)(keep > 0 ? keep : 1); steps && i < count; i++) {
-        char old[4096];
-        snprintf(old, sizeof old, "%s/ckpt-%012lld.rtck", dir, steps[i]);
-        unlink(old);
-    }
-    free(steps);
+    prune(dir, info, keep);
     return 0;
 }
 
-/* Reads one whole file into a new buffer. */
+/* Reads one whole regular file into a new buffer (a FIFO or a directory
+ * under a checkpoint's name is refused at once, not blocked on). */
 static unsigned char *read_file(const char *path, size_t limit, size_t *bytes,
                                 char *err, size_t err_bytes)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
+    if (rt_open_regular(path, &fd, err, err_bytes) != 0) {
+        /* The caller names the file already. */
+        size_t len = strlen(path);
+        if (strncmp(err, path, len) == 0 && err[len] == ':' && err[len + 1] == ' ')
+            memmove(err, err + len + 2, strlen(err + len + 2) + 1);
+        return NULL;
+    }
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, err_bytes, "cannot open: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, err_bytes, "cannot stat: %s", strerror(errno));
+        close(fd);
         return NULL;
     }
     if ((size_t)st.st_size > limit) {
@@ -329,21 +415,13 @@ static unsigned char *read_file(const char *path, size_t limit, size_t *bytes,
         return NULL;
     }
     unsigned char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (buf && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
     if (!buf) {
         snprintf(err, err_bytes, "out of memory");
+        close(fd);
         return NULL;
     }
-    *bytes = got;
+    *bytes = read_full(fd, buf, (size_t)st.st_size);
+    close(fd);
     return buf;
 }
 
@@ -360,8 +438,8 @@ int ckpt_load_latest(const char *dir, const ckpt_info_t *expect,
     }
     int rc = RT_ENOENT;
     for (size_t i = 0; i < count; i++) {
-        char path[4096], why[512] = "";
-        snprintf(path, sizeof path, "%s/ckpt-%012lld.rtck", dir, steps[i]);
+        char path[4200], why[512] = "";
+        path_for(path, sizeof path, dir, (unsigned long long)steps[i]);
         size_t bytes = 0;
         unsigned char *buf = read_file(path, ckpt_file_bytes(expect), &bytes, why, sizeof why);
         /* Validate fully before anything is copied into data. */

@@ -69,6 +69,45 @@ const float *device_params(device_t *d, const model_t *m)
     return device__cuda_params(d, m);
 }
 
+int device_state_host(device_t *d, const model_t *m, ckpt_data_t *host)
+{
+    if (d->kind == WORKER_DEVICE_CUDA)
+        return device__cuda_state_host(d, m, host);
+    *host = (ckpt_data_t){m->params, m->momentum, m->state};
+    return 0;
+}
+
+int device_state_to_host(device_t *d, const model_t *m, ckpt_data_t *host)
+{
+    int rc = device_state_host(d, m, host);
+    if (!rc && d->kind == WORKER_DEVICE_CUDA)
+        rc = device__cuda_state_to_host(d, m);
+    return rc;
+}
+
+int device_state_from_host(device_t *d, const model_t *m)
+{
+    if (d->kind == WORKER_DEVICE_CPU)
+        return 0;
+    return device__cuda_state_from_host(d, m);
+}
+
+int device_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value)
+{
+    if (d->kind == WORKER_DEVICE_CUDA)
+        return device__cuda_allreduce_sum1(d, comm, value);
+    return coll_allreduce(comm, COLL_IN_PLACE, value, 1, COLL_F32, COLL_SUM);
+}
+
+int device_host_gpus(const device_t *d, int hwloc_gpus)
+{
+    /* hwloc finds GPUs on the PCI bus (and through its CUDA/NVML plugins
+     * where built with them); gVisor and many containers hide the bus. */
+    if (hwloc_gpus == 0 && d->kind == WORKER_DEVICE_CUDA)
+        return d->gpus;
+    return hwloc_gpus;
+}
+
 const char *device_describe(const device_t *d, coll_comm_t *comm, int threads,
                             char *buf, size_t bytes)
 {

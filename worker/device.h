@@ -11,7 +11,8 @@
  *       pinned staging, the loss read back only when it is printed.
  *
  * Nothing allocates after device_prepare() except device_params() (once,
- * after training). Errors of queued GPU work surface at the next
+ * after training) and device_state_host() (once, before training, when
+ * there are checkpoints). Errors of queued GPU work surface at the next
  * device_loss() or device_sync() (the kernels' convention). */
 #ifndef RINGTRAIN_WORKER_DEVICE_H
 #define RINGTRAIN_WORKER_DEVICE_H
@@ -19,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "collectives/collectives.h"
 #include "model.h"
 #include "worker.h"
@@ -31,6 +33,7 @@ typedef struct {
     int batch;               /* images the buffers hold */
     float *images;           /* device batch (cuda) */
     int32_t *labels;
+    float *scalar;           /* one float for device_allreduce_sum1 (cuda) */
     float *stage_images;     /* pinned staging (cuda) */
     int32_t *stage_labels;
     void *staged;            /* event: the stream has read the staging */
@@ -38,6 +41,8 @@ typedef struct {
     const int32_t *resident_labels;
     int resident_count;
     float *host_params;      /* device_params() download */
+    float *host_momentum;    /* with host_params and host_state: the host */
+    float *host_state;       /* copy of the model state (checkpoints, cuda) */
     /* Precision (cuda): the activations' storage format, convolutions
      * through cuDNN (else im2col + cuBLAS), the cuDNN runtime's version,
      * the loss scale's device state (--use_fp16), the batch in the
@@ -86,6 +91,25 @@ int device_loss(device_t *d, const model_t *m, float *loss);
 int device_sync(device_t *d);
 /* Host view of the parameter arena (cuda: downloaded); NULL on failure. */
 const float *device_params(device_t *d, const model_t *m);
+/* The model state a checkpoint holds (parameters, momentum, batch-norm
+ * statistics) in host memory: cpu: the arenas themselves; cuda: host
+ * buffers made on the first call and kept until device_close(). _host only
+ * points *host at them (to load a checkpoint into); _to_host first waits
+ * for the device and copies the arenas there; _from_host copies them back
+ * into the device's arenas and waits (cpu: nothing to do). 0, RT_ENOMEM or
+ * RT_ECUDA. */
+int device_state_host(device_t *d, const model_t *m, ckpt_data_t *host);
+int device_state_to_host(device_t *d, const model_t *m, ckpt_data_t *host);
+int device_state_from_host(device_t *d, const model_t *m);
+/* *value summed over the ranks through the communicator's allreduce (the
+ * path gradient buckets take, with its --stall_timeout): in place on the
+ * CPU; on cuda through device memory, after the work queued before it.
+ * Collective; 0 or the allreduce's (or the copies') error. */
+int device_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value);
+/* GPUs on this host for the header: hwloc's count, or where hwloc sees
+ * none (a container or sandbox without the PCI view) and this rank runs on
+ * cuda, the devices CUDA reports. */
+int device_host_gpus(const device_t *d, int hwloc_gpus);
 /* "cpu, 4 thread(s) per rank" / "cuda, ..." for the header. */
 const char *device_describe(const device_t *d, coll_comm_t *comm, int threads,
                             char *buf, size_t bytes);
@@ -112,6 +136,10 @@ void device__cuda_input(device_t *d, const float **images,
 int device__cuda_loss(device_t *d, const model_t *m, float *loss);
 int device__cuda_sync(device_t *d);
 const float *device__cuda_params(device_t *d, const model_t *m);
+int device__cuda_state_host(device_t *d, const model_t *m, ckpt_data_t *host);
+int device__cuda_state_to_host(device_t *d, const model_t *m);
+int device__cuda_state_from_host(device_t *d, const model_t *m);
+int device__cuda_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value);
 void device__cuda_close(device_t *d);
 
 #endif

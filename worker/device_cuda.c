@@ -416,10 +416,12 @@ int device__cuda_prepare(device_t *d, const model_t *m)
     size_t label_bytes = (size_t)m->batch * sizeof(int32_t);
     d->images = kernels_cuda_buffer_alloc(image_bytes);
     d->labels = kernels_cuda_buffer_alloc(label_bytes);
+    d->scalar = kernels_cuda_buffer_alloc(sizeof(float));
     d->stage_images = kernels_cuda_host_alloc(image_bytes);
     d->stage_labels = kernels_cuda_host_alloc(label_bytes);
     d->staged = kernels_cuda_event_create();
-    if (!d->images || !d->labels || !d->stage_images || !d->stage_labels || !d->staged)
+    if (!d->images || !d->labels || !d->scalar || !d->stage_images || !d->stage_labels ||
+        !d->staged)
         return RT_ENOMEM;
     kernels_cuda_event_record(d->staged);
     if (converts_input(d)) {
@@ -533,6 +535,63 @@ void device__cuda_print_summary(device_t *d)
            (double)s.scale, s.skipped, (long long)s.steps);
 }
 
+/* One host buffer of `bytes` (at least one byte, so a model without batch
+ * norm still gets a pointer), made once. */
+static int host_copy(float **buf, size_t bytes)
+{
+    if (!*buf)
+        *buf = malloc(bytes ? bytes : 1);
+    return *buf ? 0 : RT_ENOMEM;
+}
+
+int device__cuda_state_host(device_t *d, const model_t *m, ckpt_data_t *host)
+{
+    size_t pbytes = m->arena_floats * sizeof(float);
+    if (host_copy(&d->host_params, pbytes) || host_copy(&d->host_momentum, pbytes) ||
+        host_copy(&d->host_state, m->state_floats * sizeof(float)))
+        return RT_ENOMEM;
+    *host = (ckpt_data_t){d->host_params, d->host_momentum, d->host_state};
+    return 0;
+}
+
+int device__cuda_state_to_host(device_t *d, const model_t *m)
+{
+    size_t pbytes = m->arena_floats * sizeof(float);
+    size_t sbytes = m->state_floats * sizeof(float);
+    int rc = kernels_cuda_synchronize();
+    if (!rc)
+        rc = kernels_cuda_copy_to_host(d->host_params, m->params, pbytes);
+    if (!rc)
+        rc = kernels_cuda_copy_to_host(d->host_momentum, m->momentum, pbytes);
+    if (!rc && sbytes)
+        rc = kernels_cuda_copy_to_host(d->host_state, m->state, sbytes);
+    return rc;
+}
+
+int device__cuda_state_from_host(device_t *d, const model_t *m)
+{
+    size_t pbytes = m->arena_floats * sizeof(float);
+    size_t sbytes = m->state_floats * sizeof(float);
+    int rc = kernels_cuda_copy_to_device(m->params, d->host_params, pbytes);
+    if (!rc)
+        rc = kernels_cuda_copy_to_device(m->momentum, d->host_momentum, pbytes);
+    if (!rc && sbytes)
+        rc = kernels_cuda_copy_to_device(m->state, d->host_state, sbytes);
+    if (!rc)
+        rc = kernels_cuda_synchronize();
+    return rc;
+}
+
+int device__cuda_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value)
+{
+    int rc = kernels_cuda_copy_to_device(d->scalar, value, sizeof(float));
+    if (!rc)
+        rc = coll_allreduce(comm, COLL_IN_PLACE, d->scalar, 1, COLL_F32, COLL_SUM);
+    if (!rc)
+        rc = kernels_cuda_copy_to_host(value, d->scalar, sizeof(float));
+    return rc;
+}
+
 void device__cuda_close(device_t *d)
 {
     kernels_cuda_event_destroy(d->staged);
@@ -541,8 +600,11 @@ void device__cuda_close(device_t *d)
     memset(&dc, 0, sizeof dc);
     kernels_cuda_buffer_free(d->images);
     kernels_cuda_buffer_free(d->labels);
+    kernels_cuda_buffer_free(d->scalar);
     kernels_cuda_host_free(d->stage_images);
     kernels_cuda_host_free(d->stage_labels);
     free(d->host_params);
+    free(d->host_momentum);
+    free(d->host_state);
     kernels_cuda_free();
 }

@@ -67,6 +67,36 @@ const float *device__cuda_params(device_t *d, const model_t *m)
     return NULL;
 }
 
+int device__cuda_state_host(device_t *d, const model_t *m, ckpt_data_t *host)
+{
+    (void)d;
+    (void)m;
+    (void)host;
+    return RT_ENOTSUP;
+}
+
+int device__cuda_state_to_host(device_t *d, const model_t *m)
+{
+    (void)d;
+    (void)m;
+    return RT_ENOTSUP;
+}
+
+int device__cuda_state_from_host(device_t *d, const model_t *m)
+{
+    (void)d;
+    (void)m;
+    return RT_ENOTSUP;
+}
+
+int device__cuda_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value)
+{
+    (void)d;
+    (void)comm;
+    (void)value;
+    return RT_ENOTSUP;
+}
+
 void device__cuda_print_summary(device_t *d) { (void)d; }
 
 void device__cuda_close(device_t *d) { (void)d; }

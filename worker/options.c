@@ -370,11 +370,10 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
                  "checkpoint holds one); use --variable_update=allreduce");
         return RT_EINVAL;
     }
-    if (o->device == WORKER_DEVICE_CUDA &&
-        (o->checkpoint_dir[0] || o->variable_update == WORKER_UPDATE_PARAMETER_SERVER)) {
-        snprintf(err, err_bytes, "--device=cuda does not support %s yet; train on the GPU "
-                 "with --variable_update=allreduce and no --checkpoint_dir, or use --device=cpu",
-                 o->checkpoint_dir[0] ? "--checkpoint_dir" : "--variable_update=parameter_server");
+    if (o->device == WORKER_DEVICE_CUDA && o->variable_update == WORKER_UPDATE_PARAMETER_SERVER) {
+        snprintf(err, err_bytes, "--device=cuda does not support "
+                 "--variable_update=parameter_server yet; train on the GPU with "
+                 "--variable_update=allreduce, or use --device=cpu");
         return RT_EINVAL;
     }
     if (o->data == WORKER_DATA_FASHION_MNIST && (c != 1 || h != 28 || w != 28)) {

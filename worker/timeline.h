@@ -56,8 +56,13 @@ typedef struct {
     const char *const *algorithms;  /* names for tl_event_t.algorithm */
 } timeline_names_t;
 
-/* Collective: rank 0 gathers every rank's events and writes path (temporary
- * file, then rename). Returns 0 or RT_E... (rank 0 prints why). */
+/* Collective: every other rank sends its events to rank 0 (point to point,
+ * one rank after another: rank 0 holds one rank's events at a time, in its
+ * own buffer, so every rank's capacity must be the same), and rank 0 writes
+ * path through the atomic writer (a new O_EXCL temporary file, then rename:
+ * no symlink is followed). Every rank learns the outcome. On rank 0 tl's
+ * events are overwritten. Returns 0 or RT_E... on every rank (rank 0
+ * prints why, with errno's text). */
 int timeline_write(timeline_t *tl, coll_comm_t *comm, const char *path,
                    const timeline_names_t *names);
 

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "kernels/kernels.h"
 #include "model.h"
 #include "ps.h"
+#include "stats.h"
 #include "timeline.h"
 #include "topo.h"
 #include "worker.h"
@@ -110,6 +112,8 @@ static void trace_node(void *ctx, int node, int backward, double t0, double t1)
     timeline_add(ctx, backward ? TL_BACKWARD : TL_FORWARD, node, t0, t1, 0, -1);
 }
 
+static int agree_status(coll_comm_t *comm, int rc);
+
 /* Writes the timeline (collective); names come from the model and buckets. */
 static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline_t *tl,
                           const model_t *m, const grad_sync_t *g)
@@ -117,8 +121,9 @@ static int write_timeline(const worker_options_t *o, coll_comm_t *comm, timeline
     char (*descr)[64] = calloc((size_t)m->node_count, sizeof *descr);
     const char **nodes = calloc((size_t)m->node_count, sizeof *nodes);
     const char **algos = calloc((size_t)g->count, sizeof *algos);
-    int rc = RT_ENOMEM;
-    if (descr && nodes && algos) {
+    /* The write is collective: no rank may skip it alone. */
+    int rc = agree_status(comm, descr && nodes && algos ? 0 : RT_ENOMEM);
+    if (!rc) {
         for (int i = 0; i < m->node_count; i++) {
             model_node_describe(m, i, descr[i], sizeof descr[i]);
             nodes[i] = descr[i];
@@ -178,13 +183,15 @@ static int allreduce_and_update(const worker_options_t *o, model_t *m, grad_sync
  * allreduce so the ranks step together as in a synchronous job (the step
  * waits for the slowest rank) with no gradient bytes. It goes through the
  * same progress thread and waits as the gradient buckets (MPI_Barrier would
- * spin in Open MPI, taking cores from ranks still computing). */
+ * spin in Open MPI, taking cores from ranks still computing). The 4 bytes
+ * must live where the communicator reduces (device memory on a GPU, where
+ * the wait then also covers the step's queued work): the first softmax
+ * output, which nothing reads between backward and the next forward. */
 static int independent_update(const worker_options_t *o, model_t *m, grad_sync_t *sync,
                               int rank, long step)
 {
     double t1 = sgd_step(o, m, sync);
-    float token = 1.0f;
-    int rc = coll_allreduce(sync->comm, COLL_IN_PLACE, &token, 1, COLL_F32, COLL_SUM);
+    int rc = coll_allreduce(sync->comm, COLL_IN_PLACE, m->probs, 1, COLL_F32, COLL_SUM);
     if (rc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: the step's 4-byte "
                         "allreduce of --variable_update=independent failed: %s\n",
@@ -269,58 +276,13 @@ static void print_thousands(char *buf, size_t bytes, size_t value)
     buf[o] = '\0';
 }
 
-/* tf_cnn_benchmarks' statistics over per-step speeds: mean speed from the
- * mean time, uncertainty = std / sqrt(n), jitter = 1.4826 * MAD. */
-static int cmp_double(const void *a, const void *b)
+/* --dump_params: the raw float32 arena, through the atomic writer. */
+static int write_params(const char *path, const float *params, size_t count, char *err,
+                        size_t err_bytes)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void speed_stats(const double *times, size_t count, double images,
-                        double *sorted, double *mean, double *uncertainty,
-                        double *jitter)
-{
-    double tsum = 0, ssum = 0, ssq = 0;
-    for (size_t i = 0; i < count; i++) {
-        double s = images / times[i];
-        tsum += times[i];
-        ssum += s;
-        ssq += s * s;
-        sorted[i] = s;
-    }
-    *mean = images / (tsum / (double)count);
-    double smean = ssum / (double)count;
-    double var = ssq / (double)count - smean * smean;
-    *uncertainty = var > 0 ? sqrt(var) / sqrt((double)count) : 0.0;
-    qsort(sorted, count, sizeof(double), cmp_double);
-    double median = count % 2 ? sorted[count / 2]
-                              : 0.5 * (sorted[count / 2 - 1] + sorted[count / 2]);
-    for (size_t i = 0; i < count; i++)
-        sorted[i] = fabs(sorted[i] - median);
-    qsort(sorted, count, sizeof(double), cmp_double);
-    double mad = count % 2 ? sorted[count / 2]
-                           : 0.5 * (sorted[count / 2 - 1] + sorted[count / 2]);
-    *jitter = 1.4826 * mad;
-}
-
-static int write_params(const char *path, const float *params, size_t count)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return RT_EIO;
-    size_t n = fwrite(params, sizeof(float), count, f);
-    int bad = n != count;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return RT_EIO;
-    }
-    return 0;
+    int rc = rt_file_write_atomic(path, params, count * sizeof(float), 0644, err, err_bytes);
+    /* Found after training: a failure, not bad input. */
+    return rc ? RT_EIO : 0;
 }
 
 /* Each of `ranks` data ranks evaluates its slice (data_rank < 0: none). */
@@ -408,12 +370,22 @@ static void report_nonfinite(const model_t *m, int rank, long step, double loss)
     }
 }
 
-/* Rank 0 loads the newest valid checkpoint; every rank gets its state.
- * Returns the completed step count to continue from (0: fresh start). */
-static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
+/* Rank 0 loads the newest valid checkpoint into the host copy of the
+ * model state (on the CPU the arenas themselves); when it found one, every
+ * rank gets that state into its arenas (on its GPU). *start_step: the
+ * completed steps to continue from (left at 0 on a fresh start). */
+static int resume(const worker_options_t *o, coll_comm_t *comm, device_t *dev, model_t *m,
                   long *start_step)
 {
     int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
+    ckpt_data_t host;
+    int rc = device_state_host(dev, m, &host);
+    if (rc && rank == 0)
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: no memory for a host "
+                        "copy of the model state\n", o->checkpoint_dir);
+    rc = agree_status(comm, rc);
+    if (rc)
+        return rc;
     /* [found, step] from rank 0 */
     double head[2] = {0, 0};
     if (rank == 0) {
@@ -421,10 +393,9 @@ static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
                               .arena_floats = m->arena_floats,
                               .state_floats = m->state_floats};
         ckpt_info_t info;
-        ckpt_data_t data = {m->params, m->momentum, m->state};
         char path[4096], err[512];
-        int rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &data, path,
-                                  sizeof path, err, sizeof err);
+        rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &host, path,
+                              sizeof path, err, sizeof err);
         if (rc == 0) {
             head[0] = 1;
             head[1] = (double)info.step;
@@ -442,18 +413,36 @@ static int resume(const worker_options_t *o, coll_comm_t *comm, model_t *m,
             head[0] = -1;
         }
     }
-    int rc = coll_broadcast(comm, head, sizeof head, 0);
+    rc = coll_broadcast(comm, head, sizeof head, 0);
     if (rc)
         return rc;
-    if (head[0] < 0)
-        return RT_EIO;
+    if (head[0] <= 0)
+        return head[0] < 0 ? RT_EIO : 0;
+    size_t pbytes = m->arena_floats * sizeof(float);
+    rc = coll_broadcast(comm, host.params, pbytes, 0);
+    if (!rc)
+        rc = coll_broadcast(comm, host.momentum, pbytes, 0);
+    if (!rc)
+        rc = coll_broadcast(comm, host.state, m->state_floats * sizeof(float), 0);
+    if (!rc)
+        rc = device_state_from_host(dev, m);
+    if (rc)
+        return rc;
     *start_step = (long)head[1];
     return 0;
 }
 
-static int save_checkpoint(const worker_options_t *o, const model_t *m, int ranks,
-                           long step)
+static int save_checkpoint(const worker_options_t *o, device_t *dev, const model_t *m,
+                           int ranks, long step)
 {
+    ckpt_data_t data;
+    int rc = device_state_to_host(dev, m, &data);
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: cannot copy the model "
+                        "state to host memory for step %ld: %s\n",
+                o->checkpoint_dir, step, rt_strerror(rc));
+        return rc;
+    }
     ckpt_info_t info = {.model_hash = model_shape_hash(m),
                         .step = (uint64_t)step,
                         .seed = o->seed,
@@ -461,10 +450,9 @@ static int save_checkpoint(const worker_options_t *o, const model_t *m, int rank
                         .state_floats = m->state_floats,
                         .ranks = (uint32_t)ranks,
                         .batch = (uint32_t)o->batch_size};
-    ckpt_data_t data = {m->params, m->momentum, m->state};
-    char path[4096], err[512];
-    int rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path,
-                       sizeof path, err, sizeof err);
+    char path[4200], err[1536];
+    rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path, sizeof path,
+                   err, sizeof err);
     if (rc)
         fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
                 o->checkpoint_dir, err);
@@ -581,6 +569,51 @@ static int run_choose_mode(run_t *r)
     return 0;
 }
 
+/* An output file: its directory takes a new file (one is created and
+ * removed the way the real write does it) and the name is not a directory. */
+static int check_output_file(const char *flag, const char *path)
+{
+    char err[1536];
+    struct stat st;
+    rt_atomic_file_t f;
+    int rc = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, sizeof err, "%s: is a directory; give a file name", path);
+        rc = RT_EINVAL;
+    } else if (rt_atomic_open(&f, path, 0600, err, sizeof err) != 0) {
+        rc = RT_EINVAL;
+    } else {
+        rt_atomic_abort(&f);
+    }
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: %s: %s\n", flag, err);
+    return rc;
+}
+
+/* Before step 1, on the rank that writes each: the checkpoint directory
+ * (created 0700 if missing), --timeline and --dump_params. A typo or a
+ * read-only disk is bad input reported now with errno's text, on every
+ * rank together, not a failure after training. */
+static int run_check_outputs(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    int rc = 0;
+    if (r->rank == 0 && o->checkpoint_dir[0]) {
+        char err[1536];
+        rc = ckpt_dir_prepare(o->checkpoint_dir, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
+                    o->checkpoint_dir, err);
+            rc = RT_EINVAL;
+        }
+    }
+    if (!rc && r->rank == 0 && o->timeline[0])
+        rc = check_output_file("--timeline", o->timeline);
+    if (!rc && r->rank == r->printer && o->dump_params[0])
+        rc = check_output_file("--dump_params", o->dump_params);
+    return agree_status(r->comm, rc);
+}
+
 /* The training data and this rank's sampler over it. */
 static int run_load_data(run_t *r)
 {
@@ -630,22 +663,9 @@ static int run_init_params(run_t *r)
 {
     const worker_options_t *o = r->o;
     model_t *m = r->m;
-    int rc;
-    if (r->dev.kind == WORKER_DEVICE_CUDA) {
-        rc = device_params_init(&r->dev, m, o->seed, r->comm);
-    } else {
-        model_init_params(m, o->seed);
-        if (o->checkpoint_dir[0]) {
-            rc = resume(o, r->comm, m, &r->start_step);
-            if (rc)
-                return rc;
-        }
-        rc = coll_broadcast(r->comm, m->params, m->arena_floats * sizeof(float), 0);
-        if (!rc)
-            rc = coll_broadcast(r->comm, m->momentum, m->arena_floats * sizeof(float), 0);
-        if (!rc)
-            rc = coll_broadcast(r->comm, m->state, m->state_floats * sizeof(float), 0);
-    }
+    int rc = device_params_init(&r->dev, m, o->seed, r->comm);
+    if (!rc && o->checkpoint_dir[0])
+        rc = resume(o, r->comm, &r->dev, m, &r->start_step);
     if (rc)
         return rc;
     r->display_base = r->warmup;
@@ -739,7 +759,8 @@ static void print_header(run_t *r)
     printf("Device:      %s\n", device_describe(&r->dev, r->comm, r->threads, device, sizeof device));
     printf("Precision:   %s\n", device_precision(&r->dev, o, precision, sizeof precision));
     printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
-           r->topo.cores, r->topo.numa_nodes, r->topo.gpus, r->topo.bound);
+           r->topo.cores, r->topo.numa_nodes, device_host_gpus(&r->dev, r->topo.gpus),
+           r->topo.bound);
     printf("Parameters:  %s\n", params);
     printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
            o->learning_rate, o->momentum, o->weight_decay);
@@ -800,28 +821,52 @@ static int print_step_line(run_t *r, long step, long k, float loss)
         return isfinite(loss) ? RT_ECUDA : RT_ENONFINITE;
     }
     size_t n = (size_t)(k + 1 < (long)r->keep ? k + 1 : (long)r->keep);
-    double mean, unc, jit;
-    speed_stats(r->times, n, r->global_batch, r->scratch, &mean, &unc, &jit);
+    speed_stats_t st;
+    speed_stats(r->times, n, r->global_batch, r->scratch, &st);
     /* Step lines number timed steps from the original warm-up, so a
      * resumed run numbers its steps as the uninterrupted run does. */
     printf("%ld\timages/sec: %.1f +/- %.1f (jitter = %.1f)\t%.3f\n", step + 1 - r->display_base,
-           mean, unc, jit, (double)loss);
+           st.mean, st.uncertainty, st.jitter, (double)loss);
     fflush(stdout);
     return 0;
 }
 
-/* A checkpoint after this step when --checkpoint_every says so. */
+/* Every rank learns the outcome of rank 0's save before going on, so a
+ * failed save ends all of them with rank 0's error (printed there) instead
+ * of leaving the others spinning in the next collective. The 4-byte
+ * allreduce waits as a gradient bucket does (yielding, at most
+ * --stall_timeout; through device memory on a GPU); when even it fails no
+ * rank can know where the others are, and the job is aborted. */
+static int agree_saved(run_t *r, int rc)
+{
+    float code = (float)rc;
+    int arc = device_allreduce_sum1(&r->dev, r->comm, &code);
+    if (arc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: could not learn whether rank 0 wrote "
+                        "the checkpoint: %s; aborting the job\n",
+                r->rank, rt_strerror(arc));
+        coll_abort(r->comm, 1);
+        return arc;
+    }
+    return (int)code;
+}
+
+/* A checkpoint after this step when --checkpoint_every says so; every rank
+ * calls it and gets the outcome. */
 static int run_maybe_checkpoint(run_t *r, long step)
 {
     const worker_options_t *o = r->o;
-    if (!o->checkpoint_dir[0] || r->rank != 0 || o->checkpoint_every <= 0 ||
+    if (!o->checkpoint_dir[0] || o->checkpoint_every <= 0 ||
         (step + 1) % o->checkpoint_every != 0)
         return 0;
-    double t_ck = rt_now();
-    int rc = save_checkpoint(o, r->m, r->size, step + 1);
-    if (!rc && r->sync->tl)
-        timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
-    return rc;
+    int rc = 0;
+    if (r->rank == 0) {
+        double t_ck = rt_now();
+        rc = save_checkpoint(o, &r->dev, r->m, r->size, step + 1);
+        if (!rc && r->sync->tl)
+            timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
+    }
+    return agree_saved(r, rc);
 }
 
 /* The step loop. Nothing in it allocates. A failure aborts the job (no
@@ -856,12 +901,14 @@ static int run_train(run_t *r)
         r->timeline.step = step + 1;
         float loss = 0.0f;
         int rc = run_one_step(r, step, &loss);
-        if (!rc)
-            rc = run_maybe_checkpoint(r, step);
         if (rc) {
             coll_abort(r->comm, 1);
             return rc;
         }
+        /* Every rank has the checkpoint's outcome: they stop together. */
+        rc = run_maybe_checkpoint(r, step);
+        if (rc)
+            return rc;
         if (r->sync->tl)
             timeline_add(&r->timeline, TL_STEP, -1, t0, rt_now(), 0, -1);
         double dt = rt_now() - t0;
@@ -910,15 +957,22 @@ static int run_finish(run_t *r)
         if (rc)
             return rc;
     }
-    /* The last update is never followed by a forward: check it here. */
+    /* The last update is never followed by a forward: check it here. The
+     * ranks' parameters differ in independent and parameter-server modes,
+     * so they agree before anything collective follows. */
+    rc = 0;
     if (r->dev.kind == WORKER_DEVICE_CPU && nonfinite_node(m) >= 0) {
         report_nonfinite(m, r->rank, total_steps + 1, 0.0);
-        return RT_ENONFINITE;
+        rc = RT_ENONFINITE;
     }
-    if (o->checkpoint_dir[0] && r->rank == 0 &&
+    rc = agree_status(r->comm, rc);
+    if (rc)
+        return rc;
+    if (o->checkpoint_dir[0] &&
         (o->checkpoint_every <= 0 || total_steps % o->checkpoint_every != 0) &&
         total_steps > r->start_step) {
-        rc = save_checkpoint(o, m, r->size, total_steps);
+        rc = r->rank == 0 ? save_checkpoint(o, &r->dev, m, r->size, total_steps) : 0;
+        rc = agree_saved(r, rc);
         if (rc)
             return rc;
     }
@@ -964,10 +1018,15 @@ static int run_dump_params(run_t *r)
     if (r->rank != r->printer)
         return 0;
     const float *params = device_params(&r->dev, r->m);
-    int rc = params ? write_params(o->dump_params, params, r->m->arena_floats) : RT_ECUDA;
+    if (!params) {
+        fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot copy the parameters "
+                        "from the GPU (see above)\n", o->dump_params);
+        return RT_ECUDA;
+    }
+    char err[1536];
+    int rc = write_params(o->dump_params, params, r->m->arena_floats, err, sizeof err);
     if (rc)
-        fprintf(stderr, "ringtrain-worker: error: --dump_params=%s: cannot write the file\n",
-                o->dump_params);
+        fprintf(stderr, "ringtrain-worker: error: --dump_params: %s\n", err);
     return rc;
 }
 
@@ -983,6 +1042,8 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
     int rc = run_build_model(r);
     if (!rc)
         rc = run_choose_mode(r);
+    if (!rc)
+        rc = run_check_outputs(r);
     if (!rc)
         rc = run_load_data(r);
     if (!rc) {

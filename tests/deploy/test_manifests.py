@@ -82,8 +82,9 @@ except vm.SchemaError as e:
 # --- Every v2beta1 manifest is accepted ---------------------------------------
 manifests = sorted(glob.glob(os.path.join(deploy, "*.yaml")))
 tap.equal([os.path.basename(m) for m in manifests],
-          ["mpijob-cpu.yaml", "mpijob-gpu16-16x1.yaml", "mpijob-gpu16-2x8.yaml"],
-          "deploy/*.yaml are the three v2beta1 manifests")
+          ["mpijob-cpu-mpiuser.yaml", "mpijob-cpu.yaml", "mpijob-gpu16-16x1.yaml",
+           "mpijob-gpu16-2x8.yaml"],
+          "deploy/*.yaml are the four v2beta1 manifests")
 jobs = {}
 for path in manifests:
     doc = load(path)
@@ -189,7 +190,7 @@ try:
 finally:
     os.unlink(bad_file)
 rc, out = run_cli(manifests)
-tap.ok(rc == 0 and out.count(": ok (") == 3, "validate_mpijob.py exits 0 for deploy/*.yaml", f"{rc}: {out}")
+tap.ok(rc == 0 and out.count(": ok (") == 4, "validate_mpijob.py exits 0 for deploy/*.yaml", f"{rc}: {out}")
 
 # --- What the CRD does not check: the controller's rules and our conventions ----
 # mpi-operator's controller also validates (pkg/apis/kubeflow/validation):
@@ -255,8 +256,18 @@ def controller_problems(doc):
         last = f"{doc['metadata']['name']}-worker-{nworkers - 1}"
         if not dns1123_label.match(last) or len(last) > 63:
             problems.append(f"pod name {last} is not a DNS-1123 label")
-    if spec.get("sshAuthMountPath") != "/root/.ssh":
-        problems.append(f"sshAuthMountPath {spec.get('sshAuthMountPath')!r} (the root image's is /root/.ssh)")
+    # The mpiuser image (tag ...-mpiuser) runs as uid 1000 with the Secret in
+    # its home; every other image as root with it at /root/.ssh.
+    image = work.get("template", {}).get("spec", {}).get("containers", [{}])[0].get("image", "")
+    ssh_path = "/home/mpiuser/.ssh" if image.endswith("-mpiuser") else "/root/.ssh"
+    if spec.get("sshAuthMountPath") != ssh_path:
+        problems.append(f"sshAuthMountPath {spec.get('sshAuthMountPath')!r} (image {image}: {ssh_path})")
+    if image.endswith("-mpiuser"):
+        for role, rs in (("Launcher", launcher), ("Worker", work)):
+            ctx = rs.get("template", {}).get("spec", {}).get("securityContext", {})
+            if ctx.get("runAsUser") != 1000 or not ctx.get("runAsNonRoot"):
+                problems.append(f"{role}: the mpiuser image needs securityContext runAsUser 1000, "
+                                "runAsNonRoot")
     return problems
 
 
@@ -314,6 +325,7 @@ for name, doc in sorted(jobs.items()):
         tap.ok(any(a in program for a in ("--model=resnet20", "--model=lenet")) and
                "--device=cuda" not in program and "nvidia.com/gpu" not in limits,
                f"{name}: resnet20 or lenet on CPUs", f"program: {program}")
-        tap.equal(wc.get("image"), "ringtrain:cpu", f"{name}: the CPU image")
+        want = "ringtrain:cpu-mpiuser" if "mpiuser" in name else "ringtrain:cpu"
+        tap.equal(wc.get("image"), want, f"{name}: the CPU image ({want})")
 
 tap.done()

@@ -15,6 +15,7 @@
 TAP output.
   test_scripts.py SOURCE_ROOT PROGRAM...   (PROGRAMs: built binaries for runtime-deps.sh)
 """
+import difflib
 import os
 import re
 import shutil
@@ -69,7 +70,8 @@ def dockerfile_instructions(path):
 
 # --- Shell syntax and shellcheck ------------------------------------------------
 tap.equal([os.path.basename(s) for s in scripts],
-          ["entrypoint-launcher.sh", "entrypoint-worker.sh", "runtime-deps.sh"], "deploy/*.sh")
+          ["dockerfile-cuda.sh", "entrypoint-launcher.sh", "entrypoint-worker.sh", "runtime-deps.sh"],
+          "deploy/*.sh")
 snippets = []
 tmp = tempfile.mkdtemp(prefix="ringtrain-deploy-test.")
 made_run_sshd = False
@@ -135,14 +137,17 @@ try:
             tap.ok(len(named) >= 15 and q.returncode == 0 and not not_here,
                    f"{name}: the {len(named)} Debian packages it names are installed packages here",
                    f"{sorted(named)}\n{q.stdout}{q.stderr}")
-        cuda = "-Dcuda=enabled -Dnccl=enabled" if name.endswith(".cuda") else "-Dcuda=disabled -Dnccl=disabled"
-        tap.ok(any(cuda in t for t in runs), f"{name}: meson setup {cuda}")
+        cuda = "enabled" if name.endswith(".cuda") else "disabled"
+        tap.ok(("ARG", f"CUDA={cuda}") in ins and ("ARG", "CUDA") in ins and
+               any('-Dcuda="$CUDA" -Dnccl="$CUDA"' in t for t in runs),
+               f"{name}: meson setup -Dcuda={cuda} -Dnccl={cuda} (ARG CUDA)")
         used = set(re.findall(r"\b(deploy/[A-Za-z0-9_./-]+)", "\n".join(runs)))
         absent = [u for u in sorted(used) if not os.path.exists(os.path.join(src, u))]
         tap.ok(used and not absent, f"{name}: the repository files it installs exist ({len(used)})",
                f"absent: {absent}")
         tap.ok("runtime-deps.sh /staging/usr/local/bin/ringtrain-*" in "\n".join(runs) and
-               any("runtime-packages" in t and "openssh-server" in t for t in runs),
+               any("apt-get install" in t and "runtime-packages" in t for t in runs) and
+               any("apt-get install" in t and "openssh-server" in t for t in runs),
                f"{name}: the runtime stage installs runtime-deps.sh's list and openssh-server")
         tap.ok(any("rm -f /etc/ssh/ssh_host_" in t for t in runs),
                f"{name}: no host private keys are left in the image")
@@ -152,6 +157,24 @@ try:
         users = [t for w, t in ins if w == "USER"]
         tap.equal(users, ["1000:1000"], f"{name}: only the mpiuser stage changes user (numeric, runAsNonRoot)")
         tap.ok(os.path.exists(df + ".dockerignore"), f"{name}.dockerignore keeps build/ and .git out")
+
+    # One source of the stages: Dockerfile.cuda is deploy/dockerfile-cuda.sh's
+    # output, i.e. Dockerfile from its first FROM on, behind its own header.
+    p = run([os.path.join(deploy, "dockerfile-cuda.sh")])
+    with open(dockerfiles[1], encoding="utf-8") as f:
+        cuda_text = f.read()
+    tap.ok(p.returncode == 0 and p.stdout == cuda_text,
+           "deploy/Dockerfile.cuda is what deploy/dockerfile-cuda.sh writes from deploy/Dockerfile "
+           "(after editing deploy/Dockerfile: deploy/dockerfile-cuda.sh >deploy/Dockerfile.cuda)",
+           p.stderr + "".join(difflib.unified_diff(cuda_text.splitlines(True), p.stdout.splitlines(True),
+                                                   "deploy/Dockerfile.cuda", "dockerfile-cuda.sh")))
+    bodies = []
+    for df in dockerfiles:
+        with open(df, encoding="utf-8") as f:
+            text = f.read()
+        bodies.append(text[text.find("\nFROM "):])
+    tap.ok(bodies[0] == bodies[1] and bodies[0].count("\nFROM ") == 4,
+           "both Dockerfiles have the same stages and steps, byte for byte from the first FROM on")
 
     # --- runtime-deps.sh on what was built here -------------------------------------
     p = run([os.path.join(deploy, "runtime-deps.sh")] + programs)
@@ -217,6 +240,12 @@ try:
               (0, ["-D", "-e", "-f", config, "-h", f"{secret}/id_rsa",
                    "-o", f"AuthorizedKeysFile={secret}/authorized_keys", "-o", "LogLevel=DEBUG"]),
               "entrypoint-worker.sh: sshd -D -e -f CONFIG -h SECRET/id_rsa -o AuthorizedKeysFile=SECRET/... ARGS")
+    tap.ok("ringtrain-init is not installed" in p.stderr,
+           "entrypoint-worker.sh: without ringtrain-init sshd runs alone, and says so", p.stderr)
+    p = worker_run({"RINGTRAIN_SSH_AUTH_DIR": secret, "RINGTRAIN_INIT": stub})
+    tap.equal((p.returncode, p.stdout.splitlines()[:3], p.stderr),
+              (0, ["--", stub, "-D"], ""),
+              "entrypoint-worker.sh: sshd runs under ringtrain-init (ringtrain-init -- SSHD -D ...)")
     os.rename(os.path.join(secret, "id_rsa"), os.path.join(secret, "id_rsa.away"))
     p = worker_run({"RINGTRAIN_SSH_AUTH_DIR": secret})
     lines = p.stdout.splitlines()

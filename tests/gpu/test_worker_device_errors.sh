@@ -29,6 +29,8 @@ mode=$2
 tmp=$(mktemp -d /tmp/ringtrain-deverr.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
+# shellcheck source=tests/tools/check_exit.sh
+. "$(dirname "$0")/../tools/check_exit.sh"
 steps=1
 extra=()
 expect() { # rc needle np [env...]
@@ -37,14 +39,7 @@ expect() { # rc needle np [env...]
     env "$@" timeout 120 mpirun -np "$np" --oversubscribe "$worker" --device=cuda --model=mlp \
         --num_batches="$steps" --num_warmup_batches=0 --bind=none ${extra[@]+"${extra[@]}"} \
         >"$tmp/out" 2>&1
-    local rc=$?
-    if [ $rc -ne "$want" ] || ! grep -qF -- "$needle" "$tmp/out"; then
-        echo "FAIL: np=$np $* -> exit $rc, wanted $want and '$needle':"
-        cat "$tmp/out"
-        fails=$((fails + 1))
-    else
-        echo "ok: np=$np $* -> exit $rc: $(grep -F -- "$needle" "$tmp/out" | head -1)"
-    fi
+    check_exit "$want" "$needle" $? "$tmp/out" "np=$np $*"
 }
 case "$mode" in
 nocuda)

@@ -20,7 +20,6 @@ expect 2 "ringtrain-worker: error: --model=vgg16: unknown model" --model=vgg16
 expect 1 "ringtrain-worker: error: --batch_size=0: out of range" --batch_size=0
 expect 2 "unknown flag '--bach_size'" --bach_size=3
 expect 1 "--allreduce=nccl reduces GPU buffers" --allreduce=nccl
-expect 1 "--device=cuda does not support --checkpoint_dir yet" --device=cuda --checkpoint_dir="$tmp/ck"
 expect 1 "--device=cuda does not support --variable_update=parameter_server yet" --device=cuda --variable_update=parameter_server
 expect 1 "--checkpoint_dir is not supported with --variable_update=independent" --variable_update=independent --checkpoint_dir="$tmp/ck"
 [ ! -e "$tmp/ck" ] || { echo "FAIL: the refused run created $tmp/ck"; fails=$((fails+1)); }

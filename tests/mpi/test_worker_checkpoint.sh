@@ -4,6 +4,7 @@
 # checkpoint: final parameters bitwise identical (same ranks and threads).
 # Then a bit-flipped and a truncated step-10 checkpoint are refused (named
 # in a warning) and the step-5 one is used, again to the same parameters.
+# Last, retention beside files that are not this run's checkpoints.
 set -uo pipefail
 worker=$1
 tmp=$(mktemp -d /tmp/ringtrain-ckpt.XXXXXX)
@@ -52,4 +53,31 @@ truncate -s -1000 "$tmp/c/ckpt-000000000010.rtck"
 resume "$tmp/c" 5 truncated
 grep -q "skipping checkpoint .*ckpt-000000000010.rtck: truncated" "$tmp/truncated.log" ||
     { cat "$tmp/truncated.log"; fail "no warning naming the truncated checkpoint"; }
+
+# Retention counts only this run's checkpoints: garbage under a checkpoint
+# name at a higher step must neither push out the new checkpoint nor be
+# removed; the next run resumes from the new one. A FIFO under a checkpoint
+# name is skipped with a warning naming it, not blocked on.
+mkdir "$tmp/d"
+head -c 4096 /dev/urandom >"$tmp/d/ckpt-999999999999.rtck"
+short=(--num_batches=4 --num_warmup_batches=0)
+timeout 60 mpirun -np 2 --oversubscribe "$worker" "${args[@]}" "${short[@]}" \
+    --checkpoint_dir="$tmp/d" --checkpoints_to_keep=1 >"$tmp/keep.log" 2>&1 ||
+    { cat "$tmp/keep.log"; fail "keep=1 run failed"; }
+[ -f "$tmp/d/ckpt-000000000004.rtck" ] ||
+    { ls -la "$tmp/d"; fail "keep=1: the new checkpoint was deleted at once"; }
+[ -f "$tmp/d/ckpt-999999999999.rtck" ] || fail "keep=1: a file that is not this run's was removed"
+mkfifo "$tmp/d/ckpt-000000000100.rtck"
+timeout 60 mpirun -np 2 --oversubscribe "$worker" "${args[@]}" --num_batches=6 \
+    --num_warmup_batches=0 --checkpoint_dir="$tmp/d" --checkpoints_to_keep=1 \
+    >"$tmp/keep2.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { cat "$tmp/keep2.log"; fail "resume beside garbage and a FIFO: exit $rc (124: blocked)"; }
+grep -q "^Resuming: .*ckpt-000000000004.rtck (step 4)" "$tmp/keep2.log" ||
+    { cat "$tmp/keep2.log"; fail "keep=1: the next run did not resume from step 4"; }
+grep -q "skipping checkpoint .*ckpt-000000000100.rtck: is a FIFO" "$tmp/keep2.log" ||
+    { cat "$tmp/keep2.log"; fail "no warning naming the FIFO"; }
+[ -f "$tmp/d/ckpt-000000000006.rtck" ] && [ ! -e "$tmp/d/ckpt-000000000004.rtck" ] ||
+    { ls -la "$tmp/d"; fail "keep=1: expected only step 6 of this run's checkpoints"; }
+echo "ok: retention: garbage and a FIFO left alone, the new checkpoint kept and resumed from"
 echo "all checkpoint checks passed"

@@ -1,6 +1,8 @@
 /* Unit tests for worker/checkpoint: the codec refuses every damaged or
- * foreign file, saving is atomic and prunes to the newest K, and loading
- * picks the newest valid checkpoint. */
+ * foreign file, saving is atomic (0600, never through a symlink) and prunes
+ * to the newest K of this model's checkpoints only, loading picks the newest
+ * valid checkpoint and skips a FIFO at once, and the directory check before
+ * training creates it 0700 and refuses what cannot hold checkpoints. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -194,6 +197,138 @@ static void test_save_prune_and_load(void **s)
     assert_non_null(strstr(err, "no valid checkpoint"));
 }
 
+/* Writes bytes to dir/ckpt-<step>.rtck directly (not a checkpoint of ours). */
+static void plant(const char *in, uint64_t step, const void *bytes, size_t count)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/ckpt-%012llu.rtck", in, (unsigned long long)step);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, count, f), count);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int exists(const char *in, uint64_t step)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/ckpt-%012llu.rtck", in, (unsigned long long)step);
+    return access(p, F_OK) == 0;
+}
+
+/* Pruning counts only this model's checkpoints: garbage, another model's
+ * checkpoint and a FIFO at higher steps neither push out the new checkpoint
+ * nor are removed. */
+static void test_prune_only_own(void **s)
+{
+    (void)s;
+    char sub[300], err[512], p[512];
+    snprintf(sub, sizeof sub, "%s/prune", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    plant(sub, 999999999999ULL, "garbage", 7);
+    ckpt_info_t other = info_for(999999999998ULL);
+    other.model_hash ^= 1;
+    ckpt_data_t data = {params, momentum, state};
+    assert_int_equal(ckpt_save(sub, &other, &data, 100, p, sizeof p, err, sizeof err), 0);
+    snprintf(p, sizeof p, "%s/ckpt-999999999997.rtck", sub);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    alarm(20); /* opening the FIFO for reading would block */
+    for (uint64_t step = 5; step <= 15; step += 5) {
+        ckpt_info_t info = info_for(step);
+        assert_int_equal(ckpt_save(sub, &info, &data, 2, p, sizeof p, err, sizeof err), 0);
+        if (!exists(sub, step))
+            fail_msg("keep=2: the new checkpoint of step %llu was removed at once",
+                     (unsigned long long)step);
+    }
+    alarm(0);
+    assert_false(exists(sub, 5));
+    assert_true(exists(sub, 10));
+    assert_true(exists(sub, 15));
+    assert_true(exists(sub, 999999999999ULL));
+    assert_true(exists(sub, 999999999998ULL));
+    assert_true(exists(sub, 999999999997ULL));
+}
+
+/* A FIFO under a checkpoint's name is skipped at once with a warning, not
+ * blocked on; the newest real checkpoint loads. */
+static void test_fifo_skipped(void **s)
+{
+    (void)s;
+    char sub[300], err[512], p[512];
+    snprintf(sub, sizeof sub, "%s/fifo", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    ckpt_data_t data = {params, momentum, state};
+    fill(4.0f);
+    ckpt_info_t info = info_for(8);
+    assert_int_equal(ckpt_save(sub, &info, &data, 5, p, sizeof p, err, sizeof err), 0);
+    snprintf(p, sizeof p, "%s/ckpt-000000000009.rtck", sub);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    ckpt_info_t expect = info_for(0), got;
+    float lp[ARENA], lm[ARENA], ls[STATE];
+    ckpt_data_t out = {lp, lm, ls};
+    alarm(20);
+    assert_int_equal(ckpt_load_latest(sub, &expect, &got, &out, p, sizeof p, err, sizeof err), 0);
+    alarm(0);
+    assert_int_equal(got.step, 8);
+    assert_true(lp[3] == 7.0f);
+}
+
+/* Checkpoints are 0600 and replace a symlink at their name without
+ * following it; a temporary file is never opened through a planted name. */
+static void test_save_mode_and_symlink(void **s)
+{
+    (void)s;
+    char sub[300], err[512], p[512], victim[512];
+    snprintf(sub, sizeof sub, "%s/link", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    FILE *f = fopen(victim, "w");
+    assert_non_null(f);
+    fputs("precious", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/ckpt-000000000003.rtck", sub);
+    assert_int_equal(symlink(victim, p), 0);
+    ckpt_data_t data = {params, momentum, state};
+    ckpt_info_t info = info_for(3);
+    assert_int_equal(ckpt_save(sub, &info, &data, 5, NULL, 0, err, sizeof err), 0);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_size, 8);
+}
+
+/* The directory check before training: created 0700, a regular file or a
+ * path under one refused with errno's text; a failed save says why. */
+static void test_dir_prepare(void **s)
+{
+    (void)s;
+    char sub[300], file[300], under[320], err[512];
+    snprintf(sub, sizeof sub, "%s/new", dir);
+    assert_int_equal(ckpt_dir_prepare(sub, err, sizeof err), 0);
+    struct stat st;
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", sub);
+    assert_int_equal(system(cmd), 0);
+
+    snprintf(file, sizeof file, "%s/plain", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(ckpt_dir_prepare(file, err, sizeof err), RT_EIO);
+    assert_non_null(strstr(err, "is a regular file, not a directory"));
+    snprintf(under, sizeof under, "%s/ck", file);
+    assert_int_equal(ckpt_dir_prepare(under, err, sizeof err), RT_EIO);
+    assert_non_null(strstr(err, "Not a directory"));
+
+    ckpt_data_t data = {params, momentum, state};
+    ckpt_info_t info = info_for(1);
+    assert_int_equal(ckpt_save(file, &info, &data, 5, NULL, 0, err, sizeof err), RT_EIO);
+    assert_non_null(strstr(err, "Not a directory"));
+}
+
 static void test_empty_dir(void **s)
 {
     (void)s;
@@ -227,6 +362,10 @@ int main(void)
         cmocka_unit_test(test_reserved_bytes_refused),
         cmocka_unit_test(test_other_model_refused),
         cmocka_unit_test(test_save_prune_and_load),
+        cmocka_unit_test(test_prune_only_own),
+        cmocka_unit_test(test_fifo_skipped),
+        cmocka_unit_test(test_save_mode_and_symlink),
+        cmocka_unit_test(test_dir_prepare),
         cmocka_unit_test(test_empty_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
