@@ -75,6 +75,138 @@ static int parse_long(const char *text, long min, long max, long *out)
     return 0;
 }
 
+/* --algo NAME: "auto" or one of the collectives' algorithms. */
+static int parse_algo(const char *arg, bench_opts_t *o, char *err, size_t errlen)
+{
+    int known = strcmp(arg, "auto") == 0;
+    for (const char *const *n = coll_algorithm_names(); *n && !known; n++)
+        known = strcmp(arg, *n) == 0;
+    if (!known) {
+        char list[256] = "auto";
+        for (const char *const *n = coll_algorithm_names(); *n; n++) {
+            strncat(list, ", ", sizeof list - strlen(list) - 1);
+            strncat(list, *n, sizeof list - strlen(list) - 1);
+        }
+        snprintf(err, errlen, "--algo %s: unknown algorithm; valid: %s", arg, list);
+        return -1;
+    }
+    o->algo = arg;
+    return 0;
+}
+
+/* -d, -o, --peer, --compression, --device: a word from a short list. */
+static int parse_choice(int c, const char *arg, bench_opts_t *o, char *err, size_t errlen)
+{
+    if (c == 'd' && (strcmp(arg, "float") == 0 || strcmp(arg, "float32") == 0))
+        o->dtype = COLL_F32;
+    else if (c == 'd' && (strcmp(arg, "half") == 0 || strcmp(arg, "float16") == 0))
+        o->dtype = COLL_F16;
+    else if (c == 'd' && strcmp(arg, "bfloat16") == 0)
+        o->dtype = COLL_BF16;
+    else if (c == 'd')
+        snprintf(err, errlen, "-d %s: unknown data type; use float, half or bfloat16", arg);
+    else if (c == 'o' && (strcmp(arg, "sum") == 0 || strcmp(arg, "avg") == 0))
+        o->op = arg[0] == 's' ? COLL_SUM : COLL_AVG;
+    else if (c == 'o')
+        snprintf(err, errlen, "-o %s: unknown reduction; use sum or avg", arg);
+    else if (c == 'P' && (strcmp(arg, "mpi") == 0 || strcmp(arg, "none") == 0))
+        o->peer = arg[0] == 'm';
+    else if (c == 'P')
+        snprintf(err, errlen, "--peer %s: use mpi or none", arg);
+    else if (c == 'C' && coll_compression_parse(arg, &o->compression) != 0)
+        snprintf(err, errlen, "--compression %s: use none, fp16 or bf16", arg);
+    else if (c == 'D' && (strcmp(arg, "cpu") == 0 || strcmp(arg, "cuda") == 0))
+        o->cuda = arg[1] == 'u';
+    else if (c == 'D')
+        snprintf(err, errlen, "--device %s: use cpu or cuda", arg);
+    return err[0] ? -1 : 0;
+}
+
+/* One option with its value. Returns 0, or fills err and returns -1. */
+static int parse_option(int c, const char *arg, bench_opts_t *o, char *err, size_t errlen)
+{
+    long v;
+    int bad_number = 0;
+    switch (c) {
+    case 'b':
+        bad_number = parse_bytes(arg, &o->min_bytes) != 0;
+        break;
+    case 'e':
+        bad_number = parse_bytes(arg, &o->max_bytes) != 0;
+        break;
+    case 'f':
+        if (parse_long(arg, 2, 1 << 20, &v) != 0) {
+            snprintf(err, errlen, "-f %s: the step factor must be an integer >= 2", arg);
+            return -1;
+        }
+        o->step_factor = (size_t)v;
+        o->step_bytes = 0;
+        break;
+    case 'i':
+        if (parse_bytes(arg, &o->step_bytes) != 0 || o->step_bytes == 0) {
+            snprintf(err, errlen, "-i %s: the step must be a byte count >= 1", arg);
+            return -1;
+        }
+        o->step_factor = 0;
+        break;
+    case 'n':
+        bad_number = parse_long(arg, 1, 100000000, &o->iters) != 0;
+        break;
+    case 'w':
+        bad_number = parse_long(arg, 0, 100000000, &o->warmup) != 0;
+        break;
+    case 'c':
+        if (parse_long(arg, 0, 1, &v) != 0) {
+            snprintf(err, errlen, "-c %s: expected 0 or 1", arg);
+            return -1;
+        }
+        o->check = (int)v;
+        break;
+    case 'A':
+        return parse_algo(arg, o, err, errlen);
+    default:
+        return parse_choice(c, arg, o, err, errlen);
+    }
+    if (bad_number)
+        snprintf(err, errlen, "-%c %s: not a valid number (byte counts take a K/M/G suffix)",
+                 c, arg);
+    return bad_number ? -1 : 0;
+}
+
+/* What the options mean together: sizes in order, device and peer, the
+ * build's CUDA support. Returns 0, or fills err and returns -1. */
+static int check_options(bench_opts_t *o, char *err, size_t errlen)
+{
+    if (o->min_bytes > o->max_bytes) {
+        snprintf(err, errlen, "-b %zu is larger than -e %zu; the smallest size "
+                 "must not exceed the largest", o->min_bytes, o->max_bytes);
+        return -1;
+    }
+    const char *env = getenv("RINGTRAIN_ALLREDUCE");
+    const char *eff = o->algo ? o->algo : env;
+    if (o->cuda < 0)
+        o->cuda = eff && strcmp(eff, "nccl") == 0;
+    if (!o->cuda && eff && strcmp(eff, "nccl") == 0) {
+        snprintf(err, errlen, "--algo nccl needs device buffers; drop --device cpu");
+        return -1;
+    }
+    if (o->cuda && o->peer == 1) {
+        snprintf(err, errlen, "--peer mpi times MPI_Allreduce on host buffers; with "
+                 "--device cuda use --peer none");
+        return -1;
+    }
+#ifndef RINGTRAIN_BENCH_CUDA
+    if (o->cuda) {
+        snprintf(err, errlen, "--device cuda (or --algo nccl): this build has no CUDA "
+                 "support; rebuild with -Dcuda=enabled");
+        return -1;
+    }
+#endif
+    if (o->peer < 0)
+        o->peer = !o->cuda && !(eff && strcmp(eff, "mpi") == 0);
+    return 0;
+}
+
 /* Returns 0, or fills err and returns -1. */
 static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
                       char *err, size_t errlen)
@@ -107,168 +239,28 @@ static int parse_args(int argc, char **argv, bench_opts_t *o, int *help,
     o->peer = -1;
     o->cuda = -1;
     *help = 0;
+    err[0] = '\0';
     opterr = 0;
     optind = 1;
     int c;
-    long v;
     while ((c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            if (parse_bytes(optarg, &o->min_bytes) != 0)
-                goto bad_number;
-            break;
-        case 'e':
-            if (parse_bytes(optarg, &o->max_bytes) != 0)
-                goto bad_number;
-            break;
-        case 'f':
-            if (parse_long(optarg, 2, 1 << 20, &v) != 0) {
-                snprintf(err, errlen, "-f %s: the step factor must be an "
-                         "integer >= 2", optarg);
-                return -1;
-            }
-            o->step_factor = (size_t)v;
-            o->step_bytes = 0;
-            break;
-        case 'i':
-            if (parse_bytes(optarg, &o->step_bytes) != 0 || o->step_bytes == 0) {
-                snprintf(err, errlen, "-i %s: the step must be a byte count "
-                         ">= 1", optarg);
-                return -1;
-            }
-            o->step_factor = 0;
-            break;
-        case 'n':
-            if (parse_long(optarg, 1, 100000000, &o->iters) != 0)
-                goto bad_number;
-            break;
-        case 'w':
-            if (parse_long(optarg, 0, 100000000, &o->warmup) != 0)
-                goto bad_number;
-            break;
-        case 'c':
-            if (parse_long(optarg, 0, 1, &v) != 0) {
-                snprintf(err, errlen, "-c %s: expected 0 or 1", optarg);
-                return -1;
-            }
-            o->check = (int)v;
-            break;
-        case 'd':
-            if (strcmp(optarg, "float") == 0 || strcmp(optarg, "float32") == 0)
-                o->dtype = COLL_F32;
-            else if (strcmp(optarg, "half") == 0 || strcmp(optarg, "float16") == 0)
-                o->dtype = COLL_F16;
-            else if (strcmp(optarg, "bfloat16") == 0)
-                o->dtype = COLL_BF16;
-            else {
-                snprintf(err, errlen, "-d %s: unknown data type; use float, "
-                         "half or bfloat16", optarg);
-                return -1;
-            }
-            break;
-        case 'o':
-            if (strcmp(optarg, "sum") == 0)
-                o->op = COLL_SUM;
-            else if (strcmp(optarg, "avg") == 0)
-                o->op = COLL_AVG;
-            else {
-                snprintf(err, errlen, "-o %s: unknown reduction; use sum or avg",
-                         optarg);
-                return -1;
-            }
-            break;
-        case 'A': {
-            int known = strcmp(optarg, "auto") == 0;
-            for (const char *const *n = coll_algorithm_names(); *n && !known; n++)
-                known = strcmp(optarg, *n) == 0;
-            if (!known) {
-                char list[256] = "auto";
-                for (const char *const *n = coll_algorithm_names(); *n; n++) {
-                    strncat(list, ", ", sizeof list - strlen(list) - 1);
-                    strncat(list, *n, sizeof list - strlen(list) - 1);
-                }
-                snprintf(err, errlen, "--algo %s: unknown algorithm; valid: %s",
-                         optarg, list);
-                return -1;
-            }
-            o->algo = optarg;
-            break;
-        }
-        case 'P':
-            if (strcmp(optarg, "mpi") == 0)
-                o->peer = 1;
-            else if (strcmp(optarg, "none") == 0)
-                o->peer = 0;
-            else {
-                snprintf(err, errlen, "--peer %s: use mpi or none", optarg);
-                return -1;
-            }
-            break;
-        case 'C':
-            if (coll_compression_parse(optarg, &o->compression) != 0) {
-                snprintf(err, errlen, "--compression %s: use none, fp16 or "
-                         "bf16", optarg);
-                return -1;
-            }
-            break;
-        case 'D':
-            if (strcmp(optarg, "cpu") == 0)
-                o->cuda = 0;
-            else if (strcmp(optarg, "cuda") == 0)
-                o->cuda = 1;
-            else {
-                snprintf(err, errlen, "--device %s: use cpu or cuda", optarg);
-                return -1;
-            }
-            break;
-        case 'h':
+        if (c == 'h') {
             *help = 1;
             return 0;
-        case ':':
-            snprintf(err, errlen, "%s needs a value", argv[optind - 1]);
-            return -1;
-        default:
-            snprintf(err, errlen, "unknown option %s", argv[optind - 1]);
+        }
+        if (c == ':' || c == '?') {
+            snprintf(err, errlen, c == ':' ? "%s needs a value" : "unknown option %s",
+                     argv[optind - 1]);
             return -1;
         }
+        if (parse_option(c, optarg, o, err, errlen) != 0)
+            return -1;
     }
     if (optind < argc) {
         snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
         return -1;
     }
-    if (o->min_bytes > o->max_bytes) {
-        snprintf(err, errlen, "-b %zu is larger than -e %zu; the smallest size "
-                 "must not exceed the largest", o->min_bytes, o->max_bytes);
-        return -1;
-    }
-    const char *env = getenv("RINGTRAIN_ALLREDUCE");
-    const char *eff = o->algo ? o->algo : env;
-    if (o->cuda < 0)
-        o->cuda = eff && strcmp(eff, "nccl") == 0;
-    if (!o->cuda && eff && strcmp(eff, "nccl") == 0) {
-        snprintf(err, errlen, "--algo nccl needs device buffers; drop --device cpu");
-        return -1;
-    }
-    if (o->cuda && o->peer == 1) {
-        snprintf(err, errlen, "--peer mpi times MPI_Allreduce on host buffers; with "
-                 "--device cuda use --peer none");
-        return -1;
-    }
-#ifndef RINGTRAIN_BENCH_CUDA
-    if (o->cuda) {
-        snprintf(err, errlen, "--device cuda (or --algo nccl): this build has no CUDA "
-                 "support; rebuild with -Dcuda=enabled");
-        return -1;
-    }
-#endif
-    if (o->peer < 0)
-        o->peer = !o->cuda && !(eff && strcmp(eff, "mpi") == 0);
-    return 0;
-
-bad_number:
-    snprintf(err, errlen, "-%c %s: not a valid number (byte counts take a "
-             "K/M/G suffix)", c, optarg);
-    return -1;
+    return check_options(o, err, errlen);
 }
 
 static double now(void) { return rt_now(); }
@@ -419,141 +411,213 @@ static const char *human(size_t bytes, char *buf, size_t len)
     return buf;
 }
 
-int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test)
-{
+/* Everything one run holds, so that bench_main reads as its steps. */
+typedef struct {
+    const char *prog;
+    const bench_test_t *test;
     bench_opts_t o;
+    coll_comm_t *comm, *peer;
+    int rank, nranks;
+    bench_mem_t mem;
+    int device;                 /* this rank's GPU, -1: host buffers */
+    int cuda_opened;            /* device_setup ran: the CUDA context to free */
+    size_t esize, max_count, alloc;
+    char *send, *recv;
+    size_row_t rows[MAX_SIZES];
+    int nrows;
+    double bus_sum, wrong_total;
+    int bus_n;
+    int failed;
+} bench_run_t;
+
+/* Flags and the communicator (made even for bad input, so only rank 0
+ * speaks). Returns -1 to go on, else the exit status (bad input, --help, or
+ * no communicator). */
+static int bench_open(bench_run_t *b, int argc, char **argv)
+{
     char err[512] = "";
     int help = 0;
-    int bad = parse_args(argc, argv, &o, &help, err, sizeof err) != 0;
-
-    /* A communicator first, even for bad input, so only rank 0 speaks. */
+    int bad = parse_args(argc, argv, &b->o, &help, err, sizeof err) != 0;
     coll_config_t cfg;
     coll_config_init(&cfg);
-    cfg.algorithm = bad || help ? "auto" : o.algo;
+    cfg.algorithm = bad || help ? "auto" : b->o.algo;
     /* Both sides measured as a direct caller would see them: no hand-off to
      * the progress thread for blocking calls. */
     cfg.caller_runs_mpi = 1;
-    cfg.compression = bad || help ? COLL_COMPRESS_NONE : o.compression;
-    coll_comm_t *comm = NULL;
-    int rc = coll_comm_create(&comm, MPI_COMM_WORLD, &cfg);
+    cfg.compression = bad || help ? COLL_COMPRESS_NONE : b->o.compression;
+    int rc = coll_comm_create(&b->comm, MPI_COMM_WORLD, &cfg);
     if (rc != 0) {
         fprintf(stderr, "%s: error: cannot create the communicator: %s%s\n",
-                prog, rt_strerror(rc),
+                b->prog, rt_strerror(rc),
                 rc == RT_EINVAL ? " (see the message above)" : "");
         return rc == RT_EINVAL ? 2 : 1;
     }
-    const int rank = coll_comm_rank(comm), nranks = coll_comm_size(comm);
-    if (bad || help) {
-        if (rank == 0) {
-            if (bad) {
-                fprintf(stderr, "%s: error: %s\n", prog, err);
-                fprintf(stderr, "run '%s --help' for the options\n", prog);
-            } else {
-                usage(stdout, prog);
-            }
+    b->rank = coll_comm_rank(b->comm);
+    b->nranks = coll_comm_size(b->comm);
+    if (!bad && !help)
+        return -1;
+    if (b->rank == 0) {
+        if (bad) {
+            fprintf(stderr, "%s: error: %s\n", b->prog, err);
+            fprintf(stderr, "run '%s --help' for the options\n", b->prog);
+        } else {
+            usage(stdout, b->prog);
         }
-        coll_comm_destroy(comm);
-        return bad ? 2 : 0;
     }
+    return bad ? 2 : 0;
+}
 
-    coll_comm_t *peer = NULL;
-    if (o.peer) {
+/* The peer's communicator (MPI_Allreduce) and, in device mode, this rank's
+ * GPU. Returns -1 to go on, else the exit status. */
+static int bench_attach(bench_run_t *b)
+{
+    if (b->o.peer) {
         coll_config_t pcfg;
         coll_config_init(&pcfg);
         pcfg.algorithm = "mpi";
         pcfg.caller_runs_mpi = 1;
-        rc = coll_comm_create(&peer, MPI_COMM_WORLD, &pcfg);
+        int rc = coll_comm_create(&b->peer, MPI_COMM_WORLD, &pcfg);
         if (rc != 0) {
             fprintf(stderr, "%s: error: cannot create the peer communicator: "
-                    "%s\n", prog, rt_strerror(rc));
-            coll_comm_destroy(comm);
+                    "%s\n", b->prog, rt_strerror(rc));
             return 1;
         }
     }
-
-    bench_mem_t mem = {o.cuda, NULL};
-    int device = -1;
-    if (o.cuda) {
-        rc = device_setup(comm, &o, &device);
-        if (rc != 0) {
-            fprintf(stderr, "%s: error: cannot put the buffers on a GPU: %s (see "
-                    "above)\n", prog, rt_strerror(rc));
-            coll_comm_destroy(peer);
-            coll_comm_destroy(comm);
-#ifdef RINGTRAIN_BENCH_CUDA
-            kernels_cuda_free();
-#endif
-            return rc == RT_EINVAL ? 2 : 1;
-        }
+    b->mem.cuda = b->o.cuda;
+    b->device = -1;
+    if (!b->o.cuda)
+        return -1;
+    b->cuda_opened = 1;
+    int rc = device_setup(b->comm, &b->o, &b->device);
+    if (rc != 0) {
+        fprintf(stderr, "%s: error: cannot put the buffers on a GPU: %s (see "
+                "above)\n", b->prog, rt_strerror(rc));
+        return rc == RT_EINVAL ? 2 : 1;
     }
+    return -1;
+}
 
-    const size_t esize = coll_dtype_size(o.dtype);
-    size_t max_count = o.max_bytes / esize;
-    size_t alloc = max_count * esize;
-    char *send = mem_alloc(&mem, alloc ? alloc : 64);
-    char *recv = mem_alloc(&mem, alloc ? alloc : 64);
-    if (o.cuda)
-        mem.scratch = rt_alloc_aligned(alloc ? alloc : 64, 4096);
-    if (send == NULL || recv == NULL || (o.cuda && mem.scratch == NULL)) {
+/* Refuses a largest size whose buffers cannot fit on this host, with the
+ * figure and an -e that fits, before anything is allocated (at -e 16G they
+ * would fill memory until the OOM killer acts). Per rank: send and receive
+ * in host memory (device mode: the host copy alone), and for --peer mpi the
+ * temporary Open MPI's MPI_Allreduce allocates at large sizes. Every rank
+ * learns the verdict; each refusing host's local rank 0 says why. Returns
+ * -1 to go on, else the exit status. */
+static int bench_fits(bench_run_t *b)
+{
+    size_t bytes = b->o.max_bytes / coll_dtype_size(b->o.dtype) * coll_dtype_size(b->o.dtype);
+    int copies = b->o.cuda ? 1 : 2 + (b->o.peer ? 1 : 0);
+    int local = coll_comm_local_size(b->comm);
+    double need = (double)bytes * copies;
+    rt_host_memory_t host;
+    int refuse = rt_host_memory(&host) == 0 && need * local > (double)host.available;
+    double worst = refuse;
+    if (coll_allreduce_f64_max(b->comm, &worst, 1) != 0)
+        return 1;
+    if (worst == 0)
+        return -1;
+    if (refuse && coll_comm_local_rank(b->comm) == 0) {
+        char e[32], per[32], all[32], have[160], fit[32] = "";
+        uint64_t room = host.available / ((uint64_t)copies * (uint64_t)local), pow2 = 1;
+        while (pow2 * 2 <= room)
+            pow2 *= 2;
+        rt_format_bytes((uint64_t)need, per, sizeof per);
+        rt_format_bytes((uint64_t)(need * local), all, sizeof all);
+        rt_host_memory_describe(&host, have, sizeof have);
+        char on_host[80] = "";
+        if (local > 1)
+            snprintf(on_host, sizeof on_host, ", %s for the %d ranks on this host", all, local);
+        fprintf(stderr, "%s: error: -e %s needs about %s on this rank (%s%s)%s; this host "
+                "has %s; use -e %s or less\n", b->prog, human(bytes, e, sizeof e), per,
+                b->o.cuda ? "the host copy of the device buffers" : "send and receive buffers",
+                b->o.peer ? ", and MPI_Allreduce's temporary for --peer mpi" : "", on_host,
+                have, human((size_t)(room >= 4 ? pow2 : 4), fit, sizeof fit));
+    }
+    return 2;
+}
+
+/* Send and receive buffers for the largest size, send filled with this
+ * rank's check input. Returns -1 to go on, else the exit status. */
+static int bench_buffers(bench_run_t *b)
+{
+    b->esize = coll_dtype_size(b->o.dtype);
+    b->max_count = b->o.max_bytes / b->esize;
+    b->alloc = b->max_count * b->esize;
+    size_t alloc = b->alloc ? b->alloc : 64;
+    b->send = mem_alloc(&b->mem, alloc);
+    b->recv = mem_alloc(&b->mem, alloc);
+    if (b->o.cuda)
+        b->mem.scratch = rt_alloc_aligned(alloc, 4096);
+    if (b->send == NULL || b->recv == NULL || (b->o.cuda && b->mem.scratch == NULL)) {
         fprintf(stderr, "%s: error: cannot allocate 2 x %zu bytes for the "
-                "buffers; lower -e\n", prog, alloc);
-        mem_free(&mem, send);
-        mem_free(&mem, recv);
-        rt_free_aligned(mem.scratch);
-        coll_comm_destroy(peer);
-        coll_comm_destroy(comm);
+                "buffers; lower -e\n", b->prog, b->alloc);
         return 1;
     }
-    test->fill(&o, rank, host_view(&mem, send), max_count);
-    int failed = mem_commit(&mem, send, alloc) != 0;
+    b->test->fill(&b->o, b->rank, host_view(&b->mem, b->send), b->max_count);
+    b->failed = mem_commit(&b->mem, b->send, b->alloc) != 0;
+    return -1;
+}
 
-    size_row_t rows[MAX_SIZES];
-    int nrows = 0;
-    double bus_sum = 0.0;
-    int bus_n = 0;
-    double wrong_total = 0.0;
+static void bench_close(bench_run_t *b)
+{
+    mem_free(&b->mem, b->send);
+    mem_free(&b->mem, b->recv);
+    rt_free_aligned(b->mem.scratch);
+    coll_comm_destroy(b->peer);
+    coll_comm_destroy(b->comm);
+#ifdef RINGTRAIN_BENCH_CUDA
+    if (b->cuda_opened)
+        kernels_cuda_free();
+#endif
+}
 
+/* nccl-tests' header on rank 0: the settings, then every rank's pid and
+ * device, then the column titles. Collective (the pids are gathered). */
+static void print_header(const bench_run_t *b)
+{
+    const bench_opts_t *o = &b->o;
     char host[256] = "?";
     gethostname(host, sizeof host);
     host[sizeof host - 1] = '\0';
-    if (rank == 0) {
+    if (b->rank == 0) {
         char hb[32], he[32];
         printf("# %s: nranks %d minBytes %zu maxBytes %zu step: %zu(%s) "
                "warmup iters: %ld iters: %ld validation: %d\n",
-               prog, nranks, o.min_bytes, o.max_bytes,
-               o.step_factor ? o.step_factor : o.step_bytes,
-               o.step_factor ? "factor" : "bytes", o.warmup, o.iters, o.check);
+               b->prog, b->nranks, o->min_bytes, o->max_bytes,
+               o->step_factor ? o->step_factor : o->step_bytes,
+               o->step_factor ? "factor" : "bytes", o->warmup, o->iters, o->check);
         printf("# algorithm: %s  compression: %s  peer: %s  hosts: %d  "
                "ranks on this host: %d  range: %s..%s\n",
-               o.algo ? o.algo : (getenv("RINGTRAIN_ALLREDUCE") ?
-                                  getenv("RINGTRAIN_ALLREDUCE") : "auto"),
-               coll_compression_name(o.compression),
-               o.peer ? "mpi (MPI_Allreduce, same buffers, alternating)" : "none",
-               coll_comm_host_count(comm), coll_comm_local_size(comm),
-               human(o.min_bytes, hb, sizeof hb), human(o.max_bytes, he, sizeof he));
-        if (o.cuda)
+               o->algo ? o->algo : (getenv("RINGTRAIN_ALLREDUCE") ?
+                                    getenv("RINGTRAIN_ALLREDUCE") : "auto"),
+               coll_compression_name(o->compression),
+               o->peer ? "mpi (MPI_Allreduce, same buffers, alternating)" : "none",
+               coll_comm_host_count(b->comm), coll_comm_local_size(b->comm),
+               human(o->min_bytes, hb, sizeof hb), human(o->max_bytes, he, sizeof he));
+        if (o->cuda)
             printf("# buffers: device memory (CUDA mode, %s backend)\n",
-                   coll_comm_cuda_backend(comm));
+                   coll_comm_cuda_backend(b->comm));
         printf("#\n# Using devices\n");
         fflush(stdout);
     }
     /* Each rank's pid and device (-1: cpu), gathered for rank 0 to print. */
-    uint64_t *pids = calloc((size_t)nranks, sizeof *pids);
-    uint64_t *devs = calloc((size_t)nranks, sizeof *devs);
-    if (pids && devs && coll_allgather_u64(comm, (uint64_t)getpid(), pids) == 0 &&
-        coll_allgather_u64(comm, (uint64_t)(int64_t)device, devs) == 0 && rank == 0) {
-        for (int r = 0; r < nranks; r++) {
+    uint64_t *pids = calloc((size_t)b->nranks, sizeof *pids);
+    uint64_t *devs = calloc((size_t)b->nranks, sizeof *devs);
+    if (pids && devs && coll_allgather_u64(b->comm, (uint64_t)getpid(), pids) == 0 &&
+        coll_allgather_u64(b->comm, (uint64_t)(int64_t)b->device, devs) == 0 && b->rank == 0) {
+        for (int r = 0; r < b->nranks; r++) {
             char dev[32] = "cpu";
             if ((int64_t)devs[r] >= 0)
                 snprintf(dev, sizeof dev, "cuda:%d", (int)(int64_t)devs[r]);
             printf("#  Rank %2d Group  0 Pid %6d on %10s device %s\n", r,
-                   (int)pids[r], r == 0 || coll_comm_host_count(comm) == 1 ? host : "?",
+                   (int)pids[r], r == 0 || coll_comm_host_count(b->comm) == 1 ? host : "?",
                    dev);
         }
     }
     free(pids);
     free(devs);
-    if (rank == 0) {
+    if (b->rank == 0) {
         printf("#\n");
         printf("#                                                              "
                "out-of-place                       in-place          \n");
@@ -563,186 +627,246 @@ int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test
                "(GB/s)  (GB/s)            (us)  (GB/s)  (GB/s)       \n");
         fflush(stdout);
     }
+}
 
-    /* Warm the code paths and the peers' first contact, for at least
-     * 0.2 s on the slowest rank, so the first size is not timed colder
-     * than the rest: right after start-up a rank is still being
-     * descheduled now and then (mpirun's and the other rank's start-up
-     * work on the same cores), which made the first size's average on
-     * one side 10x its steady value in 4 of 5 runs. */
-    for (double spent = 0.0; spent < 0.2 && !failed && max_count > 0;) {
+/* Warm the code paths and the peers' first contact, for at least 0.2 s on
+ * the slowest rank, so the first size is not timed colder than the rest:
+ * right after start-up a rank is still being descheduled now and then
+ * (mpirun's and the other rank's start-up work on the same cores), which
+ * made the first size's average on one side 10x its steady value in 4 of 5
+ * runs. */
+static void warm_up(bench_run_t *b)
+{
+    const bench_opts_t *o = &b->o;
+    for (double spent = 0.0; spent < 0.2 && !b->failed && b->max_count > 0;) {
         double t0 = rt_now();
-        for (int w = 0; w < 100 && !failed; w++) {
-            failed |= coll_allreduce(comm, send, recv, 1, o.dtype, o.op) != 0;
-            if (peer)
-                failed |= coll_allreduce(peer, send, recv, 1, o.dtype, o.op) != 0;
+        for (int w = 0; w < 100 && !b->failed; w++) {
+            b->failed |= coll_allreduce(b->comm, b->send, b->recv, 1, o->dtype, o->op) != 0;
+            if (b->peer)
+                b->failed |= coll_allreduce(b->peer, b->send, b->recv, 1, o->dtype, o->op) != 0;
         }
         spent += rt_now() - t0;
         double slowest = spent;
-        if (!failed)
-            failed |= coll_allreduce_f64_max(comm, &slowest, 1) != 0;
+        if (!b->failed)
+            b->failed |= coll_allreduce_f64_max(b->comm, &slowest, 1) != 0;
         spent = slowest;
     }
-    for (size_t bytes = o.min_bytes; bytes <= o.max_bytes && nrows < MAX_SIZES;) {
-        size_t count = bytes / esize;
-        size_t nbytes = count * esize;
-        size_row_t *row = &rows[nrows++];
-        row->bytes = nbytes;
-        row->algo = coll_algorithm_for(comm, count, o.dtype);
-        double wrong[2] = {0, 0};
-        for (int ip = 0; ip < 2 && !failed; ip++) {
-            const void *sb = ip ? (const void *)recv : send;
-            if (ip)
-                failed |= mem_copy(&mem, recv, send, nbytes) != 0;
-            long rounds = o.peer && o.iters >= 2 ? 2 : 1;
-            double t_ours = 0, t_peer = 0;
-            for (long w = 0; w < o.warmup && !failed; w++) {
-                failed |= coll_allreduce(comm, sb, recv, count, o.dtype, o.op) != 0;
-                if (peer)
-                    failed |= coll_allreduce(peer, sb, recv, count, o.dtype, o.op) != 0;
-            }
-            for (long r = 0; r < rounds && !failed; r++) {
-                long it = o.iters / rounds + (r < o.iters % rounds ? 1 : 0);
-                double t = 0;
-                /* With the peer on, each side gets one untimed call right
-                 * before its timed round: Open MPI's single-copy transfers
-                 * pin the buffers' pages, and the first pass over them
-                 * afterwards is slow (~1.5 us per 4 KiB page here), a cost
-                 * that belongs to neither side's steady state. */
-                if (peer)
-                    failed |= coll_allreduce(comm, sb, recv, count, o.dtype, o.op) != 0;
-                failed |= coll_barrier(comm) != 0;
-                failed |= time_batch(comm, sb, recv, count, &o, it, &t) != 0;
-                t_ours += t;
-                if (peer) {
-                    failed |= coll_allreduce(peer, sb, recv, count, o.dtype, o.op) != 0;
-                    failed |= coll_barrier(comm) != 0;
-                    failed |= time_batch(peer, sb, recv, count, &o, it, &t) != 0;
-                    t_peer += t;
-                }
-            }
-            double times[2] = {t_ours / (double)o.iters, t_peer / (double)o.iters};
-            if (!failed)
-                failed |= coll_allreduce_f64_max(comm, times, 2) != 0;
-            row->t_ours[ip] = times[0];
-            row->t_peer[ip] = times[1];
+}
 
-            if (o.check && !failed) {
-                /* The out-of-place input never changes; in place, the timed
-                 * calls overwrote it, so refill. A sentinel output shows any
-                 * element the collective skipped. */
-                char *in = ip ? recv : send;
-                test->fill(&o, rank, host_view(&mem, in), count);
-                failed |= mem_commit(&mem, in, nbytes) != 0;
-                if (!ip) {
-                    memset(host_view(&mem, recv), 0xff, nbytes);
-                    failed |= mem_commit(&mem, recv, nbytes) != 0;
-                }
-                failed |= coll_allreduce(comm, ip ? (const void *)recv : send,
-                                         recv, count, o.dtype, o.op) != 0;
-                const char *out = failed ? NULL : mem_read(&mem, recv, nbytes);
-                failed |= out == NULL;
-                double w = failed ? 0.0 : (double)test->check(&o, nranks, out, count);
-                if (!failed)
-                    failed |= coll_allreduce_f64_sum(comm, &w, 1) != 0;
-                wrong[ip] = w;
-                wrong_total += w;
+/* One size, out of place (ip 0) or in place (1): warm-up calls, then the
+ * timed rounds (ours and the peer's alternating), the slowest rank's times
+ * in the row. */
+static void time_size(bench_run_t *b, size_row_t *row, size_t count, int ip)
+{
+    const bench_opts_t *o = &b->o;
+    const void *sb = ip ? (const void *)b->recv : b->send;
+    if (ip)
+        b->failed |= mem_copy(&b->mem, b->recv, b->send, count * b->esize) != 0;
+    long rounds = o->peer && o->iters >= 2 ? 2 : 1;
+    double t_ours = 0, t_peer = 0;
+    for (long w = 0; w < o->warmup && !b->failed; w++) {
+        b->failed |= coll_allreduce(b->comm, sb, b->recv, count, o->dtype, o->op) != 0;
+        if (b->peer)
+            b->failed |= coll_allreduce(b->peer, sb, b->recv, count, o->dtype, o->op) != 0;
+    }
+    for (long r = 0; r < rounds && !b->failed; r++) {
+        long it = o->iters / rounds + (r < o->iters % rounds ? 1 : 0);
+        double t = 0;
+        /* With the peer on, each side gets one untimed call right before
+         * its timed round: Open MPI's single-copy transfers pin the
+         * buffers' pages, and the first pass over them afterwards is slow
+         * (~1.5 us per 4 KiB page here), a cost that belongs to neither
+         * side's steady state. */
+        if (b->peer)
+            b->failed |= coll_allreduce(b->comm, sb, b->recv, count, o->dtype, o->op) != 0;
+        b->failed |= coll_barrier(b->comm) != 0;
+        b->failed |= time_batch(b->comm, sb, b->recv, count, o, it, &t) != 0;
+        t_ours += t;
+        if (b->peer) {
+            b->failed |= coll_allreduce(b->peer, sb, b->recv, count, o->dtype, o->op) != 0;
+            b->failed |= coll_barrier(b->comm) != 0;
+            b->failed |= time_batch(b->peer, sb, b->recv, count, o, it, &t) != 0;
+            t_peer += t;
+        }
+    }
+    double times[2] = {t_ours / (double)o->iters, t_peer / (double)o->iters};
+    if (!b->failed)
+        b->failed |= coll_allreduce_f64_max(b->comm, times, 2) != 0;
+    row->t_ours[ip] = times[0];
+    row->t_peer[ip] = times[1];
+}
+
+/* The untimed correctness check of one size: wrong elements, all ranks. */
+static double check_size(bench_run_t *b, size_t count, int ip)
+{
+    const bench_opts_t *o = &b->o;
+    size_t nbytes = count * b->esize;
+    /* The out-of-place input never changes; in place, the timed calls
+     * overwrote it, so refill. A sentinel output shows any element the
+     * collective skipped. */
+    char *in = ip ? b->recv : b->send;
+    b->test->fill(o, b->rank, host_view(&b->mem, in), count);
+    b->failed |= mem_commit(&b->mem, in, nbytes) != 0;
+    if (!ip) {
+        memset(host_view(&b->mem, b->recv), 0xff, nbytes);
+        b->failed |= mem_commit(&b->mem, b->recv, nbytes) != 0;
+    }
+    b->failed |= coll_allreduce(b->comm, ip ? (const void *)b->recv : b->send, b->recv, count,
+                                o->dtype, o->op) != 0;
+    const char *out = b->failed ? NULL : mem_read(&b->mem, b->recv, nbytes);
+    b->failed |= out == NULL;
+    double w = b->failed ? 0.0 : (double)b->test->check(o, b->nranks, out, count);
+    if (!b->failed)
+        b->failed |= coll_allreduce_f64_sum(b->comm, &w, 1) != 0;
+    return w;
+}
+
+/* One line of nccl-tests' table, on rank 0. */
+static void print_row(bench_run_t *b, const size_row_t *row, size_t count,
+                      const double wrong[2])
+{
+    const bench_opts_t *o = &b->o;
+    printf("%12zu  %12zu  %8s  %6s  %6d", row->bytes, count, coll_dtype_name(o->dtype),
+           coll_op_name(o->op), -1);
+    for (int ip = 0; ip < 2; ip++) {
+        double t = row->t_ours[ip];
+        double algbw = t > 0 ? (double)row->bytes / t / 1e9 : 0.0;
+        double busbw = algbw * b->test->bus_factor(b->nranks);
+        /* nccl-tests' widths: fewer decimals as the time grows. */
+        double us = t * 1e6;
+        printf(us >= 10000.0 ? "  %7.0f" : us >= 100.0 ? "  %7.1f" : "  %7.2f", us);
+        printf("  %6.2f  %6.2f", algbw, busbw);
+        if (o->check)
+            printf("  %5.0f", wrong[ip]);
+        else
+            printf("    N/A");
+        b->bus_sum += busbw;
+        b->bus_n++;
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Every size from -b to -e: timed, checked, printed. */
+static void run_sizes(bench_run_t *b)
+{
+    const bench_opts_t *o = &b->o;
+    for (size_t bytes = o->min_bytes; bytes <= o->max_bytes && b->nrows < MAX_SIZES;) {
+        size_t count = bytes / b->esize;
+        size_row_t *row = &b->rows[b->nrows++];
+        row->bytes = count * b->esize;
+        row->algo = coll_algorithm_for(b->comm, count, o->dtype);
+        double wrong[2] = {0, 0};
+        for (int ip = 0; ip < 2 && !b->failed; ip++) {
+            time_size(b, row, count, ip);
+            if (o->check && !b->failed) {
+                wrong[ip] = check_size(b, count, ip);
+                b->wrong_total += wrong[ip];
             }
         }
-        if (failed)
+        if (b->failed)
             break;
-        if (rank == 0) {
-            printf("%12zu  %12zu  %8s  %6s  %6d", nbytes, count,
-                   coll_dtype_name(o.dtype), coll_op_name(o.op), -1);
-            for (int ip = 0; ip < 2; ip++) {
-                double t = row->t_ours[ip];
-                double algbw = t > 0 ? (double)nbytes / t / 1e9 : 0.0;
-                double busbw = algbw * test->bus_factor(nranks);
-                /* nccl-tests' widths: fewer decimals as the time grows. */
-                double us = t * 1e6;
-                printf(us >= 10000.0 ? "  %7.0f" : us >= 100.0 ? "  %7.1f" : "  %7.2f",
-                       us);
-                printf("  %6.2f  %6.2f", algbw, busbw);
-                if (o.check)
-                    printf("  %5.0f", wrong[ip]);
-                else
-                    printf("    N/A");
-                bus_sum += busbw;
-                bus_n++;
-            }
-            printf("\n");
-            fflush(stdout);
-        }
-        if (o.step_factor) {
+        if (b->rank == 0)
+            print_row(b, row, count, wrong);
+        if (o->step_factor) {
             if (bytes == 0)
                 bytes = 1;
-            else if (bytes > o.max_bytes / o.step_factor)
+            else if (bytes > o->max_bytes / o->step_factor)
                 break;
             else
-                bytes *= o.step_factor;
+                bytes *= o->step_factor;
         } else {
-            bytes += o.step_bytes;
+            bytes += o->step_bytes;
         }
     }
+}
 
-    if (rank == 0 && !failed) {
-        printf("# Out of bounds values : %.0f %s\n", wrong_total,
-               wrong_total == 0 ? "OK" : "FAILED");
-        printf("# Avg bus bandwidth    : %g \n", bus_n ? bus_sum / bus_n : 0.0);
-        printf("#\n");
-        /* Which algorithm ran, as ranges of sizes. */
-        printf("# Algorithm by size   :");
-        for (int i = 0; i < nrows;) {
-            int j = i;
-            while (j + 1 < nrows && strcmp(rows[j + 1].algo, rows[i].algo) == 0)
-                j++;
-            char a[32], b[32];
-            printf(" %s..%s %s%s", human(rows[i].bytes, a, sizeof a),
-                   human(rows[j].bytes, b, sizeof b), rows[i].algo,
-                   j + 1 < nrows ? "," : "");
-            i = j + 1;
-        }
-        printf("\n");
-        if (o.peer) {
-            double f = test->bus_factor(nranks);
-            printf("#\n# Peer comparison (same process, same buffers, "
-                   "alternating rounds): busbw in GB/s, ratio = ours / mpi\n");
-            printf("#       size   ours busbw    mpi busbw   ratio  |  in-place: "
-                   "ours busbw    mpi busbw   ratio\n");
-            for (int i = 0; i < nrows; i++) {
-                printf("%12zu", rows[i].bytes);
-                for (int ip = 0; ip < 2; ip++) {
-                    double to = rows[i].t_ours[ip], tp = rows[i].t_peer[ip];
-                    double bo = to > 0 ? (double)rows[i].bytes / to / 1e9 * f : 0;
-                    double bp = tp > 0 ? (double)rows[i].bytes / tp / 1e9 * f : 0;
-                    printf("%s  %11.4f  %11.4f  %6.2f", ip ? "  |          " : "",
-                           bo, bp, to > 0 ? tp / to : 0.0);
-                }
-                printf("\n");
+/* After the table, on rank 0: nccl-tests' footer, which algorithm ran at
+ * which sizes, and the peer comparison. */
+static void print_footer(const bench_run_t *b)
+{
+    const size_row_t *rows = b->rows;
+    printf("# Out of bounds values : %.0f %s\n", b->wrong_total,
+           b->wrong_total == 0 ? "OK" : "FAILED");
+    printf("# Avg bus bandwidth    : %g \n", b->bus_n ? b->bus_sum / b->bus_n : 0.0);
+    printf("#\n");
+    /* Which algorithm ran, as ranges of sizes. */
+    printf("# Algorithm by size   :");
+    for (int i = 0; i < b->nrows;) {
+        int j = i;
+        while (j + 1 < b->nrows && strcmp(rows[j + 1].algo, rows[i].algo) == 0)
+            j++;
+        char lo[32], hi[32];
+        printf(" %s..%s %s%s", human(rows[i].bytes, lo, sizeof lo),
+               human(rows[j].bytes, hi, sizeof hi), rows[i].algo,
+               j + 1 < b->nrows ? "," : "");
+        i = j + 1;
+    }
+    printf("\n");
+    if (b->o.peer) {
+        double f = b->test->bus_factor(b->nranks);
+        printf("#\n# Peer comparison (same process, same buffers, "
+               "alternating rounds): busbw in GB/s, ratio = ours / mpi\n");
+        printf("#       size   ours busbw    mpi busbw   ratio  |  in-place: "
+               "ours busbw    mpi busbw   ratio\n");
+        for (int i = 0; i < b->nrows; i++) {
+            printf("%12zu", rows[i].bytes);
+            for (int ip = 0; ip < 2; ip++) {
+                double to = rows[i].t_ours[ip], tp = rows[i].t_peer[ip];
+                double bo = to > 0 ? (double)rows[i].bytes / to / 1e9 * f : 0;
+                double bp = tp > 0 ? (double)rows[i].bytes / tp / 1e9 * f : 0;
+                printf("%s  %11.4f  %11.4f  %6.2f", ip ? "  |          " : "",
+                       bo, bp, to > 0 ? tp / to : 0.0);
             }
+            printf("\n");
         }
-        fflush(stdout);
     }
+    fflush(stdout);
+}
 
-    mem_free(&mem, send);
-    mem_free(&mem, recv);
-    rt_free_aligned(mem.scratch);
-    coll_comm_destroy(peer);
-    coll_comm_destroy(comm);
-#ifdef RINGTRAIN_BENCH_CUDA
-    if (o.cuda)
-        kernels_cuda_free();
-#endif
-    if (failed) {
-        if (rank == 0)
+/* The exit status once the sizes ran: 1 for a failed collective or a wrong
+ * element. */
+static int bench_status(const bench_run_t *b)
+{
+    if (b->failed) {
+        if (b->rank == 0)
             fprintf(stderr, "%s: error: a collective failed (see the messages "
-                    "above)\n", prog);
+                    "above)\n", b->prog);
         return 1;
     }
-    if (wrong_total > 0) {
-        if (rank == 0)
-            fprintf(stderr, "%s: error: %.0f wrong elements\n", prog, wrong_total);
+    if (b->wrong_total > 0) {
+        if (b->rank == 0)
+            fprintf(stderr, "%s: error: %.0f wrong elements\n", b->prog, b->wrong_total);
         return 1;
     }
     return 0;
+}
+
+int bench_main(int argc, char **argv, const char *prog, const bench_test_t *test)
+{
+    bench_run_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return 1;
+    }
+    b->prog = prog;
+    b->test = test;
+    int status = bench_open(b, argc, argv);
+    if (status < 0)
+        status = bench_attach(b);
+    if (status < 0)
+        status = bench_fits(b);
+    if (status < 0)
+        status = bench_buffers(b);
+    if (status < 0) {
+        print_header(b);
+        warm_up(b);
+        run_sizes(b);
+        if (b->rank == 0 && !b->failed)
+            print_footer(b);
+        status = bench_status(b);
+    }
+    bench_close(b);
+    free(b);
+    return status;
 }

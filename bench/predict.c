@@ -477,7 +477,8 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    rc = model_create(m, o.model, 0, 1);
+    /* Only the layout is read: nothing is allocated. */
+    rc = model_create_planned(m, o.model, 0, 1, NULL);
     if (rc == RT_ENOENT) {
         char names[256] = "";
         for (const char *const *n = model_names(); *n; n++)
@@ -512,7 +513,7 @@ int main(int argc, char **argv)
             goto out;
         split_by_flops(m, &c);
     } else {
-        rc = model_create(ref, o.ref_model, 0, 1);
+        rc = model_create_planned(ref, o.ref_model, 0, 1, NULL);
         if (rc) {
             fprintf(stderr, PROG ": error: --ref-model '%s' is not in the worker's zoo "
                     "(resnet50 is the default)\n", o.ref_model);

@@ -107,4 +107,28 @@ int rt_fsync_dir(const char *path);
  * device: err says which) or RT_EIO. */
 int rt_open_regular(const char *path, int *fd, char *err, size_t err_bytes);
 
+/* Memory this process can still take (common/memory.c), for refusing work
+ * that cannot fit before allocating it: the lower of MemAvailable
+ * (/proc/meminfo) and the headroom under the cgroup memory limit (v2
+ * memory.max or v1 memory.limit_in_bytes, less the working set: usage less
+ * inactive file pages), over this process's cgroup and its parents. */
+typedef struct {
+    uint64_t available;    /* bytes: the lower bound, UINT64_MAX if unknown */
+    uint64_t meminfo;      /* MemAvailable in bytes, UINT64_MAX if unknown */
+    uint64_t cgroup_room;  /* headroom under the tightest limit, UINT64_MAX if none */
+    uint64_t cgroup_limit, cgroup_used; /* that limit and its working set */
+    int by_cgroup;         /* the cgroup limit is the lower bound */
+} rt_host_memory_t;
+
+/* 0, or RT_ENOENT when neither bound could be read (available is then
+ * UINT64_MAX). */
+int rt_host_memory(rt_host_memory_t *m);
+/* The same with root prefixed to /proc and /sys (tests). */
+int rt_host_memory_at(const char *root, rt_host_memory_t *m);
+/* "22.9 GiB available (MemAvailable)" or "... (cgroup memory limit 24.0 GiB,
+ * 1.1 GiB in use)". */
+void rt_host_memory_describe(const rt_host_memory_t *m, char *buf, size_t len);
+/* "310 GiB", "22.9 GiB", "512 MiB". */
+void rt_format_bytes(uint64_t bytes, char *buf, size_t len);
+
 #endif

@@ -30,17 +30,34 @@ void dataset_free(dataset_t *d);
 int dataset_synthetic(dataset_t *d, int c, int h, int w, int classes,
                       size_t count, uint64_t seed);
 
-/* Reads an IDX image file and its label file (each plain or gzip). On bad
- * input returns RT_EFORMAT / RT_ENOENT / RT_EIO with a message naming the
- * file and the problem in err. Labels must be < classes. */
-int dataset_load_idx(dataset_t *d, const char *images_path,
-                     const char *labels_path, int classes, char *err,
-                     size_t err_bytes);
+/* The input a model takes. IDX files must match it exactly: their images
+ * are one channel, so c must be 1. */
+typedef struct {
+    int c, h, w, classes;
+} dataset_shape_t;
+
+/* Reads an IDX image file and its label file (each plain or gzip; each must
+ * be a regular file). Every header field is checked against want and
+ * against the file's size before anything is allocated; labels must be <
+ * want->classes. On bad input returns RT_EFORMAT (malformed, truncated,
+ * corrupt gzip, not a regular file, wrong shape), RT_ENOENT (missing) or
+ * RT_EINVAL (unreadable), RT_EIO / RT_ENOMEM on failure, with a message in
+ * err naming the file and the problem. */
+int dataset_load_idx(dataset_t *d, const char *images_path, const char *labels_path,
+                     const dataset_shape_t *want, char *err, size_t err_bytes);
 
 /* Fashion-MNIST from dir: train-* into train, t10k-* into test (test may be
  * NULL). Finds "<name>" or "<name>.gz". */
-int dataset_load_fashion_mnist(dataset_t *train, dataset_t *test,
-                               const char *dir, char *err, size_t err_bytes);
+int dataset_load_fashion_mnist(dataset_t *train, dataset_t *test, const char *dir,
+                               const dataset_shape_t *want, char *err, size_t err_bytes);
+
+/* Fashion-MNIST's sizes, for estimating memory before the files are read. */
+#define DATASET_FMNIST_TRAIN 60000
+#define DATASET_FMNIST_TEST 10000
+
+/* Bytes a data set of `count` samples of `per` values holds once loaded
+ * (synthetic: floats; IDX: bytes; int32 labels either way). */
+size_t dataset_memory_bytes(int synthetic, size_t count, size_t per);
 
 /* Hands out each rank's slice of each global batch. */
 typedef struct {
@@ -57,6 +74,8 @@ typedef struct {
 
 int sampler_init(sampler_t *s, const dataset_t *ds, int rank, int ranks,
                  int batch, int shuffle, uint64_t seed);
+/* Bytes sampler_init allocates over `count` samples of `per` values. */
+size_t sampler_memory_bytes(size_t count, int batch, size_t per);
 void sampler_free(sampler_t *s);
 /* Batch of global step `step` (0-based): points *images / *labels at this
  * rank's samples (normalised floats). No allocation. */

@@ -296,8 +296,9 @@ static size_t first_fit(const placed_t *placed, int count, size_t size,
     }
 }
 
-/* Returns the size of the biggest activation gradient (the scratch size). */
-static size_t plan_gradients(model_t *m)
+/* The gradient pool; its last grad_scratch_floats (the biggest activation
+ * gradient) take a second contribution before it is added. */
+static void plan_gradients(model_t *m)
 {
     int T = m->tensor_count, N = m->node_count;
     int lo[MODEL_MAX_TENSORS], hi[MODEL_MAX_TENSORS];
@@ -351,21 +352,21 @@ static size_t plan_gradients(model_t *m)
     }
     /* One more buffer for a second gradient contribution before it is added. */
     m->gradpool_floats = total + biggest;
-    return biggest;
+    m->grad_scratch_floats = biggest;
 }
 
-int model_build(model_t *m, int batch)
+/* Consumers, in-place storage and gradient sharing, from scratch (so a
+ * model can be planned again at another batch). */
+static void plan_liveness(model_t *m)
 {
     int N = m->node_count, T = m->tensor_count;
-    if (N == 0 || batch <= 0)
-        return RT_EINVAL;
-    if (m->ops == NULL)
-        m->ops = &model_ops_cpu;
-    const model_ops_t *ops = m->ops;
-    m->batch = batch;
-    if (per_sample(&m->tensors[m->logits]) != (size_t)m->classes)
-        return RT_EINVAL;
-
+    for (int t = 0; t < T; t++) {
+        tensor_t *tt = &m->tensors[t];
+        tt->consumers = 0;
+        tt->last_consumer = -1;
+        tt->storage = t;
+        tt->grad_storage = t;
+    }
     for (int i = 0; i < N; i++) {
         node_t *n = &m->nodes[i];
         int ins[2] = {n->in0, n->in1};
@@ -386,8 +387,13 @@ int model_build(model_t *m, int batch)
             m->tensors[n->in0].grad_storage = n->out;
         }
     }
+}
 
-    /* Parameters in reverse node order; ready_prefix[i] = end of node i. */
+/* Parameters in reverse node order (ready_prefix[i] = end of node i) and
+ * the batch-norm running statistics. */
+static void plan_params(model_t *m)
+{
+    int N = m->node_count;
     size_t off = 0;
     m->param_count = 0;
     for (int i = N - 1; i >= 0; i--) {
@@ -400,8 +406,6 @@ int model_build(model_t *m, int batch)
         m->param_count += n->w_count + n->b_count;
     }
     m->arena_floats = off ? off : ALIGN_FLOATS;
-
-    /* Batch-norm running statistics. */
     size_t state = 0;
     for (int i = 0; i < N; i++) {
         node_t *n = &m->nodes[i];
@@ -411,8 +415,13 @@ int model_build(model_t *m, int batch)
         state = rt_align_up(state + 2 * (size_t)m->tensors[n->in0].c, ALIGN_FLOATS);
     }
     m->state_floats = state ? state : ALIGN_FLOATS;
+}
 
-    /* Activations: one block per storage root, then per-node extras. */
+/* Activations: one block per storage root, then per-node extras; the
+ * largest convolution workspace. */
+static void plan_activations(model_t *m, int batch)
+{
+    int N = m->node_count, T = m->tensor_count;
     size_t act = 0;
     for (int t = 0; t < T; t++) {
         if (t == m->input || root_storage(m, t) != t)
@@ -435,15 +444,39 @@ int model_build(model_t *m, int batch)
             conv2d_shape_t s;
             conv2d_shape_init(&s, batch, in->c, in->h, in->w, n->oc, n->k, n->k,
                               n->stride, n->pad);
-            size_t ws = ops->conv_workspace_floats(&s);
+            size_t ws = m->ops->conv_workspace_floats(&s);
             if (ws > workspace)
                 workspace = ws;
         }
     }
     m->act_floats = act;
     m->workspace_floats = workspace ? workspace : ALIGN_FLOATS;
-    size_t scratch = plan_gradients(m);
+}
 
+int model_plan(model_t *m, int batch)
+{
+    if (m->node_count == 0 || batch <= 0)
+        return RT_EINVAL;
+    if (m->ops == NULL)
+        m->ops = &model_ops_cpu;
+    m->batch = batch;
+    if (per_sample(&m->tensors[m->logits]) != (size_t)m->classes)
+        return RT_EINVAL;
+    plan_liveness(m);
+    plan_params(m);
+    plan_activations(m, batch);
+    plan_gradients(m);
+    return 0;
+}
+
+int model_build(model_t *m, int batch)
+{
+    int rc = model_plan(m, batch);
+    if (rc)
+        return rc;
+    const model_ops_t *ops = m->ops;
+    int N = m->node_count, T = m->tensor_count;
+    size_t scratch = m->grad_scratch_floats;
     m->params = ops->alloc(m->arena_floats * sizeof(float));
     m->grads = ops->alloc(m->arena_floats * sizeof(float));
     m->momentum = ops->alloc(m->arena_floats * sizeof(float));

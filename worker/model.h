@@ -174,6 +174,7 @@ typedef struct {
     size_t gradpool_floats;
     float *gradpool;      /* activation gradients + one accumulation buffer */
     float *grad_scratch;  /* where a second contribution is formed before add */
+    size_t grad_scratch_floats;
     size_t workspace_floats;
     float *workspace;     /* conv im2col scratch */
     float *probs;         /* (batch, classes) softmax output */
@@ -201,7 +202,12 @@ int model_gap(model_t *m, int in);
 int model_linear(model_t *m, int in, int out_features, int has_bias);
 int model_add(model_t *m, int a, int b);
 
-/* Sizes arenas for `batch` and allocates them (the only allocation) with
+/* Sizes arenas for `batch` without allocating anything (m->ops, or
+ * model_ops_cpu when NULL, decides the convolution workspace); may be
+ * called again at another batch. model_memory_bytes() then says what
+ * model_build() would allocate. Returns 0 or RT_EINVAL. */
+int model_plan(model_t *m, int batch);
+/* Plans for `batch` and allocates the arenas (the only allocation) with
  * m->ops (model_ops_cpu when NULL). The last tensor added is the logits.
  * Returns 0 or RT_E... */
 int model_build(model_t *m, int batch);
@@ -214,6 +220,18 @@ int model_create(model_t *m, const char *name, int classes, int batch);
 /* The same, built on `ops` (NULL: model_ops_cpu). */
 int model_create_on(model_t *m, const char *name, int classes, int batch,
                     const model_ops_t *ops);
+/* The named model's nodes, planned for `batch` on `ops` (NULL:
+ * model_ops_cpu) but not allocated: its layout, offsets and sizes, for
+ * tools that only read them (the arenas stay NULL; model_free is safe).
+ * RT_ENOENT for an unknown name. */
+int model_create_planned(model_t *m, const char *name, int classes, int batch,
+                         const model_ops_t *ops);
+/* What model_create_on() would allocate, in bytes (model_memory_bytes of
+ * the planned model), without allocating it; *param_bytes (may be NULL):
+ * one parameter arena. RT_ENOENT for an unknown name, RT_ENOMEM when the
+ * planner's scratch model cannot be had. */
+int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,
+                     size_t *bytes, size_t *param_bytes);
 /* The graph of a known model only (nodes and shapes; no arenas, nothing
  * allocated, model_free not needed), e.g. to look at its layers before
  * choosing how to build it. RT_ENOENT for an unknown name. */
@@ -254,7 +272,9 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
 /* "conv 5x5/1 32->64", "linear 3136->512", ... for messages. */
 void model_node_describe(const model_t *m, int node, char *buf, size_t bytes);
 
-/* Memory the model holds, in bytes (arenas). */
+/* Memory the model holds (or, planned, would hold), in bytes: every arena
+ * (parameters, gradients, momentum, batch-norm state, activations,
+ * activation gradients, convolution workspace, softmax output). */
 size_t model_memory_bytes(const model_t *m);
 
 /* Gradient buckets (the worker's, and ringtrain-predict's model of it):

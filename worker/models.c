@@ -2,6 +2,7 @@
  * lenet), the usual CIFAR ResNet-20 (He et al. 2015, projection shortcuts)
  * and torchvision's ResNet-50/101 v1.5 (stride in the 3x3 convolution), so
  * parameter counts can be checked against PyTorch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -164,23 +165,58 @@ int model_create(model_t *m, const char *name, int classes, int batch)
     return model_create_on(m, name, classes, batch, NULL);
 }
 
-int model_graph(model_t *m, const char *name, int classes)
+/* The named model's nodes, not yet planned or allocated. */
+static int model_define(model_t *m, const model_entry_t *e, int classes,
+                        const model_ops_t *ops)
 {
-    const model_entry_t *e = find_entry(name);
-    if (!e)
-        return RT_ENOENT;
     model_begin(m, e->name, e->c, e->h, e->w, classes > 0 ? classes : e->classes);
-    return e->build(m) < 0 ? RT_EINVAL : 0;
+    if (e->build(m) < 0)
+        return RT_EINVAL;
+    m->ops = ops;
+    return 0;
 }
 
 int model_create_on(model_t *m, const char *name, int classes, int batch,
                     const model_ops_t *ops)
 {
-    int rc = model_graph(m, name, classes);
-    if (rc)
-        return rc;
-    m->ops = ops;
-    return model_build(m, batch);
+    const model_entry_t *e = find_entry(name);
+    if (!e)
+        return RT_ENOENT;
+    int rc = model_define(m, e, classes, ops);
+    return rc ? rc : model_build(m, batch);
+}
+
+int model_create_planned(model_t *m, const char *name, int classes, int batch,
+                         const model_ops_t *ops)
+{
+    const model_entry_t *e = find_entry(name);
+    if (!e)
+        return RT_ENOENT;
+    int rc = model_define(m, e, classes, ops);
+    return rc ? rc : model_plan(m, batch);
+}
+
+int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,
+                     size_t *bytes, size_t *param_bytes)
+{
+    if (!find_entry(name))
+        return RT_ENOENT;
+    model_t *m = malloc(sizeof *m); /* ~120 KiB of node and tensor tables */
+    if (!m)
+        return RT_ENOMEM;
+    int rc = model_create_planned(m, name, classes, batch, ops);
+    if (!rc)
+        *bytes = model_memory_bytes(m);
+    if (!rc && param_bytes)
+        *param_bytes = m->arena_floats * sizeof(float);
+    free(m);
+    return rc;
+}
+
+int model_graph(model_t *m, const char *name, int classes)
+{
+    const model_entry_t *e = find_entry(name);
+    return e ? model_define(m, e, classes, NULL) : RT_ENOENT;
 }
 
 int model_flattens_map(const model_t *m)

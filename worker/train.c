@@ -22,6 +22,7 @@
 #include "common/common.h"
 #include "data.h"
 #include "device.h"
+#include "footprint.h"
 #include "kernels/kernels.h"
 #include "model.h"
 #include "ps.h"
@@ -522,10 +523,17 @@ static int run_build_model(run_t *r)
         return RT_ENOMEM;
     int classes;
     model_default_shape(o->model, &r->c, &r->h, &r->w, &classes);
-    rc = model_create_on(r->m, o->model, classes, o->batch_size, device_model_ops(&r->dev));
+    /* Refuse what cannot fit before allocating it (one line per host). */
+    char err[1024] = "";
+    rc = footprint_check(o, device_model_ops(&r->dev), r->size, coll_comm_local_size(r->comm),
+                         err, sizeof err);
+    if (rc && local_rank == 0)
+        fprintf(stderr, "ringtrain-worker: error: %s\n", err);
+    if (!rc)
+        rc = model_create_on(r->m, o->model, classes, o->batch_size, device_model_ops(&r->dev));
     if (!rc)
         rc = device_prepare(&r->dev, r->m);
-    if (rc) {
+    if (rc && !err[0]) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: cannot build model %s at batch %d: %s\n",
                 r->rank, o->model, o->batch_size, rt_strerror(rc));
     }
@@ -621,11 +629,12 @@ static int run_load_data(run_t *r)
     int rc;
     if (o->data == WORKER_DATA_FASHION_MNIST) {
         char err[1536] = "";
-        rc = dataset_load_fashion_mnist(&r->train, o->eval ? &r->test : NULL, o->data_dir, err,
-                                        sizeof err);
+        dataset_shape_t want = {r->c, r->h, r->w, r->m->classes};
+        rc = dataset_load_fashion_mnist(&r->train, o->eval ? &r->test : NULL, o->data_dir,
+                                        &want, err, sizeof err);
         if (rc)
-            fprintf(stderr, "ringtrain-worker: error: %s (--data_dir=%s; Debian package dataset-fashion-mnist)\n",
-                    err, o->data_dir);
+            fprintf(stderr, "ringtrain-worker: error: %s (--data_dir=%s%s)\n", err, o->data_dir,
+                    rc == RT_ENOENT ? "; Debian package dataset-fashion-mnist" : "");
     } else {
         rc = dataset_synthetic(&r->train, r->c, r->h, r->w, r->m->classes,
                                (size_t)o->batch_size * (size_t)r->data_ranks, o->seed);

@@ -21,6 +21,10 @@ if [ ! -x "$exe" ] || [ ! -d "$seeds" ]; then
     exit 2
 fi
 mkdir -p "$work/corpus" "$work/artifacts"
+# A harness's own dictionary (NAME.dict) where it has one, else the
+# launcher's words (YAML, hostfiles).
+dict=$here/$name.dict
+[ -f "$dict" ] || dict=$here/launcher.dict
 # Leaks inside libfyaml itself are not ours to fix (see lsan.supp).
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 # -timeout: an input slower than 10 s is a hang; -rss_limit_mb: libFuzzer's
@@ -29,7 +33,7 @@ export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0${LSAN_OPT
 # read as "skipped" to meson for a crash; every finding must be a failure.
 "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -error_exitcode=1 -timeout_exitcode=1 \
-    -dict="$here/launcher.dict" -print_final_stats=1 \
+    -dict="$dict" -print_final_stats=1 \
     -artifact_prefix="$work/artifacts/" "$@" "$work/corpus" "$seeds"
 rc=$?
 if [ $rc -ne 0 ]; then

@@ -65,5 +65,5 @@ data=(--data_name=fashion_mnist --num_batches=1 --num_warmup_batches=0)
 expect 2 "$tmp/magic/train-images-idx3-ubyte.gz: bad magic 0x00000801" "${data[@]}" --data_dir="$tmp/magic"
 expect 2 "$tmp/trunc/train-images-idx3-ubyte: truncated" "${data[@]}" --data_dir="$tmp/trunc"
 expect 2 "has 10000 labels but" "${data[@]}" --data_dir="$tmp/count"
-expect 2 "$tmp/empty/train-images-idx3-ubyte: No such file or directory" "${data[@]}" --data_dir="$tmp/empty"
+expect 2 "$tmp/empty/train-images-idx3-ubyte: cannot open: No such file or directory" "${data[@]}" --data_dir="$tmp/empty"
 [ $fails -eq 0 ] && echo "all bad inputs rejected" || exit 1

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -65,7 +66,8 @@ static void write_files(const char *images, const char *labels, uint32_t img_mag
 static int load(const char *images, const char *labels, char *err, size_t err_bytes,
                 dataset_t *d)
 {
-    return dataset_load_idx(d, images, labels, 10, err, err_bytes);
+    const dataset_shape_t want = {1, 2, 3, 10};
+    return dataset_load_idx(d, images, labels, &want, err, err_bytes);
 }
 
 static void path(char *out, const char *name)
@@ -134,8 +136,169 @@ static void test_idx_bad_inputs(void **state)
     write_files(img, lab, 0x803, 0x801, 12, 12, 0, 0);
     char err[512];
     dataset_t d;
-    assert_int_equal(dataset_load_idx(&d, img, lab, 5, err, sizeof err), RT_EFORMAT);
+    const dataset_shape_t five = {1, 2, 3, 5};
+    assert_int_equal(dataset_load_idx(&d, img, lab, &five, err, sizeof err), RT_EFORMAT);
     assert_non_null(strstr(err, "not below 5 classes"));
+}
+
+/* An IDX header: images (h > 0: 16 bytes) or labels (8 bytes). */
+static void put_header(unsigned char *p, uint32_t magic, uint32_t count, uint32_t h, uint32_t w)
+{
+    put32(p, magic);
+    put32(p + 4, count);
+    if (h) {
+        put32(p + 8, h);
+        put32(p + 12, w);
+    }
+}
+
+/* Writes len bytes to path, gzipped when gz. */
+static void write_raw(const char *file, const unsigned char *data, size_t len, int gz)
+{
+    if (gz) {
+        gzFile f = gzopen(file, "wb1");
+        assert_non_null(f);
+        for (size_t off = 0; off < len;) {
+            unsigned part = len - off > (1u << 20) ? 1u << 20 : (unsigned)(len - off);
+            assert_int_equal(gzwrite(f, data + off, part), (int)part);
+            off += part;
+        }
+        assert_int_equal(gzclose(f), Z_OK);
+    } else {
+        FILE *f = fopen(file, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(data, 1, len, f), len);
+        assert_int_equal(fclose(f), 0);
+    }
+}
+
+static void expect_error_as(const char *img, const char *lab, const dataset_shape_t *want,
+                            int code, const char *needle)
+{
+    char err[1024] = "";
+    dataset_t d;
+    int rc = dataset_load_idx(&d, img, lab, want, err, sizeof err);
+    if (rc != code || !strstr(err, needle) || !strstr(err, "/"))
+        fail_msg("expected %d with '%s', got %d: '%s'", code, needle, rc, err);
+    assert_null(d.pixels);
+    assert_null(d.labels);
+}
+
+/* Headers that do not fit the model or the file: refused before anything
+ * is allocated for the data, plain or gzip. */
+static void test_idx_crafted_headers(void **state)
+{
+    (void)state;
+    char img[512], lab[512];
+    const dataset_shape_t want = {1, 2, 3, 10};
+    path(img, "c-img");
+    path(lab, "c-lab");
+    write_files(img, lab, 0x803, 0x801, 5, 5, 0, 0);
+    const dataset_shape_t taller = {1, 3, 3, 10}, colour = {3, 2, 3, 10};
+    expect_error_as(img, lab, &taller, RT_EFORMAT,
+                    "the header says images of 1x2x3, the model takes 1x3x3");
+    expect_error_as(img, lab, &colour, RT_EFORMAT, "the model takes 3x2x3");
+
+    /* 99,999,999 images claimed, 100 bytes there; labels too. */
+    unsigned char lie[16 + 100] = {0}, lie_lab[8 + 100] = {0};
+    put_header(lie, 0x803, 99999999, 2, 3);
+    put_header(lie_lab, 0x801, 99999999, 0, 0);
+    for (int gz = 0; gz < 2; gz++) {
+        write_raw(img, lie, sizeof lie, gz);
+        write_raw(lab, lie_lab, sizeof lie_lab, gz);
+        expect_error_as(img, lab, &want, RT_EFORMAT,
+                        "truncated: the header says 99999999 images of 2x3 (599999994 bytes), "
+                        "the file has 100 after the header");
+    }
+    /* The plain label file is checked before the images are read. */
+    write_raw(img, lie, sizeof lie, 1);
+    write_raw(lab, lie_lab, sizeof lie_lab, 0);
+    expect_error_as(img, lab, &want, RT_EFORMAT, "99999999 labels (99999999 bytes)");
+
+    /* More data than the header says. */
+    unsigned char extra[16 + 5 * 6 + 6] = {0}, labels[8 + 5] = {0};
+    put_header(extra, 0x803, 5, 2, 3);
+    put_header(labels, 0x801, 5, 0, 0);
+    write_raw(lab, labels, sizeof labels, 0);
+    for (int gz = 0; gz < 2; gz++) {
+        write_raw(img, extra, sizeof extra, gz);
+        expect_error_as(img, lab, &want, RT_EFORMAT, "the header and the data disagree");
+    }
+    /* A label file with one label too many (gzip: found after reading). */
+    unsigned char more_labels[8 + 6] = {0};
+    memcpy(more_labels, labels, 8);
+    write_raw(img, extra, sizeof extra - 6, 0);
+    write_raw(lab, more_labels, sizeof more_labels, 1);
+    expect_error_as(img, lab, &want, RT_EFORMAT, "the header says 5 labels (5 bytes) but");
+}
+
+/* Not a regular file, or not valid gzip: refused at once, no hang. */
+static void test_idx_not_a_file(void **state)
+{
+    (void)state;
+    char img[512], lab[512], sub[512], fifo[512];
+    const dataset_shape_t want = {1, 2, 3, 10};
+    path(img, "n-img");
+    path(lab, "n-lab");
+    path(sub, "n-dir");
+    path(fifo, "n-fifo");
+    write_files(img, lab, 0x803, 0x801, 5, 5, 0, 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    expect_error_as(sub, lab, &want, RT_EFORMAT, "n-dir: is a directory, not a regular file");
+    expect_error_as(img, fifo, &want, RT_EFORMAT, "n-fifo: is a FIFO");
+
+    /* A gzip stream whose first block has an invalid type. */
+    unsigned char good[16 + 5 * 6];
+    FILE *f = fopen(img, "rb");
+    assert_int_equal(fread(good, 1, sizeof good, f), sizeof good);
+    fclose(f);
+    write_raw(img, good, sizeof good, 1);
+    f = fopen(img, "r+b");
+    assert_int_equal(fseek(f, 10, SEEK_SET), 0);
+    fputc(0xff, f);
+    fclose(f);
+    expect_error_as(img, lab, &want, RT_EFORMAT, "corrupt gzip data (zlib: invalid block type)");
+
+    /* Intact data, a wrong CRC in the trailer: seen after the last byte. */
+    write_raw(img, good, sizeof good, 1);
+    f = fopen(img, "r+b");
+    assert_int_equal(fseek(f, -8, SEEK_END), 0);
+    int crc0 = fgetc(f);
+    assert_int_equal(fseek(f, -8, SEEK_END), 0);
+    fputc(crc0 ^ 0xff, f);
+    fclose(f);
+    expect_error_as(img, lab, &want, RT_EFORMAT, "corrupt gzip data (zlib: incorrect data check)");
+}
+
+/* A gzip file many times the reader's first 1 MiB buffer reads whole. */
+static void test_idx_gzip_grows(void **state)
+{
+    (void)state;
+    const uint32_t count = 10000;
+    const size_t per = 28 * 28, bytes = 16 + (size_t)count * per;
+    unsigned char *buf = malloc(bytes);
+    assert_non_null(buf);
+    put_header(buf, 0x803, count, 28, 28);
+    for (size_t i = 0; i < (size_t)count * per; i++)
+        buf[16 + i] = (unsigned char)(i / per + i % 7);
+    char img[512], lab[512], err[512] = "";
+    path(img, "g-img.gz");
+    path(lab, "g-lab.gz");
+    write_raw(img, buf, bytes, 1);
+    put_header(buf, 0x801, count, 0, 0);
+    for (uint32_t i = 0; i < count; i++)
+        buf[8 + i] = (unsigned char)(i % 10);
+    write_raw(lab, buf, 8 + count, 1);
+    free(buf);
+    const dataset_shape_t want = {1, 28, 28, 10};
+    dataset_t d;
+    assert_int_equal(dataset_load_idx(&d, img, lab, &want, err, sizeof err), 0);
+    assert_int_equal(d.count, count);
+    size_t last = (size_t)(count - 1) * per + 5;
+    assert_int_equal(d.pixels[last], (unsigned char)(last / per + last % 7));
+    assert_int_equal(d.labels[count - 1], (count - 1) % 10);
+    dataset_free(&d);
 }
 
 /* Each rank's slices are disjoint, cover the epoch's global batches, and
@@ -246,6 +409,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idx_good_plain_and_gz),
         cmocka_unit_test(test_idx_bad_inputs),
+        cmocka_unit_test(test_idx_crafted_headers),
+        cmocka_unit_test(test_idx_not_a_file),
+        cmocka_unit_test(test_idx_gzip_grows),
         cmocka_unit_test(test_sampler_slices),
         cmocka_unit_test(test_synthetic_rank_independent),
     };

@@ -174,6 +174,39 @@ static void test_gradient_pool_shared(void **state)
     model_free(&model);
 }
 
+/* model_plan_bytes says what model_create then allocates, for every model
+ * of the zoo; planning is repeatable at another batch (the estimate plans
+ * one model at many batches); memory grows with the batch. */
+static void test_plan_bytes_match_build(void **state)
+{
+    (void)state;
+    for (const char *const *name = model_names(); *name; name++) {
+        if (strcmp(*name, "resnet101") == 0 || strcmp(*name, "resnet50") == 0)
+            continue; /* built at batch 2 below: ~0.3 GiB each is enough */
+        size_t planned = 0, params = 0;
+        assert_int_equal(model_plan_bytes(*name, 0, 3, NULL, &planned, &params), 0);
+        assert_int_equal(model_create(&model, *name, 0, 3), 0);
+        if (model_memory_bytes(&model) != planned || model.arena_floats * sizeof(float) != params)
+            fail_msg("%s: planned %zu (params %zu), built %zu (params %zu)", *name, planned,
+                     params, model_memory_bytes(&model), model.arena_floats * sizeof(float));
+        model_free(&model);
+    }
+    size_t at2 = 0, at4 = 0;
+    assert_int_equal(model_plan_bytes("resnet50", 0, 2, NULL, &at2, NULL), 0);
+    assert_int_equal(model_create(&model, "resnet50", 0, 2), 0);
+    assert_int_equal(model_memory_bytes(&model), at2);
+    size_t built = model_memory_bytes(&model);
+    assert_int_equal(model_plan(&model, 4), 0);
+    assert_int_equal(model_plan_bytes("resnet50", 0, 4, NULL, &at4, NULL), 0);
+    assert_int_equal(model_memory_bytes(&model), at4);
+    assert_int_equal(model_plan(&model, 2), 0);
+    assert_int_equal(model_memory_bytes(&model), built);
+    assert_true(at4 > at2);
+    model_free(&model);
+    size_t none = 0;
+    assert_int_equal(model_plan_bytes("vgg16", 0, 2, NULL, &none, NULL), RT_ENOENT);
+}
+
 static void test_hash_changes_with_shape(void **state)
 {
     (void)state;
@@ -200,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_whole_graph_gradient),
         cmocka_unit_test(test_gradient_pool_shared),
         cmocka_unit_test(test_hash_changes_with_shape),
+        cmocka_unit_test(test_plan_bytes_match_build),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
