@@ -22,11 +22,19 @@ typedef struct coll__cuda {
     cudaStream_t compute;   /* the caller's stream (NULL: legacy default) */
     cudaStream_t stream;    /* ours: NCCL kernels and staging copies */
     cudaEvent_t ready[COLL__CUDA_EVENTS]; /* recorded on compute at start */
+    cudaEvent_t finished[COLL__CUDA_EVENTS]; /* on stream after slot k's NCCL */
     cudaEvent_t done;       /* recorded on stream after each step */
     atomic_uint next_event; /* next ready slot */
     void *host;             /* pinned staging buffer (host backend) */
     size_t host_bytes;
     void *nccl;             /* ncclComm_t (nccl.c), NULL without */
+    /* Stream-ordered completion (coll_comm_cuda_set_stream_ordered): the
+     * NCCL allreduces queued but not yet seen finished, oldest first (a
+     * ring of slots and the times they were queued). Owner thread only. */
+    int ordered;
+    int pending_slot[COLL__CUDA_EVENTS];
+    double pending_t0[COLL__CUDA_EVENTS];
+    int pending_head, pending_count;
 } coll__cuda_t;
 
 /* "[host:rank] file:line call: <cudaGetErrorString>"; returns RT_ECUDA. */
@@ -54,7 +62,8 @@ void coll__cuda_backoff(unsigned long iteration);
  * ncclCommInitRankConfig, polled until ready. */
 int coll__nccl_init(coll_comm_t *comm);
 /* Queues ncclAllReduce on comm->cuda->stream (after its wait for the ready
- * event) and waits for it. */
+ * event) and polls the communicator until the call is on the stream; the
+ * caller records what follows it and waits (or not). */
 int coll__nccl_allreduce(coll_comm_t *comm, const void *sendbuf,
                          void *recvbuf, size_t count, coll_dtype_t dtype,
                          coll_op_t op);

@@ -236,14 +236,33 @@ void coll__progress_stop(coll_comm_t *comm);
 /* Runs req now (inline when idle, else queued behind earlier work) and
  * waits for it. */
 int coll__run_blocking(coll_comm_t *comm, coll_request_t *req);
+/* A finished request's status; for a stream-ordered GPU allreduce it also
+ * orders the compute stream after it (coll__cuda_request_finish). */
+int coll__request_seen_done(coll_request_t *req);
 
 /* CUDA mode (cuda.c and nccl.c in builds with CUDA, cuda_none.c without).
  * Called only once comm->cuda is set, except _nccl_built and _destroy. */
 /* Caller's thread, at the start of an allreduce: records req's ready event
  * on the compute stream. */
 int coll__cuda_request_start(coll_comm_t *comm, coll_request_t *req);
-/* Owner thread: runs an allreduce on device buffers to completion. */
+/* Owner thread: runs an allreduce on device buffers to completion, or in
+ * stream-ordered mode (NCCL) until it is queued on the device. */
 int coll__cuda_allreduce(coll_comm_t *comm, coll_request_t *req);
+/* Caller's thread, once an allreduce is seen done (coll_wait, coll_test,
+ * coll_allreduce): in stream-ordered mode, makes the compute stream wait on
+ * the device for its completion. 0 or RT_ECUDA. */
+int coll__cuda_request_finish(coll_comm_t *comm, coll_request_t *req);
+/* Owner thread with nothing else to run: 1 while stream-ordered allreduces
+ * are queued but not seen finished (then call again soon), else 0. */
+int coll__cuda_watching(const coll_comm_t *comm);
+/* ... looks at them once: 0 all finished, 1 some still running, or an
+ * error (NCCL's asynchronous error or stall_timeout: reported, the NCCL
+ * communicator aborted, so the device work ends). */
+int coll__cuda_watch(coll_comm_t *comm);
+/* ... waits (polling as coll__cuda_watch) until none is left: 0 or the
+ * error. Before a collective whose result the host reads (barrier,
+ * broadcast, the f64 helpers), so a failure of queued work surfaces there. */
+int coll__cuda_drain(coll_comm_t *comm);
 void coll__cuda_destroy(coll_comm_t *comm);
 /* 1 when this build has the NCCL backend. */
 int coll__cuda_nccl_built(void);

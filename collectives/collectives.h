@@ -241,6 +241,24 @@ int coll_comm_attach_cuda(coll_comm_t *comm, int device, void *stream,
 /* "nccl", "host", or "none" (not in CUDA mode). */
 const char *coll_comm_cuda_backend(const coll_comm_t *comm);
 
+/* Stream-ordered completion (NCCL backend; a no-op on the host backend, 0):
+ * from now on an allreduce is done for coll_wait(), coll_test() and
+ * coll_allreduce() as soon as ncclAllReduce is queued on the
+ * communicator's stream, and seeing it done makes the compute stream (the
+ * attach call's `stream`) wait for its completion on the device
+ * (cudaStreamWaitEvent): work queued there afterwards sees the result, and
+ * no host thread ever waits for a bucket. Buckets then run back to back on
+ * the device, each starting when its backward has and the previous one
+ * finished. The progress thread, when it has nothing to queue, polls the
+ * queued ones (events, ncclCommGetAsyncError, stall_timeout); an error
+ * aborts the NCCL communicator (its kernels end) and fails every later
+ * collective (RT_ENCCL, RT_ETIMEDOUT). Host reads of a result must follow a
+ * wait for the compute stream (as any copy on it does). Request times
+ * (t_begin, t_end) then span the queuing, not the transfer. Call once
+ * after coll_comm_attach_cuda and before any allreduce, on every rank or on
+ * none. Returns 0, or RT_EINVAL (not in CUDA mode). */
+int coll_comm_cuda_set_stream_ordered(coll_comm_t *comm, int on);
+
 /* Fatal-error path for programs: aborts every rank of the job (MPI_Abort on
  * the communicator's MPI communicator). Safe to call from any thread. */
 void coll_abort(coll_comm_t *comm, int exit_code);

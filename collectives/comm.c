@@ -422,7 +422,8 @@ int coll_allreduce(coll_comm_t *comm, const void *sendbuf, void *recvbuf,
     int rc = allreduce_prepare(comm, sendbuf, recvbuf, count, dtype, op, &req);
     if (rc != 0 || count == 0)
         return rc;
-    return coll__run_blocking(comm, &req);
+    req.status = coll__run_blocking(comm, &req);
+    return coll__request_seen_done(&req);
 }
 
 int coll_allreduce_start(coll_comm_t *comm, const void *sendbuf, void *recvbuf,

@@ -18,6 +18,22 @@
  * A request runs to completion on the device before the next one starts
  * (the owner thread waits for it), so requests never overlap on our stream
  * and one staging buffer serves them all.
+ *
+ * Stream-ordered NCCL (coll_comm_cuda_set_stream_ordered), as llm.c orders
+ * its gradient reduction:
+ *
+ *   compute stream:  ... bwd(bucket k) [ready k] ... bwd(k+1) [ready k+1] ...
+ *   our stream:          wait ready k, ncclAllReduce k [finished k],
+ *                        wait ready k+1, ncclAllReduce k+1 [finished k+1]
+ *   caller at coll_wait(k): compute stream waits for finished k (device)
+ *
+ * The owner thread queues each request and returns at once (it waits on the
+ * host only when COLL__CUDA_EVENTS requests are still unfinished, to reuse
+ * a slot); the queued ones are watched from the progress thread's idle time
+ * (coll__cuda_watch): finished events, NCCL's asynchronous error state and
+ * stall_timeout, with the same abort as a waiting call. Cost: no host gap
+ * between buckets; a failure is seen within the watch's poll interval
+ * instead of at the wait.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -88,9 +104,12 @@ static void cuda_free(coll__cuda_t *cu)
     (void)cudaSetDevice(cu->device);
     if (cu->stream)
         (void)cudaStreamSynchronize(cu->stream);
-    for (int i = 0; i < COLL__CUDA_EVENTS; i++)
+    for (int i = 0; i < COLL__CUDA_EVENTS; i++) {
         if (cu->ready[i])
             (void)cudaEventDestroy(cu->ready[i]);
+        if (cu->finished[i])
+            (void)cudaEventDestroy(cu->finished[i]);
+    }
     if (cu->done)
         (void)cudaEventDestroy(cu->done);
     if (cu->stream)
@@ -120,8 +139,11 @@ static int cuda_setup(coll__cuda_t **out, int device, void *stream)
     cudaError_t e = cudaSetDevice(device);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking);
-    for (int i = 0; i < COLL__CUDA_EVENTS && e == cudaSuccess; i++)
+    for (int i = 0; i < COLL__CUDA_EVENTS && e == cudaSuccess; i++) {
         e = cudaEventCreateWithFlags(&cu->ready[i], cudaEventDisableTiming);
+        if (e == cudaSuccess)
+            e = cudaEventCreateWithFlags(&cu->finished[i], cudaEventDisableTiming);
+    }
     if (e == cudaSuccess)
         e = cudaEventCreateWithFlags(&cu->done, cudaEventDisableTiming);
     if (e != cudaSuccess) {
@@ -250,6 +272,102 @@ static int staged_allreduce(coll_comm_t *c, coll_request_t *r)
     return coll__cuda_wait(c, cu->done, "the copy of an allreduce to device");
 }
 
+int coll_comm_cuda_set_stream_ordered(coll_comm_t *c, int on)
+{
+    if (c == NULL || c->cuda == NULL) {
+        rt_log_error("coll_comm_cuda_set_stream_ordered: the communicator is "
+                     "not in CUDA mode (coll_comm_attach_cuda first)");
+        return RT_EINVAL;
+    }
+    c->cuda->ordered = on != 0;
+    return 0;
+}
+
+/* Stream-ordered: remembers slot as queued at t0 (the ring has room). */
+static void pending_push(coll__cuda_t *cu, int slot, double t0)
+{
+    int at = (cu->pending_head + cu->pending_count) % COLL__CUDA_EVENTS;
+    cu->pending_slot[at] = slot;
+    cu->pending_t0[at] = t0;
+    cu->pending_count++;
+}
+
+int coll__cuda_watching(const coll_comm_t *c)
+{
+    return c->cuda != NULL && c->cuda->pending_count > 0;
+}
+
+int coll__cuda_watch(coll_comm_t *c)
+{
+    coll__cuda_t *cu = c->cuda;
+    COLL__CUDA_CHECK(cudaSetDevice(cu->device));
+    while (cu->pending_count > 0) {
+        int slot = cu->pending_slot[cu->pending_head];
+        cudaError_t e = cudaEventQuery(cu->finished[slot]);
+        if (e == cudaSuccess) {
+            cu->pending_head = (cu->pending_head + 1) % COLL__CUDA_EVENTS;
+            cu->pending_count--;
+            continue;
+        }
+        if (e != cudaErrorNotReady) {
+            int rc = coll__cuda_fail(__FILE__, __LINE__, "a queued ncclAllReduce", e);
+            coll__nccl_abort(c);
+            return rc;
+        }
+        int rc = cu->nccl ? coll__nccl_poll(c) : RT_ENCCL;
+        if (rc)
+            return rc;
+        double waited = rt_now() - cu->pending_t0[cu->pending_head];
+        if (c->stall_timeout > 0.0 && waited > c->stall_timeout) {
+            rt_log_error("collectives: rank %d: a queued allreduce on GPU %d has not "
+                         "finished after %.1f s (a peer never joined, or the device is "
+                         "stuck); aborting NCCL (stall_timeout)",
+                         c->rank, cu->device, waited);
+            coll__nccl_abort(c);
+            return RT_ETIMEDOUT;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int coll__cuda_drain(coll_comm_t *c)
+{
+    for (unsigned long it = 0;; it++) {
+        int rc = coll__cuda_watch(c);
+        if (rc <= 0)
+            return rc;
+        coll__cuda_backoff(it);
+    }
+}
+
+/* NCCL: queue, then wait on the host, or (stream-ordered) only remember. */
+static int nccl_allreduce(coll_comm_t *c, coll_request_t *r)
+{
+    coll__cuda_t *cu = c->cuda;
+    if (cu->nccl == NULL)
+        return RT_ENCCL; /* aborted earlier; c->broken says so */
+    if (cu->ordered && cu->pending_count == COLL__CUDA_EVENTS) {
+        /* Every slot unfinished: wait for the oldest to reuse its event. */
+        int rc = coll__cuda_wait(c, cu->finished[cu->pending_slot[cu->pending_head]],
+                                 "a queued ncclAllReduce");
+        if (rc)
+            return rc;
+        cu->pending_head = (cu->pending_head + 1) % COLL__CUDA_EVENTS;
+        cu->pending_count--;
+    }
+    double t0 = rt_now();
+    int rc = coll__nccl_allreduce(c, r->sendbuf, r->recvbuf, r->count,
+                                  (coll_dtype_t)r->dtype, (coll_op_t)r->op);
+    if (rc)
+        return rc;
+    COLL__CUDA_CHECK(cudaEventRecord(cu->finished[r->event], cu->stream));
+    if (!cu->ordered)
+        return coll__cuda_wait(c, cu->finished[r->event], "ncclAllReduce");
+    pending_push(cu, r->event, t0);
+    return 0;
+}
+
 int coll__cuda_allreduce(coll_comm_t *c, coll_request_t *r)
 {
     coll__cuda_t *cu = c->cuda;
@@ -257,13 +375,18 @@ int coll__cuda_allreduce(coll_comm_t *c, coll_request_t *r)
      * thread, which never chose one. */
     COLL__CUDA_CHECK(cudaSetDevice(cu->device));
     COLL__CUDA_CHECK(cudaStreamWaitEvent(cu->stream, cu->ready[r->event], 0));
-    if (r->algorithm == COLL__ALGO_NCCL) {
-        if (cu->nccl == NULL)
-            return RT_ENCCL; /* aborted earlier; c->broken says so */
-        return coll__nccl_allreduce(c, r->sendbuf, r->recvbuf, r->count,
-                                    (coll_dtype_t)r->dtype, (coll_op_t)r->op);
-    }
+    if (r->algorithm == COLL__ALGO_NCCL)
+        return nccl_allreduce(c, r);
     return staged_allreduce(c, r);
+}
+
+int coll__cuda_request_finish(coll_comm_t *c, coll_request_t *r)
+{
+    coll__cuda_t *cu = c->cuda;
+    if (!cu->ordered || r->algorithm != COLL__ALGO_NCCL || r->count == 0)
+        return 0;
+    COLL__CUDA_CHECK(cudaStreamWaitEvent(cu->compute, cu->finished[r->event], 0));
+    return 0;
 }
 
 void coll__cuda_destroy(coll_comm_t *c)
@@ -271,6 +394,12 @@ void coll__cuda_destroy(coll_comm_t *c)
     if (c->cuda == NULL)
         return;
     (void)cudaSetDevice(c->cuda->device);
+    /* Queued allreduces end (or fail and abort NCCL) before finalizing. */
+    if (!coll__broken(c)) {
+        int rc = coll__cuda_drain(c);
+        if (rc)
+            coll__set_broken(c, rc);
+    }
     coll__nccl_destroy(c);
     cuda_free(c->cuda);
     c->cuda = NULL;

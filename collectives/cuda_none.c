@@ -33,6 +33,38 @@ int coll__cuda_allreduce(coll_comm_t *comm, coll_request_t *req)
     return RT_ENOTSUP;
 }
 
+int coll__cuda_request_finish(coll_comm_t *comm, coll_request_t *req)
+{
+    (void)comm;
+    (void)req;
+    return 0;
+}
+
+int coll__cuda_watching(const coll_comm_t *comm)
+{
+    (void)comm;
+    return 0;
+}
+
+int coll__cuda_watch(coll_comm_t *comm)
+{
+    (void)comm;
+    return 0;
+}
+
+int coll__cuda_drain(coll_comm_t *comm)
+{
+    (void)comm;
+    return 0;
+}
+
+int coll_comm_cuda_set_stream_ordered(coll_comm_t *comm, int on)
+{
+    (void)comm;
+    (void)on;
+    return RT_EINVAL;
+}
+
 void coll__cuda_destroy(coll_comm_t *comm) { (void)comm; }
 
 int coll__cuda_nccl_built(void) { return 0; }

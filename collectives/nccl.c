@@ -17,7 +17,9 @@
  *   Cost: NCCL's own (ring or tree, NVLink/PCIe/network; busbw ~ the
  *   slowest link); plus, per call here, one enqueue and one host-side wait
  *   for completion before the next call is enqueued (a few microseconds of
- *   gap between back-to-back buckets).
+ *   gap between back-to-back buckets) -- unless the communicator is
+ *   stream-ordered (coll_comm_cuda_set_stream_ordered, see cuda.c): then
+ *   calls are queued back to back and nobody waits on the host.
  *   avg: NCCL scales each input by 1/ranks before summing (floating types),
  *   so avg may differ from the host algorithms' sum-then-scale in the last
  *   bit; at one rank both are exact.
@@ -162,11 +164,7 @@ int coll__nccl_allreduce(coll_comm_t *c, const void *sendbuf, void *recvbuf,
     }
     /* Non-blocking: the operation is on the stream only once the
      * communicator has settled; the completion event must come after it. */
-    int rc = nccl_settle(c, "ncclAllReduce");
-    if (rc != 0)
-        return rc;
-    COLL__CUDA_CHECK(cudaEventRecord(cu->done, cu->stream));
-    return coll__cuda_wait(c, cu->done, "ncclAllReduce");
+    return nccl_settle(c, "ncclAllReduce");
 }
 
 void coll__nccl_destroy(coll_comm_t *c)

@@ -15,6 +15,7 @@
  */
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "coll_internal.h"
 
@@ -61,6 +62,15 @@ int coll__execute(coll_comm_t *c, coll_request_t *r)
     int rc = coll__broken(c);
     if (rc != 0)
         return rc;
+    /* Host-side results (a barrier, a broadcast, the f64 helpers) come
+     * after every GPU allreduce queued before them has finished. */
+    if (r->kind != COLL__KIND_ALLREDUCE && coll__cuda_watching(c)) {
+        rc = coll__cuda_drain(c);
+        if (rc != 0) {
+            coll__set_broken(c, rc);
+            return rc;
+        }
+    }
     switch (r->kind) {
     case COLL__KIND_ALLREDUCE:
         if (c->cuda)
@@ -106,13 +116,43 @@ static void request_finish(coll_comm_t *c, coll_request_t *r, int rc)
     atomic_store_explicit(&r->done, 1, memory_order_release);
 }
 
+/* Idle with stream-ordered allreduces queued on a GPU (caller holds c->mu,
+ * nothing to run, nobody busy): looks at them once as the owner, then waits
+ * for work at most COLL__WATCH_NS, so a failure is found within that. */
+#define COLL__WATCH_NS 200000L
+
+static void watch_idle(coll_comm_t *c)
+{
+    c->busy = 1;
+    pthread_mutex_unlock(&c->mu);
+    int rc = coll__cuda_watch(c);
+    pthread_mutex_lock(&c->mu);
+    c->busy = 0;
+    if (rc < 0)
+        coll__set_broken(c, rc);
+    if (rc != 1 || c->head != NULL || c->stop)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += COLL__WATCH_NS;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&c->cv_work, &c->mu, &until);
+}
+
 static void *progress_main(void *arg)
 {
     coll_comm_t *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->stop && (c->head == NULL || c->busy))
-            pthread_cond_wait(&c->cv_work, &c->mu);
+        while (!c->stop && (c->head == NULL || c->busy)) {
+            if (!c->busy && c->head == NULL && coll__cuda_watching(c) && !coll__broken(c))
+                watch_idle(c);
+            else
+                pthread_cond_wait(&c->cv_work, &c->mu);
+        }
         if (c->head == NULL || c->busy)
             break; /* stop requested and nothing left to run */
         coll_request_t *r = c->head;
@@ -174,7 +214,9 @@ int coll__run_blocking(coll_comm_t *c, coll_request_t *r)
         int rc = coll__execute(c, r);
         pthread_mutex_lock(&c->mu);
         c->busy = 0;
-        if (c->head != NULL)
+        /* Queued work, or queued GPU allreduces to watch: the progress
+         * thread takes over. */
+        if (c->head != NULL || coll__cuda_watching(c))
             pthread_cond_signal(&c->cv_work);
         pthread_mutex_unlock(&c->mu);
         return rc;
@@ -194,12 +236,23 @@ int coll__run_blocking(coll_comm_t *c, coll_request_t *r)
     return rc;
 }
 
+/* A request seen done: its status, and on a GPU in stream-ordered mode the
+ * compute stream ordered after it. */
+int coll__request_seen_done(coll_request_t *req)
+{
+    coll_comm_t *c = req->comm;
+    if (req->status != 0 || c == NULL || c->cuda == NULL ||
+        req->kind != COLL__KIND_ALLREDUCE)
+        return req->status;
+    return coll__cuda_request_finish(c, req);
+}
+
 int coll_test(coll_request_t *req, int *done)
 {
     if (req == NULL || done == NULL)
         return RT_EINVAL;
     *done = atomic_load_explicit(&req->done, memory_order_acquire) != 0;
-    return *done ? req->status : 0;
+    return *done ? coll__request_seen_done(req) : 0;
 }
 
 int coll_wait(coll_request_t *req)
@@ -207,7 +260,7 @@ int coll_wait(coll_request_t *req)
     if (req == NULL)
         return RT_EINVAL;
     if (atomic_load_explicit(&req->done, memory_order_acquire))
-        return req->status;
+        return coll__request_seen_done(req);
     coll_comm_t *c = req->comm;
     if (c == NULL)
         return RT_EINVAL;
@@ -215,7 +268,7 @@ int coll_wait(coll_request_t *req)
     while (!atomic_load_explicit(&req->done, memory_order_acquire))
         pthread_cond_wait(&c->cv_done, &c->mu);
     pthread_mutex_unlock(&c->mu);
-    return req->status;
+    return coll__request_seen_done(req);
 }
 
 int coll__mpi_waitany(coll_comm_t *c, int count, MPI_Request *reqs, int *index)

@@ -8,13 +8,13 @@
 
 #include "common/common.h"
 
-int device_open(device_t *d, worker_device_t kind, coll_comm_t *comm)
+int device_open(device_t *d, const worker_options_t *o, coll_comm_t *comm)
 {
     memset(d, 0, sizeof *d);
-    d->kind = kind;
-    if (kind == WORKER_DEVICE_CPU)
+    d->kind = o->device;
+    if (d->kind == WORKER_DEVICE_CPU)
         return 0;
-    return device__cuda_open(d, comm);
+    return device__cuda_open(d, o, comm);
 }
 
 const model_ops_t *device_model_ops(const device_t *d)
@@ -116,12 +116,52 @@ const char *device_describe(const device_t *d, coll_comm_t *comm, int threads,
     else
         snprintf(buf, bytes,
                  "cuda, 1 GPU per rank by local rank (rank 0: GPU %d of %d), "
-                 "allreduce on %s",
+                 "allreduce on %s, convolutions on %s",
                  d->gpu, d->gpus,
                  strcmp(coll_comm_cuda_backend(comm), "nccl") == 0
                      ? "NCCL"
-                     : "host memory (staged)");
+                     : "host memory (staged)",
+                 d->cudnn ? "cuDNN" : "im2col + cuBLAS (RINGTRAIN_CONV=im2col or no cuDNN)");
+    if (d->kind == WORKER_DEVICE_CUDA && d->cudnn) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, bytes - used, " %d.%d.%d runtime, algorithms by %s",
+                 d->cudnn_version / 10000, d->cudnn_version / 100 % 100,
+                 d->cudnn_version % 100,
+                 strcmp(d->cudnn_choice, "find") == 0 ? "timed trials (find)"
+                                                      : "heuristic");
+    }
     return buf;
+}
+
+const char *device_precision(const device_t *d, const worker_options_t *o,
+                             char *buf, size_t bytes)
+{
+    const char *layout = d->fmt.layout == KERN_NHWC ? "NHWC" : "NCHW";
+    if (d->kind == WORKER_DEVICE_CPU)
+        snprintf(buf, bytes, "fp32");
+    else if (d->fmt.dtype == KERN_F32)
+        snprintf(buf, bytes, "fp32, %s, %s", layout,
+                 d->tf32 ? "TF32 tensor cores allowed (--noallow_tf32: strict fp32)"
+                         : "strict fp32 (no TF32)");
+    else if (d->fmt.dtype == KERN_BF16)
+        snprintf(buf, bytes, "bf16 activations, %s, tensor cores, fp32 master weights and "
+                 "SGD, no loss scaling; gradients averaged in fp32", layout);
+    else if (o->fp16_enable_auto_loss_scale)
+        snprintf(buf, bytes, "fp16 activations, %s, tensor cores, fp32 master weights and "
+                 "SGD; loss scale %g, auto (inf/NaN: skip the step, halve; x2 after %d "
+                 "clean steps); gradients averaged in fp32", layout, o->fp16_loss_scale,
+                 o->fp16_inc_loss_scale_every_n);
+    else
+        snprintf(buf, bytes, "fp16 activations, %s, tensor cores, fp32 master weights and "
+                 "SGD; loss scale %g (fixed); gradients averaged in fp32", layout,
+                 o->fp16_loss_scale);
+    return buf;
+}
+
+void device_print_summary(device_t *d)
+{
+    if (d->kind == WORKER_DEVICE_CUDA)
+        device__cuda_print_summary(d);
 }
 
 void device_close(device_t *d)

@@ -36,20 +36,36 @@ typedef struct {
     float *scalar;           /* one float for device_allreduce_sum1 (cuda) */
     float *stage_images;     /* pinned staging (cuda) */
     int32_t *stage_labels;
+    void *staged;            /* event: the stream has read the staging */
     const float *resident_images; /* host batch already on the device */
     const int32_t *resident_labels;
     int resident_count;
     float *host_params;      /* device_params() download */
     float *host_momentum;    /* with host_params and host_state: the host */
     float *host_state;       /* copy of the model state (checkpoints, cuda) */
+    /* Precision (cuda): the activations' storage format, convolutions
+     * through cuDNN (else im2col + cuBLAS), the cuDNN runtime's version,
+     * the loss scale's device state (--use_fp16), the batch in the
+     * activations' format (when that is not fp32 NCHW) and its shape. */
+    kern_format_t fmt;
+    int cudnn;
+    int cudnn_version;
+    const char *cudnn_choice; /* "find" or "heuristic" */
+    int tf32;
+    loss_scale_t *scaler;
+    void *images_fmt;
+    int in_c, in_h, in_w;
 } device_t;
 
-/* Collective over comm. Selects and initialises the device and attaches the
- * communicator. Prints what went wrong; returns 0, RT_EINVAL (cuda in a
- * build without CUDA, or more ranks on a host than GPUs: the program exits
- * 2) or another RT_E... (no device, CUDA failure: exit 1). A failure inside
- * NCCL's setup aborts the job instead (peers may be waiting in it). */
-int device_open(device_t *d, worker_device_t kind, coll_comm_t *comm);
+/* Collective over comm. Selects and initialises the device (o->device),
+ * its precision and convolution path (o->use_fp16, use_bf16, allow_tf32,
+ * data_format; RINGTRAIN_CONV=cudnn|im2col) and attaches the communicator.
+ * Prints what went wrong; returns 0, RT_EINVAL (cuda in a build without
+ * CUDA, more ranks on a host than GPUs, fp16/bf16/NHWC without cuDNN: the
+ * program exits 2) or another RT_E... (no device, CUDA failure: exit 1). A
+ * failure inside NCCL's setup aborts the job instead (peers may be waiting
+ * in it). */
+int device_open(device_t *d, const worker_options_t *o, coll_comm_t *comm);
 /* The kernel table a model for this device is built with. */
 const model_ops_t *device_model_ops(const device_t *d);
 /* Buffers for batches of m's input (after the model is built). */
@@ -60,9 +76,9 @@ int device_params_init(device_t *d, model_t *m, uint64_t seed,
                        coll_comm_t *comm);
 /* Makes *images / *labels (count samples, host memory) usable by the model:
  * cuda queues their copy into the device batch and points them there. The
- * staging buffer is reused, so the previous batch's copy must be behind a
- * wait already (true in the training loop, whose allreduce wait covers the
- * step's backward, and in evaluation, whose accuracy count waits).
+ * staging buffer is reused: a new batch first waits until the stream has
+ * read the previous one (an event; the host does not otherwise wait for
+ * the GPU within a step, the gradient exchange being stream-ordered).
  * `immutable`: the host batch never changes (synthetic data), so the same
  * pointers need no new copy, as tf_cnn_benchmarks keeps synthetic data on
  * the GPU. */
@@ -97,13 +113,21 @@ int device_host_gpus(const device_t *d, int hwloc_gpus);
 /* "cpu, 4 thread(s) per rank" / "cuda, ..." for the header. */
 const char *device_describe(const device_t *d, coll_comm_t *comm, int threads,
                             char *buf, size_t bytes);
+/* The header's precision line: "fp32", "fp16 activations (NHWC) ...". */
+const char *device_precision(const device_t *d, const worker_options_t *o,
+                             char *buf, size_t bytes);
+/* After training, on the printing rank: what a summary should add (the
+ * loss scale where it moves: its value and the steps skipped). Waits for
+ * the device. */
+void device_print_summary(device_t *d);
 /* Frees what device_open/prepare made; call after model_free(). Accepts a
  * zeroed device_t. */
 void device_close(device_t *d);
 
 /* The CUDA side (device_cuda.c; device_none.c in builds without CUDA). */
 const model_ops_t *device__cuda_ops(void); /* NULL without CUDA */
-int device__cuda_open(device_t *d, coll_comm_t *comm);
+int device__cuda_open(device_t *d, const worker_options_t *o, coll_comm_t *comm);
+void device__cuda_print_summary(device_t *d);
 int device__cuda_prepare(device_t *d, const model_t *m);
 int device__cuda_params_init(device_t *d, model_t *m, uint64_t seed,
                              coll_comm_t *comm);

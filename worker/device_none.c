@@ -8,9 +8,10 @@
 
 const model_ops_t *device__cuda_ops(void) { return NULL; }
 
-int device__cuda_open(device_t *d, coll_comm_t *comm)
+int device__cuda_open(device_t *d, const worker_options_t *o, coll_comm_t *comm)
 {
     (void)d;
+    (void)o;
     if (coll_comm_rank(comm) == 0)
         fprintf(stderr, "ringtrain-worker: error: --device=cuda: this build has no CUDA "
                         "support; rebuild with -Dcuda=enabled on a machine with nvcc, or use "
@@ -95,5 +96,7 @@ int device__cuda_allreduce_sum1(device_t *d, coll_comm_t *comm, float *value)
     (void)value;
     return RT_ENOTSUP;
 }
+
+void device__cuda_print_summary(device_t *d) { (void)d; }
 
 void device__cuda_close(device_t *d) { (void)d; }

@@ -67,6 +67,20 @@ static size_t per_sample(const tensor_t *t)
     return (size_t)t->c * (size_t)t->h * (size_t)t->w;
 }
 
+/* Bytes of one activation element on m's ops (fp32 unless they say). */
+static size_t act_bytes(const model_t *m)
+{
+    return m->ops && m->ops->act_bytes ? m->ops->act_bytes : sizeof(float);
+}
+
+/* Arena floats a tensor's activation or gradient takes at m->batch (a
+ * 2-byte element takes half a float). */
+static size_t act_floats(const model_t *m, const tensor_t *t)
+{
+    size_t bytes = per_sample(t) * (size_t)m->batch * act_bytes(m);
+    return (bytes + sizeof(float) - 1) / sizeof(float);
+}
+
 static int add_tensor(model_t *m, int c, int h, int w, int producer)
 {
     if (m->tensor_count >= MODEL_MAX_TENSORS || c <= 0 || h <= 0 || w <= 0)
@@ -327,8 +341,7 @@ static void plan_gradients(model_t *m)
     }
     for (int i = 0; i < roots; i++) {
         int t = order[i];
-        size_t size = rt_align_up(per_sample(&m->tensors[t]) * (size_t)m->batch,
-                                  ALIGN_FLOATS);
+        size_t size = rt_align_up(act_floats(m, &m->tensors[t]), ALIGN_FLOATS);
         size_t off = first_fit(placed, count, size, glo[t], ghi[t]);
         placed[count++] = (placed_t){off, size, glo[t], ghi[t]};
         m->tensors[t].grad_offset = off;
@@ -414,7 +427,7 @@ static void plan_activations(model_t *m, int batch)
         if (t == m->input || root_storage(m, t) != t)
             continue;
         m->tensors[t].act_offset = act;
-        act = rt_align_up(act + per_sample(&m->tensors[t]) * (size_t)batch, ALIGN_FLOATS);
+        act = rt_align_up(act + act_floats(m, &m->tensors[t]), ALIGN_FLOATS);
     }
     size_t workspace = 0;
     for (int i = 0; i < N; i++) {
@@ -622,6 +635,34 @@ static conv2d_shape_t conv_shape(const model_t *m, const node_t *n, int B)
     return s;
 }
 
+/* Node i is a batch norm whose ReLU (node i + 1, in place on its output,
+ * its only reader) the ops fuse into it. */
+static int fused_relu(const model_t *m, int i)
+{
+    const node_t *n = &m->nodes[i];
+    if (n->kind != NODE_BN || i + 1 >= m->node_count || !m->ops->bn_relu_forward_train)
+        return 0;
+    const node_t *next = &m->nodes[i + 1];
+    return next->kind == NODE_RELU && next->in0 == n->out &&
+           m->tensors[n->out].consumers == 1 && m->tensors[next->out].storage == n->out;
+}
+
+static void bn_forward(model_t *m, const node_t *n, int B, int relu)
+{
+    const model_ops_t *ops = m->ops;
+    const tensor_t *in = &m->tensors[n->in0];
+    float *out = m->tensors[n->out].act;
+    const float *w = m->params + n->w_off, *b = m->params + n->b_off;
+    int C = in->c, HW = in->h * in->w;
+    if (m->bn_eval)
+        (relu ? ops->bn_relu_forward_eval : ops->bn_forward_eval)(
+            out, in->act, w, b, n->run_mean, n->run_var, B, C, HW, 1e-5f);
+    else
+        (relu ? ops->bn_relu_forward_train : ops->bn_forward_train)(
+            out, n->save_mean, n->save_rstd, n->run_mean, n->run_var, in->act, w, b, B, C,
+            HW, 0.1f, 1e-5f);
+}
+
 float model_forward(model_t *m, const float *input, const int32_t *labels,
                     int B)
 {
@@ -642,15 +683,11 @@ float model_forward(model_t *m, const float *input, const int32_t *labels,
             break;
         }
         case NODE_BN:
-            if (m->bn_eval)
-                ops->bn_forward_eval(out->act, in->act, w, b, n->run_mean,
-                                     n->run_var, B, in->c, in->h * in->w, 1e-5f);
-            else
-                ops->bn_forward_train(out->act, n->save_mean, n->save_rstd,
-                                      n->run_mean, n->run_var, in->act, w, b, B,
-                                      in->c, in->h * in->w, 0.1f, 1e-5f);
+            bn_forward(m, n, B, fused_relu(m, i));
             break;
         case NODE_RELU:
+            if (i > 0 && fused_relu(m, i - 1))
+                break; /* applied by the batch norm before it */
             ops->relu_forward(out->act, in->act, count);
             break;
         case NODE_MAXPOOL:
@@ -735,11 +772,19 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
             break;
         }
         case NODE_BN:
-            ops->bn_backward(din, dw, m->grads + n->b_off, dout, in->act, w,
-                             n->save_mean, n->save_rstd, B, in->c, in->h * in->w);
+            if (fused_relu(m, i))
+                ops->bn_relu_backward(din, dw, m->grads + n->b_off, dout, in->act, w,
+                                      n->save_mean, n->save_rstd, out->act, B, in->c,
+                                      in->h * in->w);
+            else
+                ops->bn_backward(din, dw, m->grads + n->b_off, dout, in->act, w,
+                                 n->save_mean, n->save_rstd, B, in->c, in->h * in->w);
             break;
         case NODE_RELU:
-            ops->relu_backward(din, dout, out->act, count);
+            /* Fused: din is dout's own buffer (in place), and the batch
+             * norm's backward masks it. */
+            if (!(i > 0 && fused_relu(m, i - 1)))
+                ops->relu_backward(din, dout, out->act, count);
             break;
         case NODE_MAXPOOL:
             ops->maxpool_backward(din, dout, n->argmax, B, in->c, in->h, in->w,
@@ -767,7 +812,7 @@ void model_backward(model_t *m, const float *input, const int32_t *labels,
                 if (!m->grad_written[ins[k]]) {
                     m->grad_written[ins[k]] = 1;
                     if (g != dout)
-                        ops->copy(g, dout, count * sizeof(float));
+                        ops->copy(g, dout, count * act_bytes(m));
                 } else {
                     ops->add_inplace(g, dout, count);
                 }

@@ -76,6 +76,26 @@ typedef struct model_ops {
     int (*accuracy_count)(const float *, const int32_t *, int, int);
     void (*sgd_update)(float *, float *, const float *, size_t, float, float,
                        float);
+    /* Bytes of one activation or activation-gradient element (0: 4, fp32;
+     * 2 for fp16/bf16 activations). Parameters, their gradients, batch-norm
+     * statistics and probabilities are fp32 whatever this says. The float
+     * pointers of the entries above then point at elements of this size. */
+    size_t act_bytes;
+    /* Optional (NULL: not fused): batch norm with the ReLU that follows it
+     * fused in (out = max(bn(in), 0), written where the in-place ReLU would
+     * write), and its backward, which masks dout by that output (relu_out)
+     * before the batch-norm gradient. The model then skips the ReLU node. */
+    void (*bn_relu_forward_train)(float *, float *, float *, float *, float *,
+                                  const float *, const float *, const float *,
+                                  int, int, int, float, float);
+    void (*bn_relu_forward_eval)(float *, const float *, const float *,
+                                 const float *, const float *, const float *,
+                                 int, int, int, float);
+    void (*bn_relu_backward)(float *din, float *dgamma, float *dbeta,
+                             const float *dout, const float *in,
+                             const float *gamma, const float *save_mean,
+                             const float *save_rstd, const float *relu_out,
+                             int B, int C, int HW);
 } model_ops_t;
 
 extern const model_ops_t model_ops_cpu;
@@ -212,6 +232,13 @@ int model_create_planned(model_t *m, const char *name, int classes, int batch,
  * planner's scratch model cannot be had. */
 int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t *ops,
                      size_t *bytes, size_t *param_bytes);
+/* The graph of a known model only (nodes and shapes; no arenas, nothing
+ * allocated, model_free not needed), e.g. to look at its layers before
+ * choosing how to build it. RT_ENOENT for an unknown name. */
+int model_graph(model_t *m, const char *name, int classes);
+/* 1 when a linear layer reads a feature map with spatial extent (LeNet's
+ * flatten): its weights assume the map's NCHW order. */
+int model_flattens_map(const model_t *m);
 /* NULL-terminated list of model names. */
 const char *const *model_names(void);
 /* Default input shape and classes of a named model; RT_ENOENT if unknown. */

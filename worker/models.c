@@ -211,3 +211,19 @@ int model_plan_bytes(const char *name, int classes, int batch, const model_ops_t
     free(m);
     return rc;
 }
+
+int model_graph(model_t *m, const char *name, int classes)
+{
+    const model_entry_t *e = find_entry(name);
+    return e ? model_define(m, e, classes, NULL) : RT_ENOENT;
+}
+
+int model_flattens_map(const model_t *m)
+{
+    for (int i = 0; i < m->node_count; i++) {
+        const tensor_t *in = &m->tensors[m->nodes[i].in0];
+        if (m->nodes[i].kind == NODE_LINEAR && in->h * in->w > 1)
+            return 1;
+    }
+    return 0;
+}

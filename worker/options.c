@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "kernels/kernels.h"
 #include "model.h"
 #include "worker.h"
 
@@ -78,8 +79,27 @@ static const opt_t opts[] = {
      "synchronous job without its gradient traffic)"},
     {"optimizer", OPT_CHOICE, NOSTORE, 0, 0, 0, "momentum|sgd",
      "momentum or sgd: both are SGD with --momentum"},
-    {"data_format", OPT_CHOICE, NOSTORE, 0, 0, 0, "NCHW",
-     "NCHW (the only layout)"},
+    {"data_format", OPT_CHOICE, OFF(data_format), 0, 0, 0, "NCHW|NHWC",
+     "activation layout on the GPU: NHWC (channels last; default with --use_fp16 / "
+     "--use_bf16 where the model allows, the tensor cores' layout) or NCHW (default "
+     "otherwise, and the only one on the CPU)"},
+    {"use_fp16", OPT_BOOL, OFF(use_fp16), 0, 0, 0, NULL,
+     "fp16 activations and tensor-core math, fp32 master weights and optimizer state, "
+     "loss scaling (--device=cuda)"},
+    {"use_bf16", OPT_BOOL, OFF(use_bf16), 0, 0, 0, NULL,
+     "bf16 activations and tensor-core math, fp32 master weights; no loss scaling "
+     "(--device=cuda)"},
+    {"allow_tf32", OPT_BOOL, OFF(allow_tf32), 0, 0, 0, NULL,
+     "fp32 convolutions and GEMMs may use TF32 tensor cores (default true, as PyTorch's "
+     "cuDNN convolutions; --noallow_tf32: strict fp32)"},
+    {"fp16_loss_scale", OPT_DOUBLE, OFF(fp16_loss_scale), 0, KERN_LOSS_SCALE_MAX, 0,
+     NULL, "with --use_fp16: the loss is multiplied by this before backward and the "
+     "gradients divided by it (default 128; the start with auto scaling)"},
+    {"fp16_enable_auto_loss_scale", OPT_BOOL, OFF(fp16_enable_auto_loss_scale), 0, 0, 0,
+     NULL, "with --use_fp16: a step with inf/NaN gradients is skipped and halves the loss "
+     "scale; --fp16_inc_loss_scale_every_n clean steps double it"},
+    {"fp16_inc_loss_scale_every_n", OPT_INT, OFF(fp16_inc_loss_scale_every_n), 1, 1e9, 0,
+     NULL, "with auto loss scaling: clean steps before the scale doubles (default 1000)"},
     {"checkpoint_dir", OPT_STRING, OFF(checkpoint_dir), 0, 0, SZ(checkpoint_dir), NULL,
      "rank 0 writes checkpoints here and every run resumes from the newest valid one"},
     {"checkpoint_every", OPT_LONG, OFF(checkpoint_every), 0, 1e12, 0, NULL,
@@ -117,11 +137,15 @@ void worker_options_init(worker_options_t *o)
     o->bind = 1;
     o->checkpoints_to_keep = 5;
     o->stall_timeout = 60;
+    o->allow_tf32 = 1;
+    o->fp16_loss_scale = 128;
+    o->fp16_inc_loss_scale_every_n = 1000;
+    o->data_format = WORKER_LAYOUT_AUTO;
 }
 
 const char *worker_usage(void)
 {
-    static char text[8192];
+    static char text[12288];
     if (text[0])
         return text;
     size_t used = (size_t)snprintf(text, sizeof text,
@@ -230,10 +254,43 @@ static int set_value(worker_options_t *o, const opt_t *opt, const char *value,
     return RT_EINVAL;
 }
 
+/* The precision flags against each other and the device. `scaling`: a
+ * loss-scale flag was given. */
+static int precision_check(const worker_options_t *o, int scaling, char *err,
+                           size_t err_bytes)
+{
+    if (o->use_fp16 && o->use_bf16) {
+        snprintf(err, err_bytes, "--use_fp16 and --use_bf16 contradict each other; give one");
+        return RT_EINVAL;
+    }
+    if ((o->use_fp16 || o->use_bf16) && o->device != WORKER_DEVICE_CUDA) {
+        snprintf(err, err_bytes, "--use_%s needs --device=cuda (the CPU kernels are fp32 "
+                 "only); add --device=cuda or drop it", o->use_fp16 ? "fp16" : "bf16");
+        return RT_EINVAL;
+    }
+    if (!(o->fp16_loss_scale > 0)) {
+        snprintf(err, err_bytes, "--fp16_loss_scale=%g: the loss scale must be greater than "
+                 "0 (default 128)", o->fp16_loss_scale);
+        return RT_EINVAL;
+    }
+    if (scaling && !o->use_fp16) {
+        snprintf(err, err_bytes, "--fp16_loss_scale, --fp16_enable_auto_loss_scale and "
+                 "--fp16_inc_loss_scale_every_n apply to --use_fp16 only%s",
+                 o->use_bf16 ? " (bf16 needs no loss scaling)" : "; add --use_fp16");
+        return RT_EINVAL;
+    }
+    if (o->data_format == WORKER_LAYOUT_NHWC && o->device != WORKER_DEVICE_CUDA) {
+        snprintf(err, err_bytes, "--data_format=NHWC needs --device=cuda (the CPU kernels "
+                 "are NCHW); use NCHW or add --device=cuda");
+        return RT_EINVAL;
+    }
+    return 0;
+}
+
 int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
                          size_t err_bytes)
 {
-    int saw_batches = 0, saw_epochs = 0;
+    int saw_batches = 0, saw_epochs = 0, saw_scaling = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
@@ -277,6 +334,8 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
             saw_batches = 1;
         if (strcmp(opt->name, "num_epochs") == 0)
             saw_epochs = 1;
+        if (strncmp(opt->name, "fp16_", 5) == 0)
+            saw_scaling = 1;
     }
     if (o->help)
         return 0;
@@ -297,6 +356,9 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
         snprintf(err, err_bytes, "--model=%s: unknown model; choose one of %s", o->model, names);
         return RT_EINVAL;
     }
+    int rc = precision_check(o, saw_scaling, err, err_bytes);
+    if (rc)
+        return rc;
     if (o->device == WORKER_DEVICE_CPU && strcmp(o->allreduce, "nccl") == 0) {
         snprintf(err, err_bytes, "--allreduce=nccl reduces GPU buffers; add --device=cuda or "
                  "choose a CPU algorithm");

@@ -222,8 +222,13 @@ static uint64_t settings_hash(const worker_options_t *o, const model_t *m)
                       o->bucket_mb, (double)o->num_warmup_batches};
     int flags[6] = {(int)o->data, o->overlap, (int)o->device, o->eval, o->compression,
                     (int)o->variable_update};
+    /* Ranks in different precisions would average unlike gradients. */
+    double precision[7] = {(double)o->use_fp16, (double)o->use_bf16, (double)o->allow_tf32,
+                           o->fp16_loss_scale, (double)o->fp16_enable_auto_loss_scale,
+                           (double)o->fp16_inc_loss_scale_every_n, (double)o->data_format};
     h = rt_fnv1a(h, nums, sizeof nums);
     h = rt_fnv1a(h, flags, sizeof flags);
+    h = rt_fnv1a(h, precision, sizeof precision);
     h = rt_fnv1a(h, &o->seed, sizeof o->seed);
     return rt_fnv1a(h, o->allreduce, strlen(o->allreduce));
 }
@@ -503,7 +508,7 @@ static void run_free(run_t *r)
 static int run_build_model(run_t *r)
 {
     const worker_options_t *o = r->o;
-    int rc = device_open(&r->dev, o->device, r->comm);
+    int rc = device_open(&r->dev, o, r->comm);
     if (rc)
         return rc;
     int local_rank = coll_comm_local_rank(r->comm);
@@ -743,7 +748,7 @@ static void print_header(run_t *r)
 {
     const worker_options_t *o = r->o;
     const model_t *m = r->m;
-    char params[32], device[160];
+    char params[32], device[320], precision[320];
     print_thousands(params, sizeof params, m->param_count);
     printf("ringtrain:   %s\n", "0.1.0");
     printf("Model:       %s\n", o->model);
@@ -761,6 +766,7 @@ static void print_header(run_t *r)
                (double)(r->warmup + r->timed) * r->global_batch / (double)r->train.count);
     printf("Ranks:       %d on %d host(s)\n", r->size, coll_comm_host_count(r->comm));
     printf("Device:      %s\n", device_describe(&r->dev, r->comm, r->threads, device, sizeof device));
+    printf("Precision:   %s\n", device_precision(&r->dev, o, precision, sizeof precision));
     printf("Topology:    %d cores, %d NUMA node(s), %d GPU(s) on this host; rank 0 %s\n",
            r->topo.cores, r->topo.numa_nodes, device_host_gpus(&r->dev, r->topo.gpus),
            r->topo.bound);
@@ -883,6 +889,15 @@ static int run_train(run_t *r)
         if (r->fault.sig && r->fault.rank == r->rank && r->fault.step == step + 1)
             raise(r->fault.sig);
         if (step == r->warmup) {
+            /* A GPU may still run queued warm-up steps (the host waits for
+             * it nowhere inside a step): start timing once it has not. */
+            int rc = device_sync(&r->dev);
+            if (rc) {
+                fprintf(stderr, "ringtrain-worker: error: rank %d: the GPU reported an "
+                                "error in warm-up (see above)\n", r->rank);
+                coll_abort(r->comm, 1);
+                return rc;
+            }
             if (r->rank == r->printer) {
                 if (r->warmup > 0)
                     printf("Done warm up\n");
@@ -928,7 +943,13 @@ static int run_train(run_t *r)
         return rc;
     }
     r->elapsed = rt_now() - t_start;
-    return coll_allreduce_f64_max(r->comm, &r->elapsed, 1);
+    /* On a GPU the last buckets may still be in flight: a failure of theirs
+     * surfaces here. */
+    rc = coll_allreduce_f64_max(r->comm, &r->elapsed, 1);
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: rank %d: the last steps' gradient "
+                        "exchange failed: %s (see above)\n", r->rank, rt_strerror(rc));
+    return rc;
 }
 
 /* After the loop: the timeline, a last finiteness check, the final
@@ -971,6 +992,7 @@ static int run_finish(run_t *r)
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
             printf("peak RSS (rank 0): %.0f MiB\n", (double)ru.ru_maxrss / 1024.0);
+        device_print_summary(&r->dev);
         fflush(stdout);
     }
     return 0;

@@ -15,6 +15,12 @@ typedef enum { WORKER_DEVICE_CPU, WORKER_DEVICE_CUDA } worker_device_t;
 /* horovod is tf_cnn_benchmarks' name for allreduce. independent: every rank
  * trains its own copy (no gradient exchange), the ranks still stepping
  * together: the compute of a synchronous job without its gradient traffic. */
+/* --data_format (indexes of "NCHW|NHWC"; AUTO when not given). */
+typedef enum {
+    WORKER_LAYOUT_AUTO = -1,
+    WORKER_LAYOUT_NCHW = 0,
+    WORKER_LAYOUT_NHWC = 1
+} worker_layout_t;
 typedef enum {
     WORKER_UPDATE_ALLREDUCE,
     WORKER_UPDATE_HOROVOD,
@@ -51,6 +57,18 @@ typedef struct {
     int checkpoints_to_keep;
     double stall_timeout;      /* seconds a collective may wait for a rank */
     char timeline[1024];       /* Chrome trace JSON written here ("" = none) */
+    /* Precision (tf_cnn_benchmarks' flags; --device=cuda only): fp16 or bf16
+     * activations with fp32 master weights, or fp32 with TF32 tensor cores
+     * allowed (the default, as PyTorch's cuDNN convolutions and TF) or not
+     * (strict fp32). fp16 scales the loss: fixed, or automatically. */
+    int use_fp16;
+    int use_bf16;
+    int allow_tf32;
+    double fp16_loss_scale;
+    int fp16_enable_auto_loss_scale;
+    int fp16_inc_loss_scale_every_n;
+    worker_layout_t data_format; /* WORKER_LAYOUT_AUTO: NHWC for fp16/bf16 on
+                                  * the GPU where the model allows, else NCHW */
     int help;
 } worker_options_t;
 

@@ -65,6 +65,10 @@ extern "C" void kernels_cuda_free(void)
     cudaFree(c->count_dev);
     cudaFreeHost(c->loss_host);
     cudaFreeHost(c->count_host);
+    cudaFree(c->bn_partial);
+    cudaFree(c->wcast);
+    cudaFree(c->wgrad);
+    kdnn__free();
     if (c->stream)
         (void)cudaStreamDestroy(c->stream);
     memset(c, 0, sizeof *c);
@@ -95,7 +99,9 @@ extern "C" int kernels_cuda_init(int device)
         RT_CUDA_CHECK(cudaMalloc(&c->loss_dev, sizeof(float))) ||
         RT_CUDA_CHECK(cudaMalloc(&c->count_dev, sizeof(int32_t))) ||
         RT_CUDA_CHECK(cudaMallocHost(&c->loss_host, sizeof(float))) ||
-        RT_CUDA_CHECK(cudaMallocHost(&c->count_host, sizeof(int32_t))))
+        RT_CUDA_CHECK(cudaMallocHost(&c->count_host, sizeof(int32_t))) ||
+        RT_CUDA_CHECK(cudaMalloc(&c->bn_partial,
+                                 KCUDA__BN_PARTIALS * 3 * sizeof(float))))
         goto fail;
     c->ready = 1;
     return 0;
@@ -113,9 +119,48 @@ extern "C" void kernels_cuda_set_tf32(int allow)
 {
     if (!kcuda__ready("kernels_cuda_set_tf32"))
         return;
+    kcuda__ctx.tf32 = allow != 0;
     RT_CUBLAS_CHECK(cublasSetMathMode(kcuda__ctx.blas,
                                       allow ? CUBLAS_TF32_TENSOR_OP_MATH
                                             : CUBLAS_DEFAULT_MATH));
+}
+
+int kcuda__fmt_ok(kern_format_t f, const char *op)
+{
+    if ((f.dtype == KERN_F32 || f.dtype == KERN_F16 || f.dtype == KERN_BF16) &&
+        (f.layout == KERN_NCHW || f.layout == KERN_NHWC))
+        return 1;
+    kcuda__report(RT_EINVAL, __FILE__, __LINE__, op,
+                  "unknown storage format (dtype or layout)");
+    return 0;
+}
+
+extern "C" int kernels_cuda_weight_scratch(size_t count)
+{
+    kcuda__ctx_t *c = &kcuda__ctx;
+    if (!kcuda__ready("kernels_cuda_weight_scratch"))
+        return RT_EINVAL;
+    if (count <= c->wscratch_count)
+        return 0;
+    cudaFree(c->wcast);
+    cudaFree(c->wgrad);
+    c->wcast = c->wgrad = NULL;
+    c->wscratch_count = 0;
+    /* 4 bytes an element: fp32 NHWC convolutions reorder their weights too. */
+    if (RT_CUDA_CHECK(cudaMalloc(&c->wcast, count * sizeof(float))) ||
+        RT_CUDA_CHECK(cudaMalloc(&c->wgrad, count * sizeof(float))))
+        return RT_ECUDA;
+    c->wscratch_count = count;
+    return 0;
+}
+
+void *kcuda__wgrad(size_t count, const char *op)
+{
+    if (count <= kcuda__ctx.wscratch_count)
+        return kcuda__ctx.wgrad;
+    kcuda__report(RT_ERANGE, __FILE__, __LINE__, op,
+                  "a layer's weights exceed kernels_cuda_weight_scratch()");
+    return NULL;
 }
 
 extern "C" int kernels_cuda_synchronize(void)
@@ -222,6 +267,35 @@ extern "C" void kernels_cuda_host_free(void *ptr)
         RT_CUDA_CHECK(cudaFreeHost(ptr));
 }
 
+extern "C" void *kernels_cuda_event_create(void)
+{
+    if (!kcuda__ready("kernels_cuda_event_create"))
+        return NULL;
+    cudaEvent_t e = NULL;
+    if (RT_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming)))
+        return NULL;
+    return (void *)e;
+}
+
+extern "C" void kernels_cuda_event_record(void *event)
+{
+    if (kcuda__ready("kernels_cuda_event_record"))
+        RT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, kcuda__ctx.stream));
+}
+
+extern "C" int kernels_cuda_event_wait(void *event)
+{
+    if (!kcuda__ready("kernels_cuda_event_wait"))
+        return RT_EINVAL;
+    return RT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)event));
+}
+
+extern "C" void kernels_cuda_event_destroy(void *event)
+{
+    if (event)
+        (void)cudaEventDestroy((cudaEvent_t)event);
+}
+
 /* C = beta * C for the K == 0 case (BLAS semantics: beta == 0 writes zeros
  * without reading C, so NaN in C does not survive). */
 __global__ static void kcuda__scale_matrix(float *C, int M, int N, int ldc,
@@ -269,4 +343,25 @@ void kcuda__sgemm_batched(int trans_a, int trans_b, int M, int N, int K,
         kcuda__ctx.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
         trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, stride_b,
         A, lda, stride_a, &beta, C, ldc, stride_c, batch));
+}
+
+static cudaDataType_t kcuda__data_type(kern_dtype_t t)
+{
+    return t == KERN_F16 ? CUDA_R_16F : t == KERN_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+void kcuda__gemm_ex(int trans_a, int trans_b, int M, int N, int K,
+                    const void *A, kern_dtype_t ta, int lda, const void *B,
+                    kern_dtype_t tb, int ldb, float beta, void *C,
+                    kern_dtype_t tc, int ldc)
+{
+    if (M <= 0 || N <= 0 || K <= 0)
+        return;
+    float alpha = 1.0f;
+    /* Operands swapped as in kcuda__sgemm (row-major as column-major). */
+    RT_CUBLAS_CHECK(cublasGemmEx(
+        kcuda__ctx.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
+        kcuda__data_type(tb), ldb, A, kcuda__data_type(ta), lda, &beta, C,
+        kcuda__data_type(tc), ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

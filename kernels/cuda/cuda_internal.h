@@ -11,6 +11,8 @@
 #define RINGTRAIN_KERNELS_CUDA_INTERNAL_H
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <stddef.h>
@@ -33,6 +35,10 @@ extern "C" {
 /* Rows of softmax cross-entropy a single call can hold in scratch. */
 #define KCUDA__MAX_ROWS ((size_t)1 << 17)
 
+/* (chunk, channel) partial statistics of the NHWC batch norm: chunks are
+ * cut so that chunks * C stays within this many entries (3 floats each). */
+#define KCUDA__BN_PARTIALS ((size_t)1 << 20)
+
 typedef struct {
     int ready;
     int device;
@@ -45,6 +51,11 @@ typedef struct {
     int32_t *count_dev;   /* one int: the synchronous accuracy count */
     float *loss_host;     /* pinned host copies of the two */
     int32_t *count_host;
+    float *bn_partial;    /* KCUDA__BN_PARTIALS x 3 floats (batchnorm.cu) */
+    void *wcast;          /* kernels_cuda_weight_scratch: a layer's weights */
+    void *wgrad;          /* ... and their gradient, before fp32 / reorder */
+    size_t wscratch_count; /* elements each holds (4 bytes apiece) */
+    int tf32;             /* kernels_cuda_set_tf32 */
     int error;            /* first error seen (RT_E...), 0 if none */
 } kcuda__ctx_t;
 
@@ -117,6 +128,80 @@ void kcuda__sgemm_batched(int trans_a, int trans_b, int M, int N, int K,
                           long long stride_a, const float *B, int ldb,
                           long long stride_b, float beta, float *C, int ldc,
                           long long stride_c, int batch);
+
+/* ---- storage types of the _fmt ops ------------------------------------------
+ * Values are loaded to float with kcuda__ld and stored with kcuda__st
+ * (round to nearest even); kernels templated on the storage type T compute
+ * in float throughout, so the fp32 instantiation is the fp32 kernel. */
+__device__ __forceinline__ static float kcuda__ld(float v) { return v; }
+__device__ __forceinline__ static float kcuda__ld(__half v)
+{
+    return __half2float(v);
+}
+__device__ __forceinline__ static float kcuda__ld(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
+__device__ __forceinline__ static void kcuda__st(float *p, float v) { *p = v; }
+__device__ __forceinline__ static void kcuda__st(__half *p, float v)
+{
+    *p = __float2half_rn(v);
+}
+__device__ __forceinline__ static void kcuda__st(__nv_bfloat16 *p, float v)
+{
+    *p = __float2bfloat16_rn(v);
+}
+
+/* Runs the statements with T the storage type of `dtype`. */
+#define KCUDA__WITH_DTYPE(dtype, T, ...)                                       \
+    do {                                                                       \
+        switch (dtype) {                                                       \
+        case KERN_F16: {                                                       \
+            typedef __half T;                                                  \
+            __VA_ARGS__;                                                       \
+        } break;                                                               \
+        case KERN_BF16: {                                                      \
+            typedef __nv_bfloat16 T;                                           \
+            __VA_ARGS__;                                                       \
+        } break;                                                               \
+        default: {                                                             \
+            typedef float T;                                                   \
+            __VA_ARGS__;                                                       \
+        } break;                                                               \
+        }                                                                      \
+    } while (0)
+
+/* 1 when f names a dtype and layout; otherwise reports (RT_EINVAL). */
+int kcuda__fmt_ok(kern_format_t f, const char *op);
+
+/* The plain fp32 NCHW format of the *_cuda ops. */
+static inline kern_format_t kcuda__f32(void)
+{
+    kern_format_t f = {KERN_F32, KERN_NCHW};
+    return f;
+}
+
+/* Weights (OC, C, KHW) fp32 -> the scratch in `dtype`, in (OC, KHW, C)
+ * order when nhwc (the filter layout of an NHWC convolution), and the
+ * gradient's way back: scratch (same order, `dtype`) -> dweight fp32
+ * (OC, C, KHW). NULL when the layer does not fit the scratch (reported). */
+void *kcuda__weights_cast(const float *w, size_t OC, size_t C, size_t KHW,
+                          kern_dtype_t dtype, int nhwc);
+void kcuda__weights_uncast(float *dw, const void *scratch, size_t OC, size_t C,
+                           size_t KHW, kern_dtype_t dtype, int nhwc);
+/* The gradient scratch, when `count` elements fit (else NULL, reported). */
+void *kcuda__wgrad(size_t count, const char *op);
+
+/* cudnn.cu: releases the cuDNN handle and plans (kernels_cuda_free). */
+void kdnn__free(void);
+
+/* Row-major C = op(A) * op(B) + beta * C (alpha 1) with each matrix in its
+ * own storage type (cublasGemmEx, fp32 accumulation: tensor cores for
+ * fp16/bf16 inputs). K >= 1. */
+void kcuda__gemm_ex(int trans_a, int trans_b, int M, int N, int K,
+                    const void *A, kern_dtype_t ta, int lda, const void *B,
+                    kern_dtype_t tb, int ldb, float beta, void *C,
+                    kern_dtype_t tc, int ldc);
 
 /* Sum of one double per thread over the block (blockDim.x a power of two,
  * at most KCUDA__REDUCE_THREADS); every thread gets the total. Uses shared

@@ -3,7 +3,10 @@
  * CUDA helpers (no CUDA headers needed here), and the comparison every test
  * uses: GPU result against the CPU reference, element by element,
  *     |gpu - cpu| <= tol + eps * |cpu|
- * printing the array, the first bad index and both values. */
+ * printing the array, the first bad index and both values. For the storage
+ * formats (kernels.h, kern_format_t): rounding to fp16 / bf16 on the host
+ * (the CPU reference then starts from exactly the values the GPU holds) and
+ * device tensors in a format, made from and read back as fp32 NCHW. */
 #ifndef RINGTRAIN_GPU_TEST_UTIL_H
 #define RINGTRAIN_GPU_TEST_UTIL_H
 
@@ -150,5 +153,88 @@ static inline double gt_sum_tol(size_t terms)
     double n = (double)(terms ? terms : 1);
     return 1e-5 * sqrt(n) + 1e-7 * n;
 }
+
+/* v rounded to nearest even in dtype (IEEE binary16 via the compiler's
+ * _Float16; bf16 by hand, as the emulation and the GPU do it). */
+__extension__ typedef _Float16 gt_f16_t;
+
+static inline float gt_round(kern_dtype_t t, float v)
+{
+    if (t == KERN_F16)
+        return (float)(gt_f16_t)v;
+    if (t == KERN_BF16) {
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u)
+            return v;
+        u += 0x7fffu + ((u >> 16) & 1u);
+        u &= 0xffff0000u;
+        memcpy(&v, &u, 4);
+    }
+    return v;
+}
+
+static inline void gt_quantize(float *p, size_t count, kern_dtype_t t)
+{
+    for (size_t i = 0; i < count; i++)
+        p[i] = gt_round(t, p[i]);
+}
+
+/* Relative error of one rounding in dtype, doubled (a value rounded twice
+ * on its way, e.g. stored then converted, stays within it). */
+static inline double gt_ulp(kern_dtype_t t)
+{
+    return t == KERN_F16 ? 0x1p-10 : t == KERN_BF16 ? 0x1p-7 : 2e-7;
+}
+
+static inline kern_format_t gt_fmt(kern_dtype_t t, kern_layout_t l)
+{
+    kern_format_t f = {t, l};
+    return f;
+}
+
+static inline const char *gt_fmt_name(kern_format_t f)
+{
+    static char buf[32];
+    snprintf(buf, sizeof buf, "%s %s", kern_dtype_name(f.dtype),
+             f.layout == KERN_NHWC ? "NHWC" : "NCHW");
+    return buf;
+}
+
+/* A device tensor (B, C, H, W) in format f holding host (fp32 NCHW);
+ * host NULL gives zeros. */
+static inline void *gt_dev_fmt(const float *host, int B, int C, int H, int W,
+                               kern_format_t f)
+{
+    size_t count = (size_t)B * C * H * W;
+    void *d = gt_dev(NULL, count * kern_dtype_size(f.dtype));
+    if (host) {
+        float *tmp = gt_devf(host, count);
+        tensor_from_f32_fmt_cuda(d, tmp, B, C, H, W, f);
+        assert_int_equal(kernels_cuda_synchronize(), 0);
+        kernels_cuda_buffer_free(tmp);
+    }
+    return d;
+}
+
+/* Host fp32 NCHW copy of a device tensor in format f. */
+static inline float *gt_fetch_fmt(const void *dev, int B, int C, int H, int W,
+                                  kern_format_t f)
+{
+    size_t count = (size_t)B * C * H * W;
+    float *tmp = gt_devf(NULL, count);
+    tensor_to_f32_fmt_cuda(tmp, dev, B, C, H, W, f);
+    float *h = gt_fetch(tmp, count);
+    kernels_cuda_buffer_free(tmp);
+    return h;
+}
+
+#define gt_check_fmt(what, dev, cpu, B, C, H, W, f, tol, eps)                  \
+    do {                                                                       \
+        float *gt__h = gt_fetch_fmt((dev), (B), (C), (H), (W), (f));           \
+        gt_check_close(what, gt__h, (cpu), (size_t)(B) * (C) * (H) * (W),      \
+                       (tol), (eps));                                          \
+        free(gt__h);                                                           \
+    } while (0)
 
 #endif

@@ -23,6 +23,18 @@
  *            asynchronous NCCL error from the 3rd allreduce on) the wait
  *            reports RT_ENCCL instead of spinning, later calls fail at once,
  *            and destroy returns (the NCCL communicator was aborted).
+ *   hang     (argument "nccl-hang", the emulation only: NCCL_EMU_HANG_AT=3
+ *            makes the 3rd allreduce never finish, with no error) the wait
+ *            gives up after stall_timeout (0.5 s here) with RT_ETIMEDOUT and
+ *            aborts NCCL, which ends the hung work; later calls fail.
+ *
+ * "nccl-ordered", "nccl-ordered-fault" and "nccl-ordered-hang" run the same
+ * with coll_comm_cuda_set_stream_ordered(): values, ordering (work queued
+ * after coll_wait sees the result, through the compute stream's wait on
+ * the device) and many in flight as above; a fault is reported by the wait
+ * of the call that hit it; a hang is found by the progress thread while it
+ * idles: the wait returned at once, and the next host-side collective (a
+ * barrier) reports RT_ETIMEDOUT after stall_timeout.
  *
  * The same file runs in the gpu-emu suite against tests/gpu/emu (a one-rank
  * NCCL that is a copy, and a CPU "device"), where it checks the plumbing:
@@ -320,19 +332,26 @@ static void test_misuse(coll_comm_t *attached, int device, int nccl)
         printf("misuse: refused with RT_EINVAL\n");
 }
 
+/* Two allreduces that work, then the start of the 3rd (where the
+ * emulation injects its failure) on buf (count floats). */
+static void start_third(coll_comm_t *c, float *buf, size_t count, coll_request_t *req)
+{
+    for (int k = 1; k <= 2; k++)
+        CHECK_INT(coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM),
+                  0, "allreduce before the injected failure");
+    CHECK_INT(coll_allreduce_start(c, COLL_IN_PLACE, buf, count, COLL_F32,
+                                   COLL_SUM, req),
+              0, "start of the failing allreduce");
+}
+
 static void test_fault(coll_comm_t *c)
 {
     const size_t count = 1000;
     float *buf = kernels_cuda_buffer_alloc(count * sizeof(float));
     if (!buf)
         FAIL("out of memory");
-    for (int k = 1; k <= 2; k++)
-        CHECK_INT(coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM),
-                  0, "allreduce before the injected error");
     coll_request_t req;
-    CHECK_INT(coll_allreduce_start(c, COLL_IN_PLACE, buf, count, COLL_F32,
-                                   COLL_SUM, &req),
-              0, "start of the failing allreduce");
+    start_third(c, buf, count, &req);
     CHECK_INT(coll_wait(&req), RT_ENCCL, "wait on an asynchronous NCCL error");
     CHECK_INT(coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM),
               RT_ENCCL, "allreduce after the communicator broke");
@@ -342,31 +361,66 @@ static void test_fault(coll_comm_t *c)
                "aborted, later calls fail at once\n");
 }
 
+/* The 3rd allreduce never finishes (NCCL_EMU_HANG_AT=3). */
+static void test_hang(coll_comm_t *c, int ordered)
+{
+    const size_t count = 1000;
+    float *buf = kernels_cuda_buffer_alloc(count * sizeof(float));
+    if (!buf)
+        FAIL("out of memory");
+    coll_request_t req;
+    double t0 = rt_now();
+    start_third(c, buf, count, &req);
+    if (ordered) {
+        /* Queued: done at once; the idle progress thread finds the hang. */
+        CHECK_INT(coll_wait(&req), 0, "stream-ordered wait (queued)");
+        CHECK_INT(coll_barrier(c), RT_ETIMEDOUT, "barrier after a hung allreduce");
+    } else {
+        CHECK_INT(coll_wait(&req), RT_ETIMEDOUT, "wait on a hung allreduce");
+    }
+    double waited = rt_now() - t0;
+    if (waited < 0.45)
+        FAIL("hang: gave up after %.2f s, before the 0.5 s stall_timeout", waited);
+    CHECK_INT(coll_allreduce(c, COLL_IN_PLACE, buf, count, COLL_F32, COLL_SUM),
+              RT_ETIMEDOUT, "allreduce after the communicator broke");
+    kernels_cuda_buffer_free(buf);
+    if (g_rank == 0)
+        printf("hang: %s after %.2f s -> RT_ETIMEDOUT, NCCL aborted, later calls "
+               "fail at once\n", ordered ? "queued at once; surfaced at the next barrier"
+                                        : "the wait gave up", waited);
+}
+
 int main(int argc, char **argv)
 {
     int provided = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-    if (argc != 2 || (strcmp(argv[1], "nccl") != 0 && strcmp(argv[1], "host") != 0 &&
-                      strcmp(argv[1], "nccl-fault") != 0)) {
+    const char *mode = argc == 2 ? argv[1] : "";
+    int ordered = strncmp(mode, "nccl-ordered", 12) == 0;
+    const char *base = ordered ? mode + 12 : strncmp(mode, "nccl", 4) == 0 ? mode + 4 : "x";
+    int fault = strcmp(base, "-fault") == 0, hang = strcmp(base, "-hang") == 0;
+    int nccl = strncmp(mode, "nccl", 4) == 0;
+    if (!(strcmp(mode, "host") == 0 || (nccl && (base[0] == '\0' || fault || hang)))) {
         if (g_rank == 0)
-            fprintf(stderr, "usage: mpirun -np N %s nccl|host|nccl-fault\n", argv[0]);
+            fprintf(stderr, "usage: mpirun -np N %s nccl[-ordered][-fault|-hang]|host\n",
+                    argv[0]);
         MPI_Finalize();
         return 2;
     }
-    int fault = strcmp(argv[1], "nccl-fault") == 0;
-    int nccl = fault || strcmp(argv[1], "nccl") == 0;
-    if (fault && !getenv("NCCL_EMU_ASYNC_ERROR_AT")) {
+    const char *inject = fault ? "NCCL_EMU_ASYNC_ERROR_AT" : "NCCL_EMU_HANG_AT";
+    if ((fault || hang) && !getenv(inject)) {
         if (g_rank == 0)
-            printf("test_coll_nccl: skipped: nccl-fault needs the emulation's "
-                   "NCCL_EMU_ASYNC_ERROR_AT\n");
+            printf("test_coll_nccl: skipped: %s needs the emulation's %s\n", mode, inject);
         MPI_Finalize();
         return 77;
     }
 
     coll_comm_t *c = NULL;
-    CHECK_INT(coll_comm_create(&c, MPI_COMM_WORLD, NULL), 0, "coll_comm_create");
+    coll_config_t cfg;
+    coll_config_init(&cfg);
+    cfg.stall_timeout = hang ? 0.5 : 0.0;
+    CHECK_INT(coll_comm_create(&c, MPI_COMM_WORLD, &cfg), 0, "coll_comm_create");
     const char *why = NULL;
     int devices = kernels_cuda_device_count(&why);
     int local = coll_comm_local_rank(c), local_size = coll_comm_local_size(c);
@@ -388,16 +442,21 @@ int main(int argc, char **argv)
               0, "coll_comm_attach_cuda");
     CHECK_INT(strcmp(coll_comm_cuda_backend(c), nccl ? "nccl" : "host"), 0,
               "backend name");
-    if (fault) {
-        test_fault(c);
+    if (ordered)
+        CHECK_INT(coll_comm_cuda_set_stream_ordered(c, 1), 0, "stream-ordered");
+    if (fault || hang) {
+        if (fault)
+            test_fault(c);
+        else
+            test_hang(c, ordered);
         coll_comm_destroy(c);
         kernels_cuda_free();
         MPI_Finalize();
         return 0;
     }
     if (g_rank == 0)
-        printf("backend %s, %d rank(s), algorithm at 1 MiB: %s\n",
-               coll_comm_cuda_backend(c), g_size,
+        printf("backend %s%s, %d rank(s), algorithm at 1 MiB: %s\n",
+               coll_comm_cuda_backend(c), ordered ? " (stream-ordered)" : "", g_size,
                coll_algorithm_for(c, (size_t)1 << 18, COLL_F32));
 
     test_values(c);

@@ -10,19 +10,10 @@
  * dbias), OC*KH*KW (din). Each side gets its own workspace size. */
 #include "gpu_test_util.h"
 
-typedef struct {
-    int B, C, H, W, OC, KH, KW, stride, pad, bias, din;
-} conv_case_t;
+#include "conv_cases.h"
 
 static const conv_case_t cases[] = {
-    {2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1},      /* 3x3 pad 1, odd sizes */
-    {2, 3, 9, 7, 5, 3, 3, 2, 1, 0, 1},      /* stride 2 */
-    {3, 4, 5, 5, 6, 1, 1, 1, 0, 0, 1},      /* 1x1 pointwise */
-    {1, 4, 6, 5, 3, 1, 1, 1, 0, 1, 1},      /* 1x1, one image, bias */
-    {2, 4, 7, 7, 3, 1, 1, 2, 0, 0, 1},      /* 1x1 stride 2 (downsample) */
-    {2, 1, 8, 8, 4, 5, 5, 1, 2, 1, 0},      /* LeNet 5x5, first layer */
-    {2, 3, 23, 22, 8, 7, 7, 2, 3, 0, 1},    /* ResNet stem 7x7/2 pad 3 */
-    {2, 2, 4, 5, 3, 3, 2, 3, 2, 1, 1},      /* non-square kernel, stride 3 */
+    GT_CONV_CASES_COMMON,
     {8, 64, 14, 14, 64, 3, 3, 1, 1, 0, 1},  /* a ResNet stage, small */
     {8, 256, 7, 7, 128, 1, 1, 1, 0, 0, 1},  /* bottleneck 1x1 reduce */
     {5, 1, 1024, 1024, 16, 3, 3, 1, 1, 1, 1} /* chunks of 2 + 2 + 1 */

@@ -2,8 +2,9 @@
  * the CUDA library links and loads, device discovery answers instead of
  * failing, ops called before kernels_cuda_init() report the misuse and make
  * kernels_cuda_synchronize() return an error instead of crashing, init fails
- * cleanly (RT_ECUDA) when there is no device, and the CUDA convolution's
- * workspace follows its chunking rule. */
+ * cleanly (RT_ECUDA) when there is no device, the cuDNN and storage-format
+ * entry points report instead of crashing before init, and the CUDA
+ * convolution's workspace follows its chunking rule. */
 #include "gpu_test_util.h"
 
 #include "common/common.h"
@@ -29,6 +30,27 @@ static void test_ops_before_init_report(void **state)
     assert_null(kernels_cuda_buffer_alloc(16));
     kernels_cuda_buffer_free(NULL);
     kernels_cuda_free();
+    kernels_cuda_free();
+}
+
+/* The cuDNN and format entry points before init: reported, no crash. */
+static void test_cudnn_before_init_reports(void **state)
+{
+    (void)state;
+    char why[256] = "";
+    assert_int_not_equal(kernels_cudnn_init(why, sizeof why), 0);
+    assert_true(why[0] != '\0');
+    printf("kernels_cudnn_init before kernels_cuda_init: %s\n", why);
+    assert_int_equal(kernels_cudnn_version(), 0);
+    conv2d_shape_t s;
+    assert_int_equal(conv2d_shape_init(&s, 2, 3, 8, 8, 4, 3, 3, 1, 1), 0);
+    kern_format_t f = {KERN_F16, KERN_NHWC};
+    assert_int_equal(conv2d_workspace_floats_cudnn(&s, f), 0);
+    relu_forward_fmt_cuda(NULL, NULL, 10, f);
+    assert_int_not_equal(kernels_cuda_synchronize(), 0);
+    assert_int_equal(kern_dtype_size(KERN_F16), 2);
+    assert_int_equal(kern_dtype_size(KERN_BF16), 2);
+    assert_int_equal(kern_dtype_size(KERN_F32), 4);
     kernels_cuda_free();
 }
 
@@ -80,6 +102,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_count_answers),
         cmocka_unit_test(test_ops_before_init_report),
+        cmocka_unit_test(test_cudnn_before_init_reports),
         cmocka_unit_test(test_init_matches_devices),
         cmocka_unit_test(test_conv_workspace_chunks),
     };

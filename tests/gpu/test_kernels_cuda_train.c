@@ -9,7 +9,14 @@
  * Checks: every step's loss |gpu - cpu| <= 1e-4 + 1e-3 |cpu|; the final
  * parameters, momentum and running statistics 1e-4 + 1e-3 |cpu| (float
  * rounding differences grow a little over 20 steps); and the loss fell to
- * below 70% of its first value on both (so the run is training at all). */
+ * below 70% of its first value on both (so the run is training at all).
+ *
+ * The same 20 steps in fp16 (the *_fmt_cuda ops in NHWC, cuDNN for the
+ * convolution, the loss scaled by 128 and divided out by
+ * sgd_update_scaled_cuda) against the CPU's fp32: every step's loss within
+ * 2e-3 + 2e-2 |cpu| and falling below 70% of its first value; the final
+ * parameters within 2e-2 of the largest (fp16 activations and gradients:
+ * ~2^-11 per rounding, over 20 steps). Skipped without cuDNN. */
 #include "gpu_test_util.h"
 
 #define B 16
@@ -28,7 +35,12 @@
 #define P_CONV_W (P_BETA + C1)
 #define P_COUNT (P_CONV_W + C1 * C_IN * 9)
 
+/* The fp16 run's activations (test_train_fp16_vs_cpu). */
+static const kern_format_t fmt16 = {KERN_F16, KERN_NHWC};
+
 typedef struct {
+    /* 0: fp32 NCHW; else x is converted to fmt16 after its upload. */
+    int convert;
     void *(*alloc)(size_t bytes);
     void (*release)(void *p);
     void (*upload)(void *dst, const void *src, size_t bytes);
@@ -88,7 +100,7 @@ static void dev_download(void *dst, const void *src, size_t bytes)
 }
 
 static const backend_t cpu = {
-    host_alloc, free, host_copy, host_copy, conv2d_workspace_floats,
+    0, host_alloc, free, host_copy, host_copy, conv2d_workspace_floats,
     conv2d_forward_cpu, conv2d_backward_cpu, batchnorm_forward_train_cpu,
     batchnorm_backward_cpu, relu_forward_cpu, relu_backward_cpu,
     maxpool2d_forward_cpu, maxpool2d_backward_cpu, linear_forward_cpu,
@@ -97,7 +109,7 @@ static const backend_t cpu = {
 };
 
 static const backend_t gpu = {
-    dev_alloc, kernels_cuda_buffer_free, dev_upload, dev_download,
+    0, dev_alloc, kernels_cuda_buffer_free, dev_upload, dev_download,
     conv2d_workspace_floats_cuda, conv2d_forward_cuda, conv2d_backward_cuda,
     batchnorm_forward_train_cuda, batchnorm_backward_cuda, relu_forward_cuda,
     relu_backward_cuda, maxpool2d_forward_cuda, maxpool2d_backward_cuda,
@@ -143,6 +155,13 @@ static void train(const backend_t *be, const float *x_host,
     for (int c = 0; c < C1; c++)
         ones[c] = 1.0f;
     be->upload(x, x_host, nx * fl);
+    if (be->convert) {
+        /* The fp16 NHWC copy of the batch the layers read. */
+        float *x32 = x;
+        x = be->alloc(nx * fl);
+        tensor_from_f32_fmt_cuda(x, x32, B, C_IN, HW_IN, HW_IN, fmt16);
+        be->release(x32);
+    }
     be->upload(labels, labels_host, B * sizeof(int32_t));
     be->upload(params, params_host, P_COUNT * fl);
     be->upload(rvar, ones, C1 * fl);
@@ -180,32 +199,149 @@ static void train(const backend_t *be, const float *x_host,
         be->release(bufs[i]);
 }
 
+/* ---- fp16: the _fmt ops in NHWC, cuDNN, a loss scale of 128 ------------- */
+
+static float *scale_dev;        /* 128, read by the loss backward */
+static loss_scale_t *state_dev; /* static scaling, 128 */
+static float *loss_dev;
+
+static size_t h_conv_ws(const conv2d_shape_t *s)
+{
+    return conv2d_workspace_floats_cudnn(s, fmt16);
+}
+static void h_conv_fwd(float *o, const float *i, const float *w, const float *b,
+                       const conv2d_shape_t *s, float *ws)
+{
+    conv2d_forward_cudnn(o, i, w, b, s, ws, fmt16);
+}
+static void h_conv_bwd(float *di, float *dw, float *db, const float *dout, const float *in,
+                       const float *w, const conv2d_shape_t *s, float *ws)
+{
+    conv2d_backward_cudnn(di, dw, db, dout, in, w, s, ws, fmt16);
+}
+static void h_bn_fwd(float *o, float *sm, float *sr, float *rm, float *rv, const float *i,
+                     const float *g, const float *b, int B_, int C, int HW, float mo,
+                     float eps)
+{
+    batchnorm_forward_train_fmt_cuda(o, sm, sr, rm, rv, i, g, b, B_, C, HW, mo, eps, 0,
+                                     fmt16);
+}
+static void h_bn_bwd(float *di, float *dg, float *db, const float *dout, const float *in,
+                     const float *g, const float *sm, const float *sr, int B_, int C, int HW)
+{
+    batchnorm_backward_fmt_cuda(di, dg, db, dout, in, g, sm, sr, NULL, B_, C, HW, fmt16);
+}
+static void h_relu_fwd(float *o, const float *i, size_t n)
+{
+    relu_forward_fmt_cuda(o, i, n, fmt16);
+}
+static void h_relu_bwd(float *di, const float *dout, const float *o, size_t n)
+{
+    relu_backward_fmt_cuda(di, dout, o, n, fmt16);
+}
+static void h_pool_fwd(float *o, int32_t *am, const float *i, int B_, int C, int H, int W,
+                       int k, int st, int pad)
+{
+    maxpool2d_forward_fmt_cuda(o, am, i, B_, C, H, W, k, st, pad, fmt16);
+}
+static void h_pool_bwd(float *di, const float *dout, const int32_t *am, int B_, int C, int H,
+                       int W, int OH, int OW)
+{
+    maxpool2d_backward_fmt_cuda(di, dout, am, B_, C, H, W, OH, OW, fmt16);
+}
+/* The pooled map (B, C1, 6, 6) is NHWC here; the linear layer's weights
+ * assume the CPU's NCHW flatten, so it is reordered on the way in and its
+ * gradient on the way out (through fp32: fp16 -> fp32 -> fp16 is exact). */
+static const kern_format_t fmt16_nchw = {KERN_F16, KERN_NCHW};
+static float *lin_f32, *lin_in, *lin_din;
+
+static void to_nchw(float *dst, const float *src)
+{
+    tensor_to_f32_fmt_cuda(lin_f32, src, B, C1, HW_IN / 2, HW_IN / 2, fmt16);
+    tensor_from_f32_fmt_cuda(dst, lin_f32, B, C1, HW_IN / 2, HW_IN / 2, fmt16_nchw);
+}
+
+static void h_lin_fwd(float *o, const float *i, const float *w, const float *b, int B_,
+                      int IC, int OC)
+{
+    to_nchw(lin_in, i);
+    linear_forward_fmt_cuda(o, lin_in, w, b, B_, IC, OC, fmt16);
+}
+static void h_lin_bwd(float *di, float *dw, float *db, const float *dout, const float *in,
+                      const float *w, int B_, int IC, int OC)
+{
+    to_nchw(lin_in, in);
+    linear_backward_fmt_cuda(lin_din, dw, db, dout, lin_in, w, B_, IC, OC, fmt16);
+    tensor_to_f32_fmt_cuda(lin_f32, lin_din, B, C1, HW_IN / 2, HW_IN / 2, fmt16_nchw);
+    tensor_from_f32_fmt_cuda(di, lin_f32, B, C1, HW_IN / 2, HW_IN / 2, fmt16);
+}
+static float h_ce_fwd(float *probs, const float *logits, const int32_t *labels, int B_, int K)
+{
+    float loss;
+    softmax_cross_entropy_forward_async_fmt_cuda(loss_dev, probs, logits, labels, B_, K,
+                                                 fmt16);
+    dev_download(&loss, loss_dev, sizeof loss);
+    return loss;
+}
+static void h_ce_bwd(float *d, const float *probs, const int32_t *labels, int B_, int K)
+{
+    softmax_cross_entropy_backward_fmt_cuda(d, probs, labels, B_, K, scale_dev, fmt16);
+}
+static void h_sgd(float *p, float *m, const float *g, size_t n, float lr, float mo, float wd)
+{
+    sgd_update_scaled_cuda(p, m, g, n, lr, mo, wd, state_dev);
+}
+
+static const backend_t gpu16 = {
+    1, dev_alloc, kernels_cuda_buffer_free, dev_upload, dev_download,
+    h_conv_ws, h_conv_fwd, h_conv_bwd, h_bn_fwd, h_bn_bwd, h_relu_fwd, h_relu_bwd,
+    h_pool_fwd, h_pool_bwd, h_lin_fwd, h_lin_bwd, h_ce_fwd, h_ce_bwd, h_sgd,
+};
+
+/* The batch, labels and initial parameters both tests start from. */
+static void make_start(float **x, int32_t **labels, float **params)
+{
+    gt_rng_t r = {7000};
+    size_t nx = (size_t)B * C_IN * HW_IN * HW_IN;
+    *x = gt_random(&r, nx, -1, 1);
+    *labels = gt_labels(&r, B, CLASSES);
+    float *p = gt_host(P_COUNT);
+    float lin = 1.0f / sqrtf((float)POOLED), conv = 1.0f / sqrtf(C_IN * 9.0f);
+    for (int i = P_LIN_W; i < P_LIN_B + CLASSES; i++)
+        p[i] = gt_uniform(&r, -lin, lin);
+    for (int i = 0; i < C1; i++) {
+        p[P_GAMMA + i] = 1.0f;
+        p[P_BETA + i] = 0.0f;
+    }
+    for (int i = P_CONV_W; i < P_COUNT; i++)
+        p[i] = gt_uniform(&r, -conv, conv);
+    *params = p;
+}
+
+/* Trains from make_start's start on the CPU (want) and on `gpu_be`
+ * (got), and prints both losses. */
+static void train_pair(const backend_t *gpu_be, result_t *want, result_t *got)
+{
+    float *x, *params;
+    int32_t *labels;
+    make_start(&x, &labels, &params);
+    train(&cpu, x, labels, params, want);
+    train(gpu_be, x, labels, params, got);
+    for (int i = 0; i < STEPS; i++)
+        printf("step %2d  loss cpu %.6f  gpu %.6f\n", i + 1, (double)want->loss[i],
+               (double)got->loss[i]);
+    free(x);
+    free(labels);
+    free(params);
+}
+
 static void test_train_cpu_vs_gpu(void **state)
 {
     (void)state;
-    gt_rng_t r = {7000};
-    size_t nx = (size_t)B * C_IN * HW_IN * HW_IN;
-    float *x = gt_random(&r, nx, -1, 1);
-    int32_t *labels = gt_labels(&r, B, CLASSES);
-    float *params = gt_host(P_COUNT);
-    float lin = 1.0f / sqrtf((float)POOLED), conv = 1.0f / sqrtf(C_IN * 9.0f);
-    for (int i = P_LIN_W; i < P_LIN_B + CLASSES; i++)
-        params[i] = gt_uniform(&r, -lin, lin);
-    for (int i = 0; i < C1; i++) {
-        params[P_GAMMA + i] = 1.0f;
-        params[P_BETA + i] = 0.0f;
-    }
-    for (int i = P_CONV_W; i < P_COUNT; i++)
-        params[i] = gt_uniform(&r, -conv, conv);
-
     result_t *want = calloc(1, sizeof *want), *got = calloc(1, sizeof *got);
     assert_non_null(want);
     assert_non_null(got);
-    train(&cpu, x, labels, params, want);
-    train(&gpu, x, labels, params, got);
-    for (int i = 0; i < STEPS; i++)
-        printf("step %2d  loss cpu %.6f  gpu %.6f\n", i + 1,
-               (double)want->loss[i], (double)got->loss[i]);
+    train_pair(&gpu, want, got);
     gt_check_close("loss", got->loss, want->loss, STEPS, 1e-4, 1e-3);
     gt_check_close("params", got->params, want->params, P_COUNT, 1e-4, 1e-3);
     gt_check_close("momentum", got->momentum, want->momentum, P_COUNT, 1e-4,
@@ -222,9 +358,44 @@ static void test_train_cpu_vs_gpu(void **state)
                  (double)got->loss[STEPS - 1]);
     free(want);
     free(got);
-    free(x);
-    free(labels);
-    free(params);
+}
+
+static void test_train_fp16_vs_cpu(void **state)
+{
+    (void)state;
+    char why[256];
+    if (kernels_cudnn_init(why, sizeof why) != 0) {
+        printf("fp16 training: skipped: %s\n", why);
+        skip();
+    }
+    assert_int_equal(kernels_cuda_weight_scratch(CLASSES * POOLED), 0);
+    float scale = 128.0f;
+    loss_scale_t st;
+    loss_scale_init(&st, scale, 0, 1000);
+    scale_dev = gt_devf(&scale, 1);
+    state_dev = gt_dev(&st, sizeof st);
+    loss_dev = gt_devf(NULL, 1);
+    lin_f32 = gt_devf(NULL, (size_t)B * POOLED);
+    lin_in = gt_devf(NULL, (size_t)B * POOLED);
+    lin_din = gt_devf(NULL, (size_t)B * POOLED);
+
+    result_t *want = calloc(1, sizeof *want), *got = calloc(1, sizeof *got);
+    assert_non_null(want);
+    assert_non_null(got);
+    train_pair(&gpu16, want, got);
+    gt_check_close("fp16 loss", got->loss, want->loss, STEPS, 2e-3, 2e-2);
+    float most = 0.0f;
+    for (int i = 0; i < P_COUNT; i++)
+        most = fabsf(want->params[i]) > most ? fabsf(want->params[i]) : most;
+    gt_check_close("fp16 params", got->params, want->params, P_COUNT, 2e-2 * most, 0);
+    if (!(got->loss[STEPS - 1] < 0.7f * got->loss[0]))
+        fail_msg("fp16 loss did not fall: %.6f -> %.6f", (double)got->loss[0],
+                 (double)got->loss[STEPS - 1]);
+    void *dev[] = {scale_dev, state_dev, loss_dev, lin_f32, lin_in, lin_din};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        kernels_cuda_buffer_free(dev[i]);
+    free(want);
+    free(got);
 }
 
 int main(void)
@@ -232,6 +403,7 @@ int main(void)
     gt_require_device("test_kernels_cuda_train");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_cpu_vs_gpu),
+        cmocka_unit_test(test_train_fp16_vs_cpu),
     };
     return cmocka_run_group_tests(tests, gt_setup, gt_teardown);
 }

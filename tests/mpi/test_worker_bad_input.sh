@@ -38,6 +38,19 @@ else
     echo "ok: mixed --variable_update -> exit 2 on both ranks"
 fi
 
+# Precision flags where they cannot apply or contradict each other: exit 2
+# with exactly one error line (rank 0's), before any device is touched, so
+# no GPU is needed (every message: tests/unit/test_worker_options.c).
+for np in 1 2; do
+    for args in "--use_fp16" "--device=cuda --use_fp16 --use_bf16" \
+                "--device=cuda --use_fp16 --fp16_loss_scale=0"; do
+        # shellcheck disable=SC2086 # the flags split on purpose
+        expect "$np" "ringtrain-worker: error: --" --model=mlp $args
+        lines=$(grep -c "error:" "$tmp/out")
+        [ "$lines" -eq 1 ] || { echo "FAIL: np=$np $args: $lines error lines"; fails=$((fails+1)); }
+    done
+done
+
 # IDX files: bad magic, truncated, label count != image count, missing.
 fm=/usr/share/datasets/fashion-mnist
 mkdir -p "$tmp/magic" "$tmp/trunc" "$tmp/count" "$tmp/empty"

@@ -1,7 +1,11 @@
 /* Unit tests for sgd_update_cpu (PyTorch SGD: g = grad + wd * p;
  * buf = m * buf + g, buf starting at 0; p -= lr * buf): a three-step
  * sequence worked out by hand, a double-precision reference loop over random
- * arrays (odd counts, two threads), and momentum 0 (no buffer). */
+ * arrays (odd counts, two threads), and momentum 0 (no buffer). And the
+ * loss-scaled reference, sgd_update_scaled_cpu: a static scale is plain
+ * SGD on grads / scale; dynamic scaling skips a step with an inf or NaN
+ * gradient (parameters and momentum untouched) and halves the scale, and
+ * doubles it after inc_every clean steps (here 1000). */
 #include "test_kernels_util.h"
 
 #include "kernels.h"
@@ -75,11 +79,58 @@ static void test_sgd_reference(void **state)
     kernels_set_num_threads(1);
 }
 
+static void test_sgd_loss_scale(void **state)
+{
+    (void)state;
+    enum { N = 7 };
+    float p[N], buf[N], g[N], p2[N], buf2[N], g2[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = p2[i] = 0.1f * (float)(i + 1);
+        buf[i] = buf2[i] = 0.0f;
+    }
+    loss_scale_t s;
+    loss_scale_init(&s, 128.0f, 0, 1000);
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < N; i++) {
+            g2[i] = 0.25f * (float)(i - step);
+            g[i] = g2[i] * 128.0f;
+        }
+        sgd_update_scaled_cpu(p, buf, g, N, 0.1f, 0.9f, 0.01f, &s);
+        sgd_update_cpu(p2, buf2, g2, N, 0.1f, 0.9f, 0.01f);
+    }
+    for (int i = 0; i < N; i++)
+        if (p[i] != p2[i] || buf[i] != buf2[i])
+            fail_msg("static scale: p[%d] %.9g vs plain SGD %.9g", i, (double)p[i],
+                     (double)p2[i]);
+    assert_true(s.scale == 128.0f && s.skipped == 0 && s.steps == 3);
+
+    loss_scale_init(&s, 1024.0f, 1, 1000);
+    memcpy(p2, p, sizeof p);
+    memcpy(buf2, buf, sizeof buf);
+    g[3] = INFINITY;
+    sgd_update_scaled_cpu(p, buf, g, N, 0.1f, 0.9f, 0.01f, &s);
+    assert_memory_equal(p, p2, sizeof p);
+    assert_memory_equal(buf, buf2, sizeof buf);
+    assert_true(s.scale == 512.0f && s.skipped == 1 && s.found_inf == 1);
+    g[3] = NAN;
+    sgd_update_scaled_cpu(p, buf, g, N, 0.1f, 0.9f, 0.01f, &s);
+    assert_true(s.scale == 256.0f && s.skipped == 2);
+    g[3] = 1.0f;
+    for (int step = 1; step <= 1000; step++) {
+        sgd_update_scaled_cpu(p, buf, g, N, 0.0f, 0.9f, 0.0f, &s);
+        if (step == 999)
+            assert_true(s.scale == 256.0f && s.good_steps == 999);
+    }
+    assert_true(s.scale == 512.0f && s.good_steps == 0 && s.found_inf == 0);
+    assert_true(s.steps == 1002 && s.skipped == 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd_hand_sequence),
         cmocka_unit_test(test_sgd_reference),
+        cmocka_unit_test(test_sgd_loss_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

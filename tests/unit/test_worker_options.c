@@ -61,6 +61,58 @@ static void expect_bad(const char *needle, int argc, char **argv)
         fail_msg("%s: message '%s' lacks '%s'", argv[1], err, needle);
 }
 
+static void test_precision_flags(void **state)
+{
+    (void)state;
+    worker_options_t o;
+    char err[512] = "";
+    assert_int_equal(parse(&o, err, sizeof err, 1, (char *[]){"w"}), 0);
+    assert_int_equal(o.use_fp16, 0);
+    assert_int_equal(o.use_bf16, 0);
+    assert_int_equal(o.allow_tf32, 1);
+    assert_true(o.fp16_loss_scale == 128.0);
+    assert_int_equal(o.fp16_enable_auto_loss_scale, 0);
+    assert_int_equal(o.fp16_inc_loss_scale_every_n, 1000);
+    assert_int_equal(o.data_format, WORKER_LAYOUT_AUTO);
+    char *argv[] = {"w", "--device=cuda", "--use_fp16", "--fp16_loss_scale=1024",
+                    "--fp16_enable_auto_loss_scale", "--fp16_inc_loss_scale_every_n=500",
+                    "--noallow_tf32", "--data_format=NHWC"};
+    assert_int_equal(parse(&o, err, sizeof err, 8, argv), 0);
+    assert_int_equal(o.use_fp16, 1);
+    assert_true(o.fp16_loss_scale == 1024.0);
+    assert_int_equal(o.fp16_enable_auto_loss_scale, 1);
+    assert_int_equal(o.fp16_inc_loss_scale_every_n, 500);
+    assert_int_equal(o.allow_tf32, 0);
+    assert_int_equal(o.data_format, WORKER_LAYOUT_NHWC);
+    char *argv2[] = {"w", "--device=cuda", "--use_bf16", "--data_format=NCHW"};
+    assert_int_equal(parse(&o, err, sizeof err, 4, argv2), 0);
+    assert_int_equal(o.use_bf16, 1);
+    assert_int_equal(o.data_format, WORKER_LAYOUT_NCHW);
+
+    expect_bad("--use_fp16 needs --device=cuda (the CPU kernels are fp32 only)", 2,
+               (char *[]){"w", "--use_fp16"});
+    expect_bad("--use_bf16 needs --device=cuda", 3, (char *[]){"w", "--use_bf16", "--device=cpu"});
+    expect_bad("--use_fp16 and --use_bf16 contradict each other", 4,
+               (char *[]){"w", "--device=cuda", "--use_fp16", "--use_bf16"});
+    expect_bad("--fp16_loss_scale=0: the loss scale must be greater than 0", 4,
+               (char *[]){"w", "--device=cuda", "--use_fp16", "--fp16_loss_scale=0"});
+    expect_bad("--fp16_loss_scale=-8: out of range", 4,
+               (char *[]){"w", "--device=cuda", "--use_fp16", "--fp16_loss_scale=-8"});
+    expect_bad("--fp16_loss_scale=inf: out of range", 4,
+               (char *[]){"w", "--device=cuda", "--use_fp16", "--fp16_loss_scale=inf"});
+    expect_bad("--fp16_loss_scale=nan", 4,
+               (char *[]){"w", "--device=cuda", "--use_fp16", "--fp16_loss_scale=nan"});
+    expect_bad("apply to --use_fp16 only; add --use_fp16", 2,
+               (char *[]){"w", "--fp16_enable_auto_loss_scale"});
+    expect_bad("apply to --use_fp16 only (bf16 needs no loss scaling)", 4,
+               (char *[]){"w", "--device=cuda", "--use_bf16", "--fp16_loss_scale=64"});
+    expect_bad("--fp16_inc_loss_scale_every_n=0: out of range", 4,
+               (char *[]){"w", "--device=cuda", "--use_fp16", "--fp16_inc_loss_scale_every_n=0"});
+    expect_bad("--data_format=NHWC needs --device=cuda", 2, (char *[]){"w", "--data_format=NHWC"});
+    expect_bad("--data_format=NCWH: unknown value; choose one of NCHW|NHWC", 2,
+               (char *[]){"w", "--data_format=NCWH"});
+}
+
 static void test_bad_flags(void **state)
 {
     (void)state;
@@ -85,6 +137,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_precision_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

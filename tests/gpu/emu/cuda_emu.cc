@@ -7,13 +7,17 @@
  * the test that ran it. "The device" has 2 multiprocessors, so grid-stride
  * loops sized from the multiprocessor count wrap around. */
 #include "cublas_v2.h"
+#include "cuda_bf16.h"
+#include "cuda_fp16.h"
 #include "cuda_runtime.h"
+#include "emu_internal.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ucontext.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -447,13 +451,17 @@ cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr, int)
     return cudaSuccess;
 }
 
+/* A stream is idle except while held (cuda_emu_stream_hold: the NCCL
+ * emulation's hung collective): then an event recorded on it stays
+ * unfinished until the hold ends, as behind a kernel that never returns. */
 struct emu_stream {
-    int unused;
+    std::atomic<int> held;
 };
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned)
 {
     *stream = new emu_stream();
+    (*stream)->held = 0;
     return cudaSuccess;
 }
 
@@ -463,27 +471,41 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t)
+void cuda_emu_stream_hold(cudaStream_t stream, int held)
 {
+    if (stream)
+        stream->held = held;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    if (stream && stream->held) {
+        emu_fail(cudaErrorLaunchFailure, "cudaStreamSynchronize on a stream whose work "
+                                         "never finishes (a hung collective): a real "
+                                         "program would block here forever");
+        return cudaErrorLaunchFailure;
+    }
     /* Work ran at launch; report what a GPU would report here. */
     if (!check_all_guards())
         return cudaErrorLaunchFailure;
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamQuery(cudaStream_t)
+cudaError_t cudaStreamQuery(cudaStream_t stream)
 {
-    return cudaSuccess;
+    return stream && stream->held ? cudaErrorNotReady : cudaSuccess;
 }
 
-/* Work is done when it is queued, so an event completes when recorded. */
+/* Work is done when it is queued, so an event completes when recorded,
+ * unless its stream is held. */
 struct emu_event {
-    int recorded;
+    std::atomic<emu_stream *> behind; /* a held stream it waits for, or NULL */
 };
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned)
 {
     *event = new emu_event();
+    (*event)->behind = nullptr;
     return cudaSuccess;
 }
 
@@ -493,24 +515,41 @@ cudaError_t cudaEventDestroy(cudaEvent_t event)
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t)
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
     if (!event)
         return cudaErrorInvalidValue;
-    event->recorded = 1;
+    event->behind = stream && stream->held ? stream : nullptr;
     return cudaSuccess;
+}
+
+static bool event_pending(cudaEvent_t event)
+{
+    emu_stream *s = event->behind;
+    return s && s->held;
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t event)
 {
-    return event ? cudaSuccess : cudaErrorInvalidValue;
+    if (!event)
+        return cudaErrorInvalidValue;
+    return event_pending(event) ? cudaErrorNotReady : cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    return event ? cudaSuccess : cudaErrorInvalidValue;
+    if (!event)
+        return cudaErrorInvalidValue;
+    if (event_pending(event)) {
+        emu_fail(cudaErrorLaunchFailure, "cudaEventSynchronize on work that never "
+                                         "finishes (a hung collective)");
+        return cudaErrorLaunchFailure;
+    }
+    return cudaSuccess;
 }
 
+/* Later work on the waiting stream runs at once here (the emulation does
+ * not model one stream blocked behind another). */
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned)
 {
     return event ? cudaSuccess : cudaErrorInvalidValue;
@@ -564,8 +603,7 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode)
     return CUBLAS_STATUS_SUCCESS;
 }
 
-/* TF32: an fp32 value with its mantissa rounded to 10 bits. */
-static float to_tf32(float v)
+float emu_to_tf32(float v)
 {
     uint32_t u;
     memcpy(&u, &v, sizeof u);
@@ -596,9 +634,9 @@ static cublasStatus_t gemm_one(cublasHandle_t h, cublasOperation_t ta,
         a32.assign(A, A + (size_t)lda * (ta == CUBLAS_OP_N ? k : m));
         b32.assign(B, B + (size_t)ldb * (tb == CUBLAS_OP_N ? n : k));
         for (float &v : a32)
-            v = to_tf32(v);
+            v = emu_to_tf32(v);
         for (float &v : b32)
-            v = to_tf32(v);
+            v = emu_to_tf32(v);
         A = a32.data();
         B = b32.data();
     }
@@ -643,5 +681,87 @@ cublasStatus_t cublasSgemmStridedBatched(
     for (int i = 0; i < batch; i++)
         gemm_one(h, ta, tb, m, n, k, *alpha, A + i * stride_a, lda,
                  B + i * stride_b, ldb, *beta, C + i * stride_c, ldc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static bool ex_type_ok(cudaDataType_t t)
+{
+    return t == CUDA_R_32F || t == CUDA_R_16F || t == CUDA_R_16BF;
+}
+
+float emu_load(emu_elem_t t, const void *p, size_t i)
+{
+    if (t == EMU_F16)
+        return __half2float(((const __half *)p)[i]);
+    if (t == EMU_BF16)
+        return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+void emu_store(emu_elem_t t, void *p, size_t i, float v)
+{
+    if (t == EMU_F16)
+        ((__half *)p)[i] = __float2half_rn(v);
+    else if (t == EMU_BF16)
+        ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else
+        ((float *)p)[i] = v;
+}
+
+static emu_elem_t ex_elem(cudaDataType_t t)
+{
+    return t == CUDA_R_16F ? EMU_F16 : t == CUDA_R_16BF ? EMU_BF16 : EMU_F32;
+}
+
+static float ex_load(cudaDataType_t t, const void *p, size_t i)
+{
+    return emu_load(ex_elem(t), p, i);
+}
+
+/* A (column-major, ld columns of `rows`) as a dense fp32 copy. */
+static std::vector<float> ex_dense(cudaDataType_t t, const void *p, int rows,
+                                   int cols, int ld)
+{
+    std::vector<float> out((size_t)rows * cols);
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++)
+            out[(size_t)j * rows + i] = ex_load(t, p, (size_t)j * ld + i);
+    return out;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta,
+                            cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A,
+                            cudaDataType_t Atype, int lda, const void *B,
+                            cudaDataType_t Btype, int ldb, const void *beta,
+                            void *C, cudaDataType_t Ctype, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t)
+{
+    if (!h)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    /* cuBLAS takes A and B of one type, and C of that type or fp32. */
+    if (!gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc) || compute != CUBLAS_COMPUTE_32F ||
+        !ex_type_ok(Atype) || Atype != Btype || !ex_type_ok(Ctype) ||
+        (Ctype != Atype && Ctype != CUDA_R_32F))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0)
+        return CUBLAS_STATUS_SUCCESS;
+    int rows_a = ta == CUBLAS_OP_N ? m : k, rows_b = tb == CUBLAS_OP_N ? k : n;
+    std::vector<float> a = ex_dense(Atype, A, rows_a, ta == CUBLAS_OP_N ? k : m, lda);
+    std::vector<float> b = ex_dense(Btype, B, rows_b, tb == CUBLAS_OP_N ? n : k, ldb);
+    std::vector<float> c((size_t)m * n);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    if (k > 0)
+        cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                    tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, 1.0f,
+                    a.data(), rows_a, b.data(), rows_b, 0.0f, c.data(), m);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            size_t at = (size_t)j * ldc + i;
+            float v = al * c[(size_t)j * m + i];
+            if (be != 0.0f)
+                v += be * ex_load(Ctype, C, at);
+            emu_store(ex_elem(Ctype), C, at, v);
+        }
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -7,7 +7,8 @@
  *
  * Streams and events: work runs on the calling thread when it is queued, so
  * an event is complete as soon as it is recorded, waits on events return at
- * once, and a stream is always idle. */
+ * once, and a stream is idle -- except a stream held by the NCCL emulation
+ * (a hung collective, cuda_emu_stream_hold below). */
 #ifndef RINGTRAIN_CUDA_EMU_RUNTIME_API_H
 #define RINGTRAIN_CUDA_EMU_RUNTIME_API_H
 
@@ -76,6 +77,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
 /* Emulation only: 1 when [ptr, ptr + bytes) lies inside one live device
  * buffer (for the NCCL emulation's argument checks). */
 int cuda_emu_is_device(const void *ptr, size_t bytes);
+/* Emulation only: while held, events recorded on `stream` stay unfinished
+ * (cudaEventQuery: not ready), as behind a hung kernel; waiting on the host
+ * for them fails instead of blocking forever. For the NCCL emulation's
+ * NCCL_EMU_HANG_AT. */
+void cuda_emu_stream_hold(cudaStream_t stream, int held);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,10 @@
  *
  * Fault injection: NCCL_EMU_ASYNC_ERROR_AT=<k> makes the communicator report
  * an asynchronous ncclRemoteError (what a dead peer looks like) from the
- * k-th ncclAllReduce on, so the caller's poll-and-abort path can be tested. */
+ * k-th ncclAllReduce on, so the caller's poll-and-abort path can be tested.
+ * NCCL_EMU_HANG_AT=<k>: the k-th ncclAllReduce never finishes (a peer that
+ * never arrives, and no error): its stream is held (cuda_emu_stream_hold)
+ * until ncclCommAbort, which ends it, as NCCL's abort ends its kernels. */
 #ifndef RINGTRAIN_NCCL_EMU_H
 #define RINGTRAIN_NCCL_EMU_H
 

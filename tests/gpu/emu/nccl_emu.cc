@@ -13,6 +13,8 @@ struct emu_nccl_comm {
     int finalized;
     long allreduces;  /* calls so far */
     long error_at;    /* NCCL_EMU_ASYNC_ERROR_AT, 0: never */
+    long hang_at;     /* NCCL_EMU_HANG_AT, 0: never */
+    cudaStream_t hung; /* the stream held by the hung call, until abort */
     char last_error[200];
 };
 
@@ -88,6 +90,8 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
     (*comm)->magic = EMU_NCCL_MAGIC;
     const char *at = getenv("NCCL_EMU_ASYNC_ERROR_AT");
     (*comm)->error_at = at ? atol(at) : 0;
+    const char *hang = getenv("NCCL_EMU_HANG_AT");
+    (*comm)->hang_at = hang ? atol(hang) : 0;
     return ncclSuccess;
 }
 
@@ -125,7 +129,7 @@ static size_t type_size(ncclDataType_t t)
 
 ncclResult_t ncclAllReduce(const void *sendbuf, void *recvbuf, size_t count,
                            ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
-                           cudaStream_t)
+                           cudaStream_t stream)
 {
     if (!comm_ok(comm) || comm->finalized)
         return emu_nccl_error(nullptr, ncclInvalidUsage,
@@ -141,6 +145,11 @@ ncclResult_t ncclAllReduce(const void *sendbuf, void *recvbuf, size_t count,
     if (!cuda_emu_is_device(sendbuf, bytes) || !cuda_emu_is_device(recvbuf, bytes))
         return emu_nccl_error(comm, ncclInvalidArgument,
                               "ncclAllReduce: a buffer is not device memory");
+    if (comm->hang_at > 0 && comm->allreduces == comm->hang_at) {
+        cuda_emu_stream_hold(stream, 1); /* the result never comes */
+        comm->hung = stream;
+        return ncclSuccess;
+    }
     /* One rank: the sum is the input, and avg scales it by 1/1. */
     if (sendbuf != recvbuf)
         memmove(recvbuf, sendbuf, bytes);
@@ -166,5 +175,7 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm)
 
 ncclResult_t ncclCommAbort(ncclComm_t comm)
 {
+    if (comm_ok(comm) && comm->hung)
+        cuda_emu_stream_hold(comm->hung, 0); /* abort ends the kernels */
     return ncclCommDestroy(comm);
 }

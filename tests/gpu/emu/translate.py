@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Rewrite a .cu file for the CPU emulation (tests/gpu/emu): every kernel
-launch `kernel<<<grid, block[, smem[, stream]]>>>(args)` becomes
-`::emu::launch(kernel, grid, block[, smem[, stream]])(args)`; nothing else
-changes (the emulation's cuda_runtime.h / cublas_v2.h supply the rest).
+launch `kernel<<<grid, block[, smem[, stream]]>>>(args)` (or
+`kernel<T, U><<<...>>>(args)`, a template instance) becomes
+`::emu::launch(kernel<T, U>, grid, block[, smem[, stream]])(args)`; nothing
+else changes (the emulation's cuda_runtime.h / cublas_v2.h supply the rest).
 
   translate.py IN.cu OUT.cc
 """
 import re
 import sys
 
-LAUNCH = re.compile(r"\b([A-Za-z_]\w*)\s*<<<(.*?)>>>\s*\(", re.DOTALL)
+LAUNCH = re.compile(r"\b([A-Za-z_]\w*(?:<[^<>;(){}]*>)?)\s*<<<(.*?)>>>\s*\(", re.DOTALL)
 
 
 def main():
