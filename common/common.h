@@ -25,7 +25,8 @@
     X(NOENT, -14, "no such file or entry")                                     \
     X(SYS, -15, "system call failed")                                          \
     X(ABORTED, -16, "operation aborted")                                       \
-    X(CORRUPT, -17, "data corrupt (checksum mismatch)")
+    X(CORRUPT, -17, "data corrupt (checksum mismatch)")                        \
+    X(STOPPED, -18, "stopped on request (a signal)")
 
 enum {
 #define RT__ERR_ENUM(name, value, text) RT_E##name = (value),

@@ -28,6 +28,10 @@ enum {
     OFF_BATCH = 60,
     OFF_PAYLOAD_BYTES = 64,
     OFF_PAYLOAD_CRC = 72,
+    /* Version 2; zero (reserved) in version 1. */
+    OFF_SAMPLE = 76,
+    OFF_DATA_COUNT = 80,
+    OFF_EPOCH = 84,
     OFF_HEADER_CRC = CKPT_HEADER_BYTES - 4,
 };
 
@@ -81,7 +85,8 @@ static void encode_header(unsigned char *h, const ckpt_info_t *info, uint32_t cr
 {
     memset(h, 0, CKPT_HEADER_BYTES);
     memcpy(h + OFF_MAGIC, MAGIC, sizeof MAGIC);
-    put32(h + OFF_VERSION, CKPT_VERSION);
+    uint32_t version = info->version ? info->version : CKPT_VERSION;
+    put32(h + OFF_VERSION, version);
     put32(h + OFF_HEADER_BYTES, CKPT_HEADER_BYTES);
     put64(h + OFF_MODEL_HASH, info->model_hash);
     put64(h + OFF_STEP, info->step);
@@ -92,6 +97,11 @@ static void encode_header(unsigned char *h, const ckpt_info_t *info, uint32_t cr
     put32(h + OFF_BATCH, info->batch);
     put64(h + OFF_PAYLOAD_BYTES, payload_bytes(info));
     put32(h + OFF_PAYLOAD_CRC, crc);
+    if (version >= 2) {
+        put32(h + OFF_SAMPLE, info->sample);
+        put32(h + OFF_DATA_COUNT, info->data_count);
+        put64(h + OFF_EPOCH, info->epoch);
+    }
     put32(h + OFF_HEADER_CRC, rt_crc32c(0, h, OFF_HEADER_CRC));
 }
 
@@ -119,15 +129,15 @@ static int decode_header(const unsigned char *buf, const ckpt_info_t *expect, ck
         return RT_ECORRUPT;
     }
     uint32_t version = get32(buf + OFF_VERSION);
-    if (version != CKPT_VERSION || get32(buf + OFF_HEADER_BYTES) != CKPT_HEADER_BYTES) {
-        snprintf(err, err_bytes, "version %u is not supported (this build reads %d)",
+    if (version < 1 || version > CKPT_VERSION || get32(buf + OFF_HEADER_BYTES) != CKPT_HEADER_BYTES) {
+        snprintf(err, err_bytes, "version %u is not supported (this build reads 1 to %d)",
                  version, CKPT_VERSION);
         return RT_EFORMAT;
     }
-    /* The bytes between the payload CRC and the header CRC are written as
-     * zeros; anything else was not written by this version, and accepting
-     * it would make a checkpoint that does not re-encode to itself. */
-    for (size_t k = OFF_PAYLOAD_CRC + 4; k < OFF_HEADER_CRC; k++) {
+    /* Version 1 wrote the bytes between the payload CRC and the header CRC
+     * as zeros; anything else was not written by it, and accepting it would
+     * make a checkpoint that does not re-encode to itself. */
+    for (size_t k = OFF_PAYLOAD_CRC + 4; version == 1 && k < OFF_HEADER_CRC; k++) {
         if (buf[k] != 0) {
             snprintf(err, err_bytes, "reserved header byte %zu is not zero (not written by this "
                      "version)", k);
@@ -142,6 +152,10 @@ static int decode_header(const unsigned char *buf, const ckpt_info_t *expect, ck
         .state_floats = get64(buf + OFF_STATE),
         .ranks = get32(buf + OFF_RANKS),
         .batch = get32(buf + OFF_BATCH),
+        .version = version,
+        .sample = get32(buf + OFF_SAMPLE),
+        .data_count = get32(buf + OFF_DATA_COUNT),
+        .epoch = get64(buf + OFF_EPOCH),
     };
     if (got->model_hash != expect->model_hash || got->arena_floats != expect->arena_floats ||
         got->state_floats != expect->state_floats) {
@@ -452,16 +466,18 @@ int ckpt_load_latest(const char *dir, const ckpt_info_t *expect,
         if (drc == 0)
             drc = ckpt_decode(buf, bytes, expect, info, data, why, sizeof why);
         free(buf);
-        if (drc == 0) {
+        if (drc == 0 || drc == RT_EMISMATCH) {
             if (path_out)
                 snprintf(path_out, path_bytes, "%s", path);
-            rc = 0;
+            if (drc == RT_EMISMATCH)
+                snprintf(err, err_bytes, "%s: %s", path, why);
+            rc = drc;
             break;
         }
         rt_log_warn("skipping checkpoint %s: %s", path, why);
     }
     free(steps);
-    if (rc)
+    if (rc == RT_ENOENT)
         snprintf(err, err_bytes, "no valid checkpoint in %s (%zu skipped)", dir, count);
     return rc;
 }

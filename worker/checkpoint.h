@@ -4,10 +4,14 @@
  * parameters, optimizer state (momentum), batch-norm running statistics and
  * the number of completed steps. Data order and every random draw are a
  * function of (seed, epoch, step), so no generator state is stored beyond
- * the seed. Layout (little-endian):
+ * the seed; the data position is a sample index in the epoch's
+ * permutation, so a run at another world size continues where this one
+ * stopped. Version 1 files (no position) are read too. Layout (little-endian):
  *
  *   header (CKPT_HEADER_BYTES): magic "RTCKPT\0\1", version, sizes, model
- *     hash, step, seed, ranks, batch, payload CRC-32C, header CRC-32C
+ *     hash, step, seed, ranks, batch, payload CRC-32C, (version 2) the data
+ *     position (epoch and sample index in its permutation) and the size of
+ *     the training set, header CRC-32C
  *   payload: params[arena_floats] momentum[arena_floats] state[state_floats]
  *
  * Files are ckpt-<step, 12 digits>.rtck, mode 0600, written through the
@@ -23,7 +27,7 @@
 #include <stdint.h>
 
 #define CKPT_HEADER_BYTES 96
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2
 
 typedef struct {
     uint64_t model_hash;
@@ -31,7 +35,13 @@ typedef struct {
     uint64_t seed;
     uint64_t arena_floats;  /* params and momentum each */
     uint64_t state_floats;
-    uint32_t ranks, batch;  /* of the run that wrote it (informational) */
+    uint32_t ranks, batch;  /* of the run that wrote it */
+    uint32_t version;       /* decoded: the file's; encoding: 0 = CKPT_VERSION */
+    /* Version 2 (zero in version 1): the next global batch starts at sample
+     * `sample` of epoch `epoch`'s permutation of a training set of
+     * data_count samples (0: synthetic data, whose size follows the world). */
+    uint32_t sample, data_count;
+    uint64_t epoch;
 } ckpt_info_t;
 
 /* Buffers a checkpoint is read into or written from. */
@@ -73,10 +83,50 @@ int ckpt_save(const char *dir, const ckpt_info_t *info, const ckpt_data_t *data,
 
 /* Loads the newest valid checkpoint of dir into data. Invalid ones (also a
  * FIFO or a directory under a checkpoint's name, never blocked on) are
- * skipped with a warning naming them. Returns 0 (info and path filled),
- * RT_ENOENT when there is none (a fresh start), or another RT_E... */
+ * skipped with a warning naming them. A valid one of another model (hash or
+ * sizes differ from expect) stops the search: RT_EMISMATCH, err naming it
+ * and why, path_out filled (resuming past it would silently restart the
+ * job from an older state). Returns 0 (info and path filled), RT_ENOENT
+ * when there is none (a fresh start), or another RT_E... */
 int ckpt_load_latest(const char *dir, const ckpt_info_t *expect,
                      ckpt_info_t *info, ckpt_data_t *data, char *path_out,
                      size_t path_bytes, char *err, size_t err_bytes);
+
+/* ---- background writer ---------------------------------------------------
+ * Saving must not stall training: the caller copies the state into host
+ * buffers made once (ckpt_writer_buffers) and submits; one thread writes
+ * the file (ckpt_save: atomic, CRC, pruning) while training goes on. One
+ * write runs at a time: the caller waits for the previous one before it
+ * refills the buffers, and learns each write's outcome once, by poll or
+ * wait. */
+typedef struct ckpt_writer ckpt_writer_t;
+
+/* The outcome of one write. */
+typedef struct {
+    int rc;              /* 0, or ckpt_save's code */
+    uint64_t step;
+    double seconds;      /* the write alone, in the thread */
+    char path[4200];
+    char err[1536];
+} ckpt_result_t;
+
+/* Makes the buffers (params and momentum of shape->arena_floats each,
+ * state of shape->state_floats) and starts the thread. 0, RT_ENOMEM or
+ * RT_ESYS. */
+int ckpt_writer_create(ckpt_writer_t **out, const char *dir, const ckpt_info_t *shape,
+                       int keep);
+/* Where the caller puts the state before ckpt_writer_submit. Not to be
+ * touched while a write runs. */
+ckpt_data_t ckpt_writer_buffers(ckpt_writer_t *w);
+/* Writes the buffers as checkpoint info->step in the background. RT_EBUSY
+ * when a write runs or its outcome was not taken yet. */
+int ckpt_writer_submit(ckpt_writer_t *w, const ckpt_info_t *info);
+/* 1 and *res when a write finished whose outcome was not taken yet; 0
+ * otherwise (idle, or still writing). Never blocks. */
+int ckpt_writer_poll(ckpt_writer_t *w, ckpt_result_t *res);
+/* Waits for a running write; 1 and *res as poll, 0 when there is none. */
+int ckpt_writer_wait(ckpt_writer_t *w, ckpt_result_t *res);
+/* Waits for a running write, stops the thread and frees; accepts NULL. */
+void ckpt_writer_destroy(ckpt_writer_t *w);
 
 #endif

@@ -8,6 +8,7 @@
 #include "data.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,7 +441,8 @@ int sampler_init(sampler_t *s, const dataset_t *ds, int rank, int ranks,
     s->perm = malloc(ds->count * sizeof(uint32_t));
     s->images = rt_alloc_aligned((size_t)batch * per * sizeof(float), 64);
     s->labels = malloc((size_t)batch * sizeof(int32_t));
-    if (!s->perm || !s->images || !s->labels) {
+    s->indices = malloc((size_t)batch * sizeof(uint32_t));
+    if (!s->perm || !s->images || !s->labels || !s->indices) {
         sampler_free(s);
         return RT_ENOMEM;
     }
@@ -459,9 +461,11 @@ void sampler_free(sampler_t *s)
     free(s->perm);
     rt_free_aligned(s->images);
     free(s->labels);
+    free(s->indices);
     s->perm = NULL;
     s->images = NULL;
     s->labels = NULL;
+    s->indices = NULL;
 }
 
 /* Fisher-Yates with a generator seeded by (seed, epoch) only. */
@@ -483,27 +487,75 @@ static void make_permutation(sampler_t *s, long epoch)
     s->epoch = epoch;
 }
 
-void sampler_batch(sampler_t *s, uint64_t step, const float **images,
-                   const int32_t **labels)
+size_t sampler_global_batch(const sampler_t *s)
+{
+    return (size_t)s->batch * (size_t)s->ranks;
+}
+
+sampler_pos_t sampler_pos_at_step(const sampler_t *s, uint64_t step)
+{
+    sampler_pos_t p = {step / s->steps_per_epoch,
+                       (step % s->steps_per_epoch) * sampler_global_batch(s)};
+    return p;
+}
+
+void sampler_pos_fit(const sampler_t *s, sampler_pos_t *p)
+{
+    if (p->sample + sampler_global_batch(s) > s->ds->count) {
+        p->epoch++;
+        p->sample = 0;
+    }
+}
+
+void sampler_pos_advance(const sampler_t *s, sampler_pos_t *p)
+{
+    p->sample += sampler_global_batch(s);
+    sampler_pos_fit(s, p);
+}
+
+uint64_t sampler_steps_until(const sampler_t *s, sampler_pos_t p, double epochs)
+{
+    uint64_t spe = s->steps_per_epoch, global = sampler_global_batch(s);
+    uint64_t last = (uint64_t)floor(epochs);
+    /* As ceil(epochs x spe) counts them for a run that never resized. */
+    uint64_t in_last = (uint64_t)ceil(epochs * (double)spe) - last * spe;
+    if (p.epoch > last)
+        return 0;
+    if (p.epoch == last) {
+        uint64_t end = in_last * global;
+        return p.sample >= end ? 0 : (end - p.sample + global - 1) / global;
+    }
+    uint64_t rest = p.sample < s->ds->count ? (s->ds->count - p.sample) / global : 0;
+    return rest + (last - p.epoch - 1) * spe + in_last;
+}
+
+void sampler_batch_at(sampler_t *s, sampler_pos_t p, const float **images,
+                      const int32_t **labels)
 {
     const dataset_t *d = s->ds;
     size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
-    long epoch = (long)(step / s->steps_per_epoch);
-    size_t within = (size_t)(step % s->steps_per_epoch);
-    size_t first = within * (size_t)s->batch * (size_t)s->ranks +
-                   (size_t)s->rank * (size_t)s->batch;
+    size_t first = (size_t)p.sample + (size_t)s->rank * (size_t)s->batch;
     if (!s->shuffle && d->floats) {
         /* Synthetic data is used in place. */
+        for (int i = 0; i < s->batch; i++)
+            s->indices[i] = (uint32_t)(first + (size_t)i);
         *images = d->floats + first * per;
         *labels = d->labels + first;
         return;
     }
-    if (epoch != s->epoch)
-        make_permutation(s, epoch);
+    if ((long)p.epoch != s->epoch)
+        make_permutation(s, (long)p.epoch);
     for (int i = 0; i < s->batch; i++) {
         uint32_t idx = s->perm[first + (size_t)i];
+        s->indices[i] = idx;
         dataset_copy_range(d, idx, 1, s->images + (size_t)i * per, s->labels + i);
     }
     *images = s->images;
     *labels = s->labels;
+}
+
+void sampler_batch(sampler_t *s, uint64_t step, const float **images,
+                   const int32_t **labels)
+{
+    sampler_batch_at(s, sampler_pos_at_step(s, step), images, labels);
 }

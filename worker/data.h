@@ -70,15 +70,44 @@ typedef struct {
     uint32_t *perm;           /* (ds->count) */
     float *images;            /* (batch, c*h*w) staging for real data */
     int32_t *labels;          /* (batch) */
+    uint32_t *indices;        /* (batch) dataset indices of the last batch */
 } sampler_t;
+
+/* Where the data stands: the next global batch starts at sample `sample`
+ * of epoch `epoch`'s permutation. A position, unlike a step count, means
+ * the same thing at every world size, so a checkpoint written by n ranks
+ * resumes on m without skipping or repeating a sample of the epoch. */
+typedef struct {
+    uint64_t epoch;
+    uint64_t sample;
+} sampler_pos_t;
 
 int sampler_init(sampler_t *s, const dataset_t *ds, int rank, int ranks,
                  int batch, int shuffle, uint64_t seed);
 /* Bytes sampler_init allocates over `count` samples of `per` values. */
 size_t sampler_memory_bytes(size_t count, int batch, size_t per);
 void sampler_free(sampler_t *s);
-/* Batch of global step `step` (0-based): points *images / *labels at this
- * rank's samples (normalised floats). No allocation. */
+/* Samples in one global batch (batch x ranks). */
+size_t sampler_global_batch(const sampler_t *s);
+/* The position of global step `step` (0-based) of a run that kept this
+ * world size from the start. */
+sampler_pos_t sampler_pos_at_step(const sampler_t *s, uint64_t step);
+/* The position after one more global batch: the epoch ends (its remainder
+ * dropped) when the next batch would not fit in it. */
+void sampler_pos_advance(const sampler_t *s, sampler_pos_t *p);
+/* p moved to the next epoch when a global batch no longer fits in the rest
+ * of its epoch (a position written by a run of another world size). */
+void sampler_pos_fit(const sampler_t *s, sampler_pos_t *p);
+/* Global steps from p until `epochs` epochs are done at this world size:
+ * epoch floor(epochs) runs ceil(frac x steps_per_epoch) steps, so a run
+ * that never changed size takes ceil(epochs x steps_per_epoch) in all. */
+uint64_t sampler_steps_until(const sampler_t *s, sampler_pos_t p, double epochs);
+/* Batch at position p: points *images / *labels at this rank's samples
+ * (normalised floats) and fills s->indices. No allocation. p must leave
+ * room for a whole global batch in its epoch. */
+void sampler_batch_at(sampler_t *s, sampler_pos_t p, const float **images,
+                      const int32_t **labels);
+/* sampler_batch_at(sampler_pos_at_step(step)). */
 void sampler_batch(sampler_t *s, uint64_t step, const float **images,
                    const int32_t **labels);
 /* Fills images/labels with samples [first, first+count) of the dataset in

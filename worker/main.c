@@ -13,6 +13,10 @@ static int exit_code(int rc)
 {
     if (rc == 0)
         return 0;
+    /* Stopped as asked, its checkpoint written: 128 + SIGTERM, as a shell
+     * reports a process SIGTERM ended. */
+    if (rc == RT_ESTOPPED)
+        return 128 + SIGTERM;
     if (rc == RT_EINVAL || rc == RT_EFORMAT || rc == RT_ENOENT || rc == RT_EMISMATCH)
         return 2;
     return 1;
@@ -32,6 +36,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringtrain-worker: error: MPI_Init_thread failed; run under mpirun\n");
         return 1;
     }
+    /* After MPI_Init_thread, so no handler of the MPI library's replaces it. */
+    if (worker_stop_install() != 0)
+        fprintf(stderr, "ringtrain-worker: warning: cannot catch SIGTERM/SIGUSR1; a stop "
+                        "request will end this rank without a checkpoint\n");
     worker_options_t opts;
     worker_options_init(&opts);
     char err[1024] = "";

@@ -46,6 +46,10 @@ static const opt_t opts[] = {
      "directory of the IDX files (default /usr/share/datasets/fashion-mnist)"},
     {"learning_rate", OPT_DOUBLE, OFF(learning_rate), 0, 1e6, 0, NULL,
      "SGD learning rate (default 0.01)"},
+    {"lr_scaling", OPT_CHOICE, OFF(lr_scaling), 0, 0, 0, "none|linear",
+     "none (default): --learning_rate as given; linear: --learning_rate x the ranks that "
+     "take data, so it follows the global batch when a restart changes the world size "
+     "(Horovod's lr x size)"},
     {"momentum", OPT_DOUBLE, OFF(momentum), 0, 1, 0, NULL,
      "SGD momentum (default 0.9)"},
     {"weight_decay", OPT_DOUBLE, OFF(weight_decay), 0, 1, 0, NULL,
@@ -101,9 +105,11 @@ static const opt_t opts[] = {
     {"fp16_inc_loss_scale_every_n", OPT_INT, OFF(fp16_inc_loss_scale_every_n), 1, 1e9, 0,
      NULL, "with auto loss scaling: clean steps before the scale doubles (default 1000)"},
     {"checkpoint_dir", OPT_STRING, OFF(checkpoint_dir), 0, 0, SZ(checkpoint_dir), NULL,
-     "rank 0 writes checkpoints here and every run resumes from the newest valid one"},
+     "rank 0 writes checkpoints here (from a background thread) and every run resumes "
+     "from the newest valid one, at any world size; SIGTERM or SIGUSR1 stops every rank "
+     "after the same step with a checkpoint (exit 143)"},
     {"checkpoint_every", OPT_LONG, OFF(checkpoint_every), 0, 1e12, 0, NULL,
-     "steps between checkpoints (default 0: one at the end)"},
+     "steps between checkpoints (default 0: one at the end and on a stop)"},
     {"checkpoints_to_keep", OPT_INT, OFF(checkpoints_to_keep), 1, 1e6, 0, NULL,
      "newest checkpoints kept (default 5)"},
     {"stall_timeout", OPT_DOUBLE, OFF(stall_timeout), 0, 1e7, 0, NULL,

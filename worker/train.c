@@ -10,6 +10,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "kernels/kernels.h"
 #include "model.h"
 #include "ps.h"
+#include "sample_trace.h"
 #include "stats.h"
 #include "timeline.h"
 #include "topo.h"
@@ -220,8 +222,8 @@ static uint64_t settings_hash(const worker_options_t *o, const model_t *m)
     double nums[8] = {(double)o->batch_size, o->learning_rate, o->momentum,
                       o->weight_decay, (double)o->num_batches, o->num_epochs,
                       o->bucket_mb, (double)o->num_warmup_batches};
-    int flags[6] = {(int)o->data, o->overlap, (int)o->device, o->eval, o->compression,
-                    (int)o->variable_update};
+    int flags[7] = {(int)o->data, o->overlap, (int)o->device, o->eval, o->compression,
+                    (int)o->variable_update, o->lr_scaling};
     /* Ranks in different precisions would average unlike gradients. */
     double precision[7] = {(double)o->use_fp16, (double)o->use_bf16, (double)o->allow_tf32,
                            o->fp16_loss_scale, (double)o->fp16_enable_auto_loss_scale,
@@ -313,9 +315,10 @@ static int evaluate(coll_comm_t *comm, device_t *dev, model_t *m, const dataset_
     return rc;
 }
 
-/* Fault injection for tests (RINGTRAIN_FAULT=kill@STEP:RANK or
- * stop@STEP:RANK): that rank sends itself SIGKILL / SIGSTOP when it starts
- * step STEP (1-based), the way a crashed or frozen process looks to the job. */
+/* Fault injection for tests (RINGTRAIN_FAULT=kill@STEP:RANK, stop@STEP:RANK
+ * or term@STEP:RANK): that rank sends itself SIGKILL / SIGSTOP / SIGTERM
+ * when it starts step STEP (1-based), the way a crashed, frozen or
+ * preempted process looks to the job. */
 typedef struct {
     int sig;
     long step;
@@ -331,7 +334,10 @@ static void fault_parse(fault_t *f)
     int rank;
     if (!spec || sscanf(spec, "%7[a-z]@%ld:%d", kind, &step, &rank) != 3)
         return;
-    f->sig = strcmp(kind, "kill") == 0 ? SIGKILL : strcmp(kind, "stop") == 0 ? SIGSTOP : 0;
+    f->sig = strcmp(kind, "kill") == 0   ? SIGKILL
+             : strcmp(kind, "stop") == 0 ? SIGSTOP
+             : strcmp(kind, "term") == 0 ? SIGTERM
+                                         : 0;
     f->step = step;
     f->rank = rank;
 }
@@ -371,98 +377,10 @@ static void report_nonfinite(const model_t *m, int rank, long step, double loss)
     }
 }
 
-/* Rank 0 loads the newest valid checkpoint into the host copy of the
- * model state (on the CPU the arenas themselves); when it found one, every
- * rank gets that state into its arenas (on its GPU). *start_step: the
- * completed steps to continue from (left at 0 on a fresh start). */
-static int resume(const worker_options_t *o, coll_comm_t *comm, device_t *dev, model_t *m,
-                  long *start_step)
-{
-    int rank = coll_comm_rank(comm), size = coll_comm_size(comm);
-    ckpt_data_t host;
-    int rc = device_state_host(dev, m, &host);
-    if (rc && rank == 0)
-        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: no memory for a host "
-                        "copy of the model state\n", o->checkpoint_dir);
-    rc = agree_status(comm, rc);
-    if (rc)
-        return rc;
-    /* [found, step] from rank 0 */
-    double head[2] = {0, 0};
-    if (rank == 0) {
-        ckpt_info_t expect = {.model_hash = model_shape_hash(m),
-                              .arena_floats = m->arena_floats,
-                              .state_floats = m->state_floats};
-        ckpt_info_t info;
-        char path[4096], err[512];
-        rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &host, path,
-                              sizeof path, err, sizeof err);
-        if (rc == 0) {
-            head[0] = 1;
-            head[1] = (double)info.step;
-            printf("Resuming:    %s (step %llu)\n", path, (unsigned long long)info.step);
-            if (info.ranks != (uint32_t)size || info.batch != (uint32_t)o->batch_size)
-                rt_log_warn("checkpoint %s was written by %u ranks x batch %u, this run is %d x %d: "
-                            "the data order differs from the original run",
-                            path, info.ranks, info.batch, size, o->batch_size);
-            if (info.seed != o->seed)
-                rt_log_warn("checkpoint %s was written with --seed=%llu, this run has %llu",
-                            path, (unsigned long long)info.seed, (unsigned long long)o->seed);
-        } else if (rc != RT_ENOENT) {
-            fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
-                    o->checkpoint_dir, err);
-            head[0] = -1;
-        }
-    }
-    rc = coll_broadcast(comm, head, sizeof head, 0);
-    if (rc)
-        return rc;
-    if (head[0] <= 0)
-        return head[0] < 0 ? RT_EIO : 0;
-    size_t pbytes = m->arena_floats * sizeof(float);
-    rc = coll_broadcast(comm, host.params, pbytes, 0);
-    if (!rc)
-        rc = coll_broadcast(comm, host.momentum, pbytes, 0);
-    if (!rc)
-        rc = coll_broadcast(comm, host.state, m->state_floats * sizeof(float), 0);
-    if (!rc)
-        rc = device_state_from_host(dev, m);
-    if (rc)
-        return rc;
-    *start_step = (long)head[1];
-    return 0;
-}
-
-static int save_checkpoint(const worker_options_t *o, device_t *dev, const model_t *m,
-                           int ranks, long step)
-{
-    ckpt_data_t data;
-    int rc = device_state_to_host(dev, m, &data);
-    if (rc) {
-        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: cannot copy the model "
-                        "state to host memory for step %ld: %s\n",
-                o->checkpoint_dir, step, rt_strerror(rc));
-        return rc;
-    }
-    ckpt_info_t info = {.model_hash = model_shape_hash(m),
-                        .step = (uint64_t)step,
-                        .seed = o->seed,
-                        .arena_floats = m->arena_floats,
-                        .state_floats = m->state_floats,
-                        .ranks = (uint32_t)ranks,
-                        .batch = (uint32_t)o->batch_size};
-    char path[4200], err[1536];
-    rc = ckpt_save(o->checkpoint_dir, &info, &data, o->checkpoints_to_keep, path, sizeof path,
-                   err, sizeof err);
-    if (rc)
-        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
-                o->checkpoint_dir, err);
-    return rc;
-}
-
 /* Everything one run holds, so that worker_run reads as its steps. */
 typedef struct {
-    const worker_options_t *o;
+    const worker_options_t *o;   /* opts below once the mode is known */
+    worker_options_t opts;       /* the options, learning rate scaled (--lr_scaling) */
     coll_comm_t *comm;
     int rank, size;
     device_t dev;
@@ -476,6 +394,7 @@ typedef struct {
     int printer;                 /* the rank that prints */
     dataset_t train, test;
     sampler_t sampler;
+    sampler_pos_t pos;           /* where the next step's global batch starts */
     long warmup, timed;          /* steps; after a resume: what is left to run */
     long start_step, display_base;
     double global_batch;
@@ -485,10 +404,16 @@ typedef struct {
     double *times, *scratch;     /* step times of the timed steps (a ring of keep) */
     size_t keep;
     double elapsed;              /* of the timed steps, the slowest rank's */
+    ckpt_writer_t *writer;       /* rank 0 with --checkpoint_dir */
+    long submitted;              /* the newest step handed to the writer */
+    ckpt_result_t last_saved;    /* rank 0: the newest write that finished well */
+    sample_trace_t trace;        /* RINGTRAIN_TRACE_SAMPLES */
 } run_t;
 
 static void run_free(run_t *r)
 {
+    ckpt_writer_destroy(r->writer);
+    sample_trace_free(&r->trace);
     ps_free(&r->ps);
     timeline_free(&r->timeline);
     free(r->times);
@@ -501,6 +426,220 @@ static void run_free(run_t *r)
         model_free(r->m);
     free(r->m);
     device_close(&r->dev);
+}
+
+/* Training-set size a checkpoint records (0: synthetic data, whose size
+ * follows the world size). */
+static uint32_t data_count(const run_t *r)
+{
+    return r->o->data == WORKER_DATA_SYNTHETIC ? 0 : (uint32_t)r->train.count;
+}
+
+/* "synthetic data" or "a training set of N samples". */
+static void describe_data(uint32_t count, char *buf, size_t bytes)
+{
+    if (count)
+        snprintf(buf, bytes, "a training set of %u samples", count);
+    else
+        snprintf(buf, bytes, "synthetic data");
+}
+
+/* A checkpoint found on rank 0 that this run may not continue from: another
+ * seed (another data order) or another training set. 0, or RT_EMISMATCH
+ * with the reason printed. */
+static int checkpoint_compatible(const run_t *r, const ckpt_info_t *info, const char *path)
+{
+    const worker_options_t *o = r->o;
+    char why[256] = "", was[64], is[64];
+    describe_data(info->data_count, was, sizeof was);
+    describe_data(data_count(r), is, sizeof is);
+    if (info->seed != o->seed)
+        snprintf(why, sizeof why, "written with --seed=%llu, this run has --seed=%llu, so the "
+                 "data order would differ; run with --seed=%llu",
+                 (unsigned long long)info->seed, (unsigned long long)o->seed,
+                 (unsigned long long)info->seed);
+    else if (info->version >= 2 && info->data_count != data_count(r))
+        snprintf(why, sizeof why, "written for %s, this run trains on %s; run on the data "
+                 "that wrote it", was, is);
+    if (!why[0])
+        return 0;
+    fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s: %s, or give another "
+                    "--checkpoint_dir\n", o->checkpoint_dir, path, why);
+    return RT_EMISMATCH;
+}
+
+/* Where the checkpoint's run stopped in the data. Version 1 kept no
+ * position: the step at the writer's global batch gives it. */
+static sampler_pos_t checkpoint_pos(const run_t *r, const ckpt_info_t *info)
+{
+    if (info->version >= 2)
+        return (sampler_pos_t){info->epoch, info->sample};
+    sampler_t writer = r->sampler;
+    writer.ranks = (int)info->ranks;
+    writer.batch = (int)info->batch;
+    writer.steps_per_epoch = r->train.count / sampler_global_batch(&writer);
+    if (writer.steps_per_epoch == 0)
+        writer.steps_per_epoch = 1;
+    return sampler_pos_at_step(&writer, info->step);
+}
+
+/* Rank 0's lines about the checkpoint it resumes from; a world of another
+ * size gets one more, saying where the data continues. */
+static void print_resuming(const run_t *r, const ckpt_info_t *info, const char *path,
+                           sampler_pos_t pos)
+{
+    printf("Resuming:    %s (step %llu)\n", path, (unsigned long long)info->step);
+    if (info->ranks != (uint32_t)r->data_ranks || info->batch != (uint32_t)r->o->batch_size)
+        printf("Resharding:  written by %u ranks x batch %u, this run is %d x %d: epoch %llu "
+               "continues at sample %llu of %zu\n",
+               info->ranks, info->batch, r->data_ranks, r->o->batch_size,
+               (unsigned long long)pos.epoch, (unsigned long long)pos.sample, r->train.count);
+}
+
+/* Rank 0 loads the newest valid checkpoint into the host copy of the model
+ * state (on the CPU the arenas themselves); every rank gets that state
+ * into its arenas (on its GPU) and the data position, resharded over this
+ * run's ranks. r->start_step: the completed steps to continue from (left
+ * at 0 on a fresh start). */
+static int resume(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    model_t *m = r->m;
+    ckpt_data_t host;
+    int rc = device_state_host(&r->dev, m, &host);
+    if (rc && r->rank == 0)
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: no memory for a host "
+                        "copy of the model state\n", o->checkpoint_dir);
+    rc = agree_status(r->comm, rc);
+    if (rc)
+        return rc;
+    /* [found (-1 failure, -2 bad input), step, epoch, sample] from rank 0 */
+    double head[4] = {0, 0, 0, 0};
+    if (r->rank == 0) {
+        ckpt_info_t expect = {.model_hash = model_shape_hash(m),
+                              .arena_floats = m->arena_floats,
+                              .state_floats = m->state_floats};
+        ckpt_info_t info;
+        char path[4200], err[4800];
+        rc = ckpt_load_latest(o->checkpoint_dir, &expect, &info, &host, path, sizeof path, err,
+                              sizeof err);
+        if (rc == 0)
+            rc = checkpoint_compatible(r, &info, path);
+        if (rc == 0) {
+            sampler_pos_t pos = checkpoint_pos(r, &info);
+            double found[4] = {1, (double)info.step, (double)pos.epoch, (double)pos.sample};
+            memcpy(head, found, sizeof head);
+            print_resuming(r, &info, path, pos);
+        } else if (rc == RT_EMISMATCH) {
+            if (err[0])
+                fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s; resume with "
+                        "the model and flags that wrote it, or give another --checkpoint_dir\n",
+                        o->checkpoint_dir, err);
+            head[0] = -2;
+        } else if (rc != RT_ENOENT) {
+            fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
+                    o->checkpoint_dir, err);
+            head[0] = -1;
+        }
+    }
+    rc = coll_broadcast(r->comm, head, sizeof head, 0);
+    if (rc)
+        return rc;
+    if (head[0] <= 0)
+        return head[0] < -1 ? RT_EMISMATCH : head[0] < 0 ? RT_EIO : 0;
+    size_t pbytes = m->arena_floats * sizeof(float);
+    rc = coll_broadcast(r->comm, host.params, pbytes, 0);
+    if (!rc)
+        rc = coll_broadcast(r->comm, host.momentum, pbytes, 0);
+    if (!rc)
+        rc = coll_broadcast(r->comm, host.state, m->state_floats * sizeof(float), 0);
+    if (!rc)
+        rc = device_state_from_host(&r->dev, m);
+    if (rc)
+        return rc;
+    r->start_step = (long)head[1];
+    r->pos = (sampler_pos_t){(uint64_t)head[2], (uint64_t)head[3]};
+    sampler_pos_fit(&r->sampler, &r->pos);
+    return 0;
+}
+
+/* The device hook of a save: the model state into the writer's host
+ * buffers (made once), which the writer owns until the write ends. The
+ * device gives its host view (the CPU arenas themselves; on a GPU its host
+ * copy, downloaded first), copied here because training goes on as soon
+ * as this returns. */
+static int checkpoint_fill(run_t *r, const ckpt_data_t *dst)
+{
+    const model_t *m = r->m;
+    ckpt_data_t src;
+    int rc = device_state_to_host(&r->dev, m, &src);
+    if (rc)
+        return rc;
+    memcpy(dst->params, src.params, m->arena_floats * sizeof(float));
+    memcpy(dst->momentum, src.momentum, m->arena_floats * sizeof(float));
+    memcpy(dst->state, src.state, m->state_floats * sizeof(float));
+    return 0;
+}
+
+/* A finished write on rank 0: remembered and said on one line, or its
+ * error printed. */
+static int checkpoint_report(run_t *r, const ckpt_result_t *res, int quiet)
+{
+    if (res->rc) {
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: %s\n",
+                r->o->checkpoint_dir, res->err);
+        return res->rc;
+    }
+    r->last_saved = *res;
+    if (!quiet) {
+        printf("Checkpoint:  step %llu: %s (%.2f s, in the background)\n",
+               (unsigned long long)res->step, res->path, res->seconds);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* Rank 0 hands the state after `step` completed steps to the writer,
+ * waiting only for a previous write that still runs. */
+static int checkpoint_begin(run_t *r, long step)
+{
+    const model_t *m = r->m;
+    ckpt_result_t res;
+    int rc = ckpt_writer_wait(r->writer, &res) ? checkpoint_report(r, &res, 0) : 0;
+    if (rc)
+        return rc;
+    ckpt_data_t buf = ckpt_writer_buffers(r->writer);
+    rc = checkpoint_fill(r, &buf);
+    if (rc) {
+        fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: cannot copy the model "
+                        "state for step %ld: %s\n", r->o->checkpoint_dir, step, rt_strerror(rc));
+        return rc;
+    }
+    ckpt_info_t info = {.model_hash = model_shape_hash(m),
+                        .step = (uint64_t)step,
+                        .seed = r->o->seed,
+                        .arena_floats = m->arena_floats,
+                        .state_floats = m->state_floats,
+                        .ranks = (uint32_t)r->data_ranks,
+                        .batch = (uint32_t)r->o->batch_size,
+                        .sample = (uint32_t)r->pos.sample,
+                        .data_count = data_count(r),
+                        .epoch = r->pos.epoch};
+    rc = ckpt_writer_submit(r->writer, &info);
+    if (!rc)
+        r->submitted = step;
+    return rc;
+}
+
+/* Rank 0 makes sure checkpoint `step` is written and waits for it; 0 or
+ * the error it printed. */
+static int checkpoint_finish(run_t *r, long step, int quiet)
+{
+    int rc = r->submitted == step ? 0 : checkpoint_begin(r, step);
+    ckpt_result_t res;
+    if (!rc && ckpt_writer_wait(r->writer, &res))
+        rc = checkpoint_report(r, &res, quiet && res.step == (uint64_t)step);
+    return rc;
 }
 
 /* The device, this rank's cores, the model on the device; every rank
@@ -574,6 +713,12 @@ static int run_choose_mode(run_t *r)
     r->data_ranks = ps->enabled ? ps->workers : r->size;
     r->printer = ps->enabled ? ps->chief : 0;
     r->global_batch = (double)o->batch_size * r->data_ranks;
+    /* Horovod's practice: the learning rate follows the global batch, so a
+     * job restarted on fewer or more ranks keeps its lr per sample. */
+    r->opts = *o;
+    if (o->lr_scaling)
+        r->opts.learning_rate = o->learning_rate * r->data_ranks;
+    r->o = &r->opts;
     return 0;
 }
 
@@ -650,14 +795,17 @@ static int run_load_data(run_t *r)
     return agree_status(r->comm, rc);
 }
 
-/* Warm-up and timed steps from --num_batches or --num_epochs. */
+/* Warm-up and timed steps from --num_batches or --num_epochs; with epochs,
+ * from the data position on, at this world size (a resumed run may have
+ * another). */
 static void run_count_steps(run_t *r)
 {
     const worker_options_t *o = r->o;
     r->warmup = o->num_warmup_batches;
     r->timed = o->num_batches;
     if (o->num_epochs > 0) {
-        long total = (long)ceil(o->num_epochs * (double)r->sampler.steps_per_epoch);
+        long total = r->start_step +
+                     (long)sampler_steps_until(&r->sampler, r->pos, o->num_epochs);
         if (total < 1)
             total = 1;
         if (r->warmup >= total)
@@ -666,17 +814,18 @@ static void run_count_steps(run_t *r)
     }
 }
 
-/* Parameters: rank 0's initial values (or its newest checkpoint)
- * everywhere; a resumed run times only what is left. */
+/* Parameters: rank 0's initial values (or its newest checkpoint, with the
+ * data position) everywhere; a resumed run times only what is left. */
 static int run_init_params(run_t *r)
 {
     const worker_options_t *o = r->o;
     model_t *m = r->m;
     int rc = device_params_init(&r->dev, m, o->seed, r->comm);
     if (!rc && o->checkpoint_dir[0])
-        rc = resume(o, r->comm, &r->dev, m, &r->start_step);
+        rc = resume(r);
     if (rc)
         return rc;
+    run_count_steps(r);
     r->display_base = r->warmup;
     if (r->start_step > r->warmup + r->timed)
         r->start_step = r->warmup + r->timed;
@@ -686,6 +835,35 @@ static int run_init_params(run_t *r)
         r->warmup = r->start_step;
     }
     return 0;
+}
+
+/* Rank 0's checkpoint writer (its host buffers made here, once) and every
+ * rank's sample trace. */
+static int run_prepare_saves(run_t *r)
+{
+    const worker_options_t *o = r->o;
+    int rc = 0;
+    if (r->rank == 0 && o->checkpoint_dir[0]) {
+        ckpt_info_t shape = {.arena_floats = r->m->arena_floats,
+                             .state_floats = r->m->state_floats};
+        rc = ckpt_writer_create(&r->writer, o->checkpoint_dir, &shape, o->checkpoints_to_keep);
+        if (rc)
+            fprintf(stderr, "ringtrain-worker: error: --checkpoint_dir=%s: cannot make the "
+                            "background writer (host copy of the model state): %s\n",
+                    o->checkpoint_dir, rt_strerror(rc));
+    }
+    /* The trace's clock orders the runs of a job: rank 0's, for all. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double run = (double)now.tv_sec * 1e9 + (double)now.tv_nsec;
+    int brc = coll_broadcast(r->comm, &run, sizeof run, 0);
+    long every = o->checkpoint_dir[0] ? o->checkpoint_every : 0;
+    long steps = r->warmup + r->timed - r->start_step;
+    size_t cap = (size_t)(every > 0 && every < steps ? every : steps);
+    if (!rc && !brc && !(r->ps.enabled && r->ps.is_server))
+        rc = sample_trace_init(&r->trace, r->rank, r->o->batch_size, cap, (uint64_t)run,
+                               r->start_step);
+    return agree_status(r->comm, brc ? brc : rc);
 }
 
 /* Step-time records, the gradient buckets and the timeline: made once,
@@ -762,8 +940,9 @@ static void print_header(run_t *r)
     printf("             %d per rank\n", o->batch_size);
     printf("Num batches: %ld\n", r->timed);
     if (o->data != WORKER_DATA_SYNTHETIC)
-        printf("Num epochs:  %.2f\n",
-               (double)(r->warmup + r->timed) * r->global_batch / (double)r->train.count);
+        printf("Num epochs:  %.2f\n", o->num_epochs > 0 ? o->num_epochs
+                                       : (double)(r->warmup + r->timed) * r->global_batch /
+                                             (double)r->train.count);
     printf("Ranks:       %d on %d host(s)\n", r->size, coll_comm_host_count(r->comm));
     printf("Device:      %s\n", device_describe(&r->dev, r->comm, r->threads, device, sizeof device));
     printf("Precision:   %s\n", device_precision(&r->dev, o, precision, sizeof precision));
@@ -771,8 +950,13 @@ static void print_header(run_t *r)
            r->topo.cores, r->topo.numa_nodes, device_host_gpus(&r->dev, r->topo.gpus),
            r->topo.bound);
     printf("Parameters:  %s\n", params);
-    printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
-           o->learning_rate, o->momentum, o->weight_decay);
+    if (o->lr_scaling)
+        printf("Optimizer:   sgd (learning rate %g = %g x %d ranks, --lr_scaling=linear; "
+               "momentum %g, weight decay %g)\n", o->learning_rate,
+               o->learning_rate / r->data_ranks, r->data_ranks, o->momentum, o->weight_decay);
+    else
+        printf("Optimizer:   sgd (learning rate %g, momentum %g, weight decay %g)\n",
+               o->learning_rate, o->momentum, o->weight_decay);
     print_variables_line(r);
     printf("==========\n");
     printf("Running warm up\n");
@@ -797,7 +981,7 @@ static int run_one_step(run_t *r, long step, float *loss)
     }
     const float *images;
     const int32_t *labels;
-    sampler_batch(&r->sampler, (uint64_t)step, &images, &labels);
+    sampler_batch_at(&r->sampler, r->pos, &images, &labels);
     device_input(&r->dev, &images, &labels, o->batch_size, o->data == WORKER_DATA_SYNTHETIC);
     *loss = model_forward(m, images, labels, o->batch_size);
     if (!isfinite(*loss)) {
@@ -860,22 +1044,92 @@ static int agree_saved(run_t *r, int rc)
     return (int)code;
 }
 
-/* A checkpoint after this step when --checkpoint_every says so; every rank
- * calls it and gets the outcome. */
-static int run_maybe_checkpoint(run_t *r, long step)
+/* The samples of this step into the trace (RINGTRAIN_TRACE_SAMPLES). */
+static int trace_step(run_t *r, long step)
+{
+    if (!r->trace.enabled)
+        return 0;
+    int rc = sample_trace_record(&r->trace, step, r->pos.epoch, r->sampler.indices);
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: rank %d: RINGTRAIN_TRACE_SAMPLES: more than "
+                        "%zu steps between checkpoints\n", r->rank, r->trace.cap_steps);
+    return rc;
+}
+
+/* The trace is written whenever a checkpoint is taken: every rank calls
+ * this at the same steps. A failure here ends the job. */
+static int trace_write(run_t *r)
+{
+    char err[1536];
+    int rc = sample_trace_write(&r->trace, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "ringtrain-worker: error: RINGTRAIN_TRACE_SAMPLES: %s\n", err);
+    return rc;
+}
+
+/* Every rank stops after `step` completed steps, that checkpoint written
+ * (rank 0, agreed by all), and the printing rank says so on one line. */
+static int run_stop(run_t *r, long step, int sig)
 {
     const worker_options_t *o = r->o;
-    if (!o->checkpoint_dir[0] || o->checkpoint_every <= 0 ||
-        (step + 1) % o->checkpoint_every != 0)
-        return 0;
-    int rc = 0;
-    if (r->rank == 0) {
-        double t_ck = rt_now();
-        rc = save_checkpoint(o, &r->dev, r->m, r->size, step + 1);
-        if (!rc && r->sync->tl)
-            timeline_add(&r->timeline, TL_CHECKPOINT, -1, t_ck, rt_now(), 0, -1);
+    double t0 = rt_now();
+    int rc = r->writer ? checkpoint_finish(r, step, 1) : 0;
+    if (o->checkpoint_dir[0]) {
+        rc = agree_saved(r, rc);
+        if (!rc)
+            rc = agree_status(r->comm, trace_write(r));
+        if (rc)
+            return rc;
     }
-    return agree_saved(r, rc);
+    if (r->rank == r->printer) {
+        if (o->checkpoint_dir[0] && r->writer)
+            printf("Stopped:     signal %d (%s) after step %ld: checkpoint %s written in %.2f "
+                   "s; run the same command to resume\n", sig, strsignal(sig), step,
+                   r->last_saved.path, rt_now() - t0);
+        else
+            printf("Stopped:     signal %d (%s) after step %ld%s\n", sig, strsignal(sig), step,
+                   o->checkpoint_dir[0] ? "; checkpoint written by rank 0"
+                                        : " (no --checkpoint_dir: nothing saved)");
+        fflush(stdout);
+    }
+    return RT_ESTOPPED;
+}
+
+/* After every step, one small allreduce tells every rank whether any rank
+ * was asked to stop and whether rank 0's last checkpoint write failed, so
+ * that they stop after the same step, or fail together. A checkpoint due
+ * after this step is handed to rank 0's writer first (the wait is only
+ * for the previous write, if it still runs). */
+static int run_control(run_t *r, long step)
+{
+    const worker_options_t *o = r->o;
+    int rc = 0;
+    int due = o->checkpoint_dir[0] && o->checkpoint_every > 0 &&
+              (step + 1) % o->checkpoint_every == 0;
+    if (due && r->writer) {
+        double t0 = rt_now();
+        rc = checkpoint_begin(r, step + 1);
+        if (!rc && r->sync->tl)
+            timeline_add(&r->timeline, TL_CHECKPOINT, -1, t0, rt_now(), 0, -1);
+    }
+    ckpt_result_t res;
+    if (!rc && r->writer && ckpt_writer_poll(r->writer, &res))
+        rc = checkpoint_report(r, &res, 0);
+    if (!rc && due)
+        rc = trace_write(r);
+    double ctl[2] = {(double)worker_stop_signal(), -(double)rc};
+    int arc = coll_allreduce_f64_max(r->comm, ctl, 2);
+    if (arc) {
+        fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: could not learn the other "
+                        "ranks' state: %s; aborting the job\n", r->rank, step + 1,
+                rt_strerror(arc));
+        coll_abort(r->comm, 1);
+        return arc;
+    }
+    /* The rank that failed said why. */
+    if (ctl[1] > 0)
+        return -(int)ctl[1];
+    return ctl[0] > 0 ? run_stop(r, step + 1, (int)ctl[0]) : 0;
 }
 
 /* The step loop. Nothing in it allocates. A failure aborts the job (no
@@ -910,12 +1164,15 @@ static int run_train(run_t *r)
         r->timeline.step = step + 1;
         float loss = 0.0f;
         int rc = run_one_step(r, step, &loss);
+        if (!rc)
+            rc = trace_step(r, step);
         if (rc) {
             coll_abort(r->comm, 1);
             return rc;
         }
-        /* Every rank has the checkpoint's outcome: they stop together. */
-        rc = run_maybe_checkpoint(r, step);
+        sampler_pos_advance(&r->sampler, &r->pos);
+        /* Every rank learns of stops and failed saves: they end together. */
+        rc = run_control(r, step);
         if (rc)
             return rc;
         if (r->sync->tl)
@@ -977,14 +1234,15 @@ static int run_finish(run_t *r)
     rc = agree_status(r->comm, rc);
     if (rc)
         return rc;
-    if (o->checkpoint_dir[0] &&
-        (o->checkpoint_every <= 0 || total_steps % o->checkpoint_every != 0) &&
-        total_steps > r->start_step) {
-        rc = r->rank == 0 ? save_checkpoint(o, &r->dev, m, r->size, total_steps) : 0;
+    if (o->checkpoint_dir[0] && total_steps > r->start_step) {
+        rc = r->writer ? checkpoint_finish(r, total_steps, 0) : 0;
         rc = agree_saved(r, rc);
         if (rc)
             return rc;
     }
+    rc = agree_status(r->comm, trace_write(r));
+    if (rc)
+        return rc;
     if (r->rank == r->printer && r->timed > 0) {
         printf("----------------------------------------------------------------\n");
         printf("total images/sec: %.2f\n", r->global_batch * (double)r->timed / r->elapsed);
@@ -1055,12 +1313,12 @@ int worker_run(const worker_options_t *o, coll_comm_t *comm)
         rc = run_check_outputs(r);
     if (!rc)
         rc = run_load_data(r);
-    if (!rc) {
-        run_count_steps(r);
+    if (!rc)
         rc = run_init_params(r);
-    }
     if (!rc)
         rc = run_prepare_steps(r);
+    if (!rc)
+        rc = run_prepare_saves(r);
     if (!rc) {
         if (r->rank == r->printer)
             print_header(r);

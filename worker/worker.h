@@ -38,6 +38,7 @@ typedef struct {
     worker_data_t data;
     char data_dir[1024];
     double learning_rate;
+    int lr_scaling;            /* 0 none, 1 linear: x the ranks that take data */
     double momentum;
     double weight_decay;
     int num_intra_threads;     /* 0: the cores of this rank's slot */
@@ -81,9 +82,20 @@ int worker_options_parse(worker_options_t *o, int argc, char **argv, char *err,
 /* Help text for every flag. */
 const char *worker_usage(void);
 
-/* Trains as the options say. Returns 0, or RT_EINVAL/RT_EFORMAT/RT_ENOENT
- * for bad input (the message is already printed; the program exits 2) or
- * another RT_E... for a failure (exit 1). Collective over comm. */
+/* Trains as the options say. Returns 0, or RT_EINVAL/RT_EFORMAT/RT_ENOENT/
+ * RT_EMISMATCH for bad input (the message is already printed; the program
+ * exits 2), RT_ESTOPPED when a stop was asked for (worker_stop_install) and
+ * every rank stopped after the same step, its checkpoint written (exit
+ * 143), or another RT_E... for a failure (exit 1). Collective over comm. */
 int worker_run(const worker_options_t *o, coll_comm_t *comm);
+
+/* Stop requests: SIGTERM (Kubernetes stopping a pod) and SIGUSR1 (what
+ * ringtrain-launcher sends mpirun, which passes it to every rank) are
+ * recorded, not acted on: worker_run looks once per step, and the ranks
+ * agree to stop after the same step. Later signals change nothing (a pod's
+ * SIGTERM and the launcher's SIGUSR1 often both come). */
+int worker_stop_install(void);
+/* The first stop signal received, or 0. */
+int worker_stop_signal(void);
 
 #endif
