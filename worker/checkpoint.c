@@ -341,24 +341,37 @@ static size_t read_full(int fd, unsigned char *buf, size_t bytes)
     return got;
 }
 
+/* Decodes the header of the regular file path against expect: 0, or
+ * decode_header's code (RT_EIO when the file cannot be opened or is
+ * shorter than a header); *bytes is the file's size. */
+static int read_header(const char *path, const ckpt_info_t *expect, ckpt_info_t *got,
+                       uint64_t *bytes, char *why, size_t why_bytes)
+{
+    int fd;
+    if (rt_open_regular(path, &fd, NULL, 0) != 0)
+        return RT_EIO;
+    unsigned char header[CKPT_HEADER_BYTES];
+    struct stat st;
+    int rc = RT_EIO;
+    if (fstat(fd, &st) == 0 && read_full(fd, header, sizeof header) == sizeof header) {
+        *bytes = (uint64_t)st.st_size;
+        rc = decode_header(header, expect, got, why, why_bytes);
+    }
+    close(fd);
+    return rc;
+}
+
 /* 1 when path is a checkpoint of this model for this step: its header
  * validates and the file has the size the header gives. The payload's CRC
  * is not checked: pruning must not read every old checkpoint in full, and
  * a file with this run's header was written by a run of this model. */
 static int is_own_checkpoint(const char *path, uint64_t step, const ckpt_info_t *expect)
 {
-    int fd;
-    if (rt_open_regular(path, &fd, NULL, 0) != 0)
-        return 0;
-    unsigned char header[CKPT_HEADER_BYTES];
-    struct stat st;
     ckpt_info_t got;
+    uint64_t bytes = 0;
     char why[256];
-    int own = fstat(fd, &st) == 0 && (uint64_t)st.st_size == ckpt_file_bytes(expect) &&
-              read_full(fd, header, sizeof header) == sizeof header &&
-              decode_header(header, expect, &got, why, sizeof why) == 0 && got.step == step;
-    close(fd);
-    return own;
+    return read_header(path, expect, &got, &bytes, why, sizeof why) == 0 &&
+           bytes == ckpt_file_bytes(expect) && got.step == step;
 }
 
 /* Removes this model's checkpoints beyond the newest `keep`, always keeping
@@ -454,6 +467,16 @@ int ckpt_load_latest(const char *dir, const ckpt_info_t *expect,
     for (size_t i = 0; i < count; i++) {
         char path[4200], why[512] = "";
         path_for(path, sizeof path, dir, (unsigned long long)steps[i]);
+        /* Another model's header stops the search, whatever its size. */
+        ckpt_info_t head;
+        uint64_t file_bytes = 0;
+        if (read_header(path, expect, &head, &file_bytes, why, sizeof why) == RT_EMISMATCH) {
+            if (path_out)
+                snprintf(path_out, path_bytes, "%s", path);
+            snprintf(err, err_bytes, "%s: %s", path, why);
+            rc = RT_EMISMATCH;
+            break;
+        }
         size_t bytes = 0;
         unsigned char *buf = read_file(path, ckpt_file_bytes(expect), &bytes, why, sizeof why);
         /* Validate fully before anything is copied into data. */
@@ -466,12 +489,10 @@ int ckpt_load_latest(const char *dir, const ckpt_info_t *expect,
         if (drc == 0)
             drc = ckpt_decode(buf, bytes, expect, info, data, why, sizeof why);
         free(buf);
-        if (drc == 0 || drc == RT_EMISMATCH) {
+        if (drc == 0) {
             if (path_out)
                 snprintf(path_out, path_bytes, "%s", path);
-            if (drc == RT_EMISMATCH)
-                snprintf(err, err_bytes, "%s: %s", path, why);
-            rc = drc;
+            rc = 0;
             break;
         }
         rt_log_warn("skipping checkpoint %s: %s", path, why);
