@@ -210,6 +210,42 @@ int launch_tf_map_ps_ranks(const launch_tf_map_t *map, char **text);
  * or "--variable_update V", is parameter_server; 0 otherwise. */
 int launch_args_ps_mode(const char *const *args, size_t count);
 
+/* The value of the program's flag `flag` (given as --flag=V, --flag V, or
+ * absl's -flag=V / -flag V; the last one counts), or NULL. */
+const char *launch_args_flag(const char *const *args, size_t count, const char *flag);
+
+/* ---- restarts and elastic world size ----------------------------------- */
+
+/* What the job's output (ringtrain-worker's) said of its progress. */
+typedef struct {
+    long warmup, display_every; /* the program's --num_warmup_batches and
+                                   --display_every (10 and 10 when not given) */
+    long resumed;               /* the step this run started from ("Resuming:"), 0 */
+    long checkpoint;            /* newest checkpoint the job wrote or resumed from, -1 */
+    long last_step;             /* newest step the output showed complete, -1 */
+    int last_exact;             /* last_step is exact: from a checkpoint or stop
+                                   line, or step lines come every step */
+    int stopped;                /* this run printed "Stopped:" */
+    int trained;                /* this run printed a step or checkpoint line */
+    int started;                /* this run printed its header (after "Resuming:") */
+} launch_progress_t;
+
+/* Reads the worker's flags from the program's arguments. */
+void launch_progress_init(launch_progress_t *p, const char *const *args, size_t count);
+/* One line of the job's stdout (without its newline). */
+void launch_progress_line(launch_progress_t *p, const char *line, size_t bytes);
+/* A new run starts (its checkpoint and steps carry over). */
+void launch_progress_next_run(launch_progress_t *p);
+/* Once the run started: "resumed from step S, N steps lost"; before:
+ * "resuming from step S" of the newest checkpoint the job reported (or
+ * what is known of it). */
+void launch_progress_describe(const launch_progress_t *p, char *out, size_t bytes);
+/* The hosts marked up (up[i] for all->hosts[i]), in order, until their
+ * slots reach max_np; *np = min(their slots, max_np). chosen is new (free
+ * with launch_hostlist_free). 0 or RT_ENOMEM. */
+int launch_hosts_choose(const launch_hostlist_t *all, const unsigned char *up, uint64_t max_np,
+                        launch_hostlist_t *chosen, uint64_t *np);
+
 /* ---- readiness ---------------------------------------------------------- */
 
 typedef enum {
@@ -311,18 +347,47 @@ int launch_argv_check_size(char *const argv[], char *const envp[], launch_error_
 typedef struct {
     int exit_code; /* the launcher's status: mpirun's exit status (205 is a status,
                       not a signal), 128+N when signal N killed it, or 128+the first
-                      forwarded signal (the job was stopped by it) */
+                      signal the launcher got (the job was stopped by it) */
     int signal;    /* the signal that killed mpirun (WIFSIGNALED), or 0 */
-    int forwarded; /* the first signal forwarded to mpirun, or 0 */
+    int forwarded; /* the first signal the launcher got while mpirun ran, or 0 */
+    int resized;   /* tick asked the job to stop (and no signal came) */
 } launch_run_result_t;
+
+/* How launch_run_ex supervises mpirun. */
+typedef struct {
+    /* After mpirun got a signal itself: SIGKILL its process group this many
+     * seconds later (default 5). */
+    double kill_grace_s;
+    /* 0: a SIGINT/SIGTERM/SIGHUP to the launcher goes to mpirun as it is.
+     * Otherwise the first one sends mpirun stop_signal instead (a stop
+     * request the job may answer with a checkpoint), and the signal itself
+     * only stop_grace_s seconds later (or when a second one comes). */
+    double stop_grace_s;
+    int stop_signal;  /* default SIGUSR1: Open MPI's mpirun passes it to every rank */
+    /* Called every tick_s seconds while no stop is under way (NULL: never);
+     * returning 1 asks the job to stop as above (a resize). */
+    int (*tick)(void *ctx);
+    double tick_s;
+    /* NULL: mpirun's stdout is the launcher's. Otherwise it goes through a
+     * pipe: passed on to the launcher's stdout as it comes and handed here
+     * line by line (without the newline; lines over 4 KiB are not). */
+    void (*on_line)(void *ctx, const char *line, size_t bytes);
+    void *ctx;
+} launch_run_opts_t;
+
+void launch_run_opts_default(launch_run_opts_t *opts);
 
 /* Starts argv[0] (searched in PATH, never through a shell; fork and execve)
  * with envp in its own process group and with SIGTERM as its parent-death
  * signal, so it never outlives the launcher, however the launcher dies;
- * forwards SIGINT, SIGTERM and SIGHUP to it, and after the first forwarded
- * signal waits kill_grace_s before SIGKILLing the group. The thread that
- * calls it must live until it returns (the parent-death signal follows the
- * thread). Returns RT_ESYS (errno kept) when the spawn fails. */
+ * handles SIGINT, SIGTERM and SIGHUP as opts says, and after mpirun got a
+ * signal itself waits kill_grace_s before SIGKILLing the group. The thread
+ * that calls it must live until it returns (the parent-death signal follows
+ * the thread). Returns RT_ESYS (errno kept) when the spawn fails. */
+int launch_run_ex(char *const argv[], char *const envp[], const launch_run_opts_t *opts,
+                  launch_run_result_t *result);
+/* launch_run_ex with the defaults, kill_grace_s, and no stop grace: a signal
+ * goes to mpirun as it is. */
 int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
                launch_run_result_t *result);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -91,8 +92,25 @@ static const char *const usage_text[] = {
     "  --mpirun PATH            mpirun to run (default: mpirun found in PATH)\n"
     "  --allow-run-as-root      pass --allow-run-as-root to Open MPI's mpirun (done\n"
     "                           automatically when running as root)\n"
-    "  --kill-grace S           after forwarding a signal, SIGKILL what is left of\n"
-    "                           mpirun's process group after S seconds (default 5)\n"
+    "  --kill-grace S           after mpirun got a signal itself, SIGKILL what is left\n"
+    "                           of its process group after S seconds (default 5)\n"
+    "  --stop-grace S           Open MPI: a SIGINT/SIGTERM/SIGHUP first sends mpirun\n"
+    "                           SIGUSR1, which it passes to every rank (ringtrain-worker\n"
+    "                           then checkpoints and exits 143); the signal itself\n"
+    "                           follows after S seconds, or at a second signal\n"
+    "                           (default 20; 0: forward the signal at once)\n"
+    "\n",
+    "Restarts and elastic world size (as torchrun and horovodrun):\n"
+    "  --max-restarts N         relaunch a job that failed (a rank or host died) up to\n"
+    "                           N times (default 0), on the hosts that answer then; the\n"
+    "                           workers resume from their newest checkpoint. Exit 2\n"
+    "                           (bad input) is never relaunched\n"
+    "  --min-np N, --max-np N   a relaunch may run on fewer or more processes, within\n"
+    "                           these bounds (defaults: -np); with --max-np above the\n"
+    "                           processes running, hosts that answer again are looked\n"
+    "                           for, and the job is stopped with a checkpoint (SIGUSR1)\n"
+    "                           and relaunched on them\n"
+    "  --discovery-interval S   how often to look for those hosts (default 10)\n"
     "\n"
     "Output:\n"
     "  --dry-run                print the hostfile, discover_hosts.sh, the environment\n"
@@ -137,6 +155,10 @@ typedef struct {
     bool ssh_port_given;        /* --ssh-port, not the default */
     double wait_timeout_s;
     double kill_grace_s;
+    double stop_grace_s;
+    uint64_t max_restarts;
+    uint64_t min_np, max_np;    /* 0: not given */
+    double discovery_interval_s;
     const char **exports;
     size_t export_count;
     const char **extra;
@@ -279,6 +301,35 @@ static int parse_text_option(int argc, char **argv, int *i, cli_t *c, int *missi
     return 0;
 }
 
+/* Restarts and elastic bounds: numbers, each checked against its range. */
+static int parse_elastic_option(int argc, char **argv, int *i, cli_t *c, int *missing)
+{
+    const char *v;
+    const uint64_t most = (uint64_t)LAUNCH_REPLICAS_MAX * LAUNCH_SLOTS_MAX;
+    if ((v = opt_value(argc, argv, i, "--max-restarts", missing))) {
+        if (rt_parse_u64(v, 0, 1000, 0, &c->max_restarts) != 0)
+            return fail(2, "--max-restarts: \"%s\" is not 0..1000; give how many times a "
+                        "failed job may be relaunched (0: never)", v);
+    } else if ((v = opt_value(argc, argv, i, "--min-np", missing))) {
+        if (rt_parse_u64(v, 1, most, 0, &c->min_np) != 0)
+            return fail(2, "--min-np: \"%s\" is not a process count; use 1..%llu", v,
+                        (unsigned long long)most);
+    } else if ((v = opt_value(argc, argv, i, "--max-np", missing))) {
+        if (rt_parse_u64(v, 1, most, 0, &c->max_np) != 0)
+            return fail(2, "--max-np: \"%s\" is not a process count; use 1..%llu", v,
+                        (unsigned long long)most);
+    } else if ((v = opt_value(argc, argv, i, "--discovery-interval", missing))) {
+        if (rt_parse_double(v, 0.1, 3600, &c->discovery_interval_s) != 0)
+            return fail(2, "--discovery-interval: \"%s\" is not 0.1..3600 seconds", v);
+    } else if ((v = opt_value(argc, argv, i, "--stop-grace", missing))) {
+        if (rt_parse_double(v, 0, 3600, &c->stop_grace_s) != 0)
+            return fail(2, "--stop-grace: \"%s\" is not 0..3600 seconds", v);
+    } else {
+        return NOT_MINE;
+    }
+    return 0;
+}
+
 /* Options whose value is a number, each checked against its range. */
 static int parse_number_option(int argc, char **argv, int *i, cli_t *c, int *missing)
 {
@@ -319,7 +370,7 @@ static int parse_number_option(int argc, char **argv, int *i, cli_t *c, int *mis
         if (rt_parse_double(v, 0, 3600, &c->kill_grace_s) != 0)
             return fail(2, "--kill-grace: \"%s\" is not 0..3600 seconds", v);
     } else {
-        return NOT_MINE;
+        return parse_elastic_option(argc, argv, i, c, missing);
     }
     return 0;
 }
@@ -367,6 +418,8 @@ static int parse_cli(int argc, char **argv, cli_t *c)
     c->ssh_port = 22;
     c->wait_timeout_s = 300;
     c->kill_grace_s = 5;
+    c->stop_grace_s = 20;
+    c->discovery_interval_s = 10;
     c->exports = calloc((size_t)argc + 1, sizeof *c->exports);
     c->extra = calloc((size_t)argc + 1, sizeof *c->extra);
     if (c->exports == NULL || c->extra == NULL)
@@ -601,7 +654,8 @@ typedef struct {
     int ps_mode;
     char *ps_ranks;
     launch_mpi_t mpi;
-    uint64_t np;
+    uint64_t np;                /* of the (next) launch */
+    uint64_t min_np, max_np;    /* elastic bounds (both np when not given) */
     char out_dir[4096], hostfile_path[4096], discover_path[4096];
     char *hostfile_text, *discover_text;
     size_t hostfile_bytes, discover_bytes;
@@ -706,9 +760,9 @@ static void report_unused(const cli_t *c, const plan_t *p)
              "the workers itself (DNS, then the ssh port, up to --wait-timeout)",
              job->launcher_creation_policy);
     if (args_have_elastic_bounds(c->program, c->program_count))
-        note("--min-np/--max-np in the program's arguments: ringtrain-launcher starts mpirun "
-             "with a fixed -np %llu and does not resize the job; the flags reach the program "
-             "as they are", (unsigned long long)p->np);
+        note("--min-np/--max-np in the program's arguments: they reach the program as they "
+             "are; ringtrain-launcher starts mpirun with -np %llu and resizes the job only by "
+             "its own --min-np/--max-np (before --)", (unsigned long long)p->np);
 }
 
 static int load_input(const cli_t *c, plan_t *p)
@@ -719,6 +773,34 @@ static int load_input(const cli_t *c, plan_t *p)
         return load_tfjob(c, p);
     if (!c->local)
         return load_hostfile(c, p);
+    return 0;
+}
+
+/* The elastic bounds: each relaunch runs min_np..max_np processes. Without
+ * them a relaunch needs the same count; --min-np alone lets the job grow
+ * back to every slot. The first launch takes at most max_np. */
+static int check_bounds(const cli_t *c, plan_t *p, uint64_t slots_total)
+{
+    if (c->min_np && c->max_np && c->min_np > c->max_np)
+        return fail(2, "--min-np %llu is larger than --max-np %llu; give --min-np <= --max-np",
+                    (unsigned long long)c->min_np, (unsigned long long)c->max_np);
+    if ((c->min_np || c->max_np) && (p->have_tf || c->local))
+        return fail(2, "--%s-np: %s; drop --min-np and --max-np", c->min_np ? "min" : "max",
+                    p->have_tf ? "a TFJob's ranks are fixed by its replicas"
+                               : "--local runs -np processes on this machine, which does not "
+                                 "come and go");
+    if (!c->local && !c->oversubscribe && c->min_np > slots_total)
+        return fail(2, "--min-np: %llu processes but the hosts have %llu slots; lower it or add "
+                    "--oversubscribe", (unsigned long long)c->min_np,
+                    (unsigned long long)slots_total);
+    p->max_np = c->max_np ? c->max_np : c->min_np && slots_total > p->np ? slots_total : p->np;
+    if (!c->np && p->np > p->max_np)
+        p->np = p->max_np;
+    p->min_np = c->min_np ? c->min_np : p->np;
+    if (p->np < p->min_np || p->np > p->max_np)
+        return fail(2, "-np: %llu processes is outside --min-np %llu .. --max-np %llu; give -np "
+                    "within the bounds", (unsigned long long)p->np,
+                    (unsigned long long)p->min_np, (unsigned long long)p->max_np);
     return 0;
 }
 
@@ -742,7 +824,7 @@ static int check_counts(const cli_t *c, plan_t *p)
         return fail(2, "-np: %llu processes but the hosts have %llu slots; use -np up to %llu or "
                     "add --oversubscribe", (unsigned long long)p->np,
                     (unsigned long long)slots_total, (unsigned long long)slots_total);
-    return 0;
+    return check_bounds(c, p, slots_total);
 }
 
 /* The hostfile and discover_hosts.sh, as text (an existing hostfile already
@@ -971,30 +1053,365 @@ static int wait_for_hosts(const cli_t *c, const plan_t *p)
     return 0;
 }
 
-/* Runs mpirun and turns how it ended into the launcher's exit status. */
-static int run_mpirun(const cli_t *c, const plan_t *p)
+/* A job across its runs (restarts and resizes): which hosts answered the
+ * last probe, which the running job uses, what its output said of its
+ * progress, the restarts used. */
+typedef struct {
+    const cli_t *c;
+    plan_t *p;
+    launch_progress_t progress;
+    unsigned char *up;            /* per host of p->hosts */
+    unsigned char *used;
+    launch_host_state_t *state;   /* of each host's last probe */
+    uint64_t running;             /* processes of the running job */
+    uint64_t restarts;
+    char grown[512];              /* the hosts a resize adds */
+    char relaunch[4608];          /* the relaunch line, said once the run resumed */
+} job_t;
+
+static bool job_relays(const cli_t *c, const plan_t *p)
 {
+    return c->max_restarts > 0 || p->max_np != p->np || p->min_np != p->np;
+}
+
+/* Probes the hosts (not those in use, with unused_only) for timeout_s at
+ * most; the launcher itself, when it is a host, always answers. */
+static int probe_hosts(job_t *j, bool unused_only, double timeout_s)
+{
+    const launch_hostlist_t *h = &j->p->hosts;
+    launch_host_status_t *st = calloc(h->count + 1, sizeof *st);
+    size_t *of = calloc(h->count + 1, sizeof *of), count = 0;
+    if (st == NULL || of == NULL) {
+        free(st);
+        free(of);
+        return RT_ENOMEM;
+    }
+    for (size_t i = 0; i < h->count; i++) {
+        if (i == 0 && h->first_is_local)
+            j->up[i] = 1;
+        else if (!(unused_only && j->used[i])) {
+            st[count].host = h->hosts[i];
+            of[count++] = i;
+        }
+    }
+    launch_wait_opts_t wo;
+    launch_wait_opts_default(&wo);
+    wo.port = j->c->ssh_port;
+    wo.timeout_s = timeout_s;
+    int rc = j->c->no_wait ? 0 : launch_hosts_wait(st, count, &wo);
+    for (size_t k = 0; k < count; k++) {
+        j->up[of[k]] = j->c->no_wait || st[k].state == LAUNCH_HOST_READY;
+        j->state[of[k]] = j->c->no_wait ? LAUNCH_HOST_READY : st[k].state;
+    }
+    free(st);
+    free(of);
+    return rc == RT_ETIMEDOUT ? 0 : rc;
+}
+
+static uint64_t slots_up(const job_t *j)
+{
+    if (j->p->hosts.count == 0)
+        return j->p->np; /* --local: this machine's -np */
+    uint64_t slots = 0;
+    for (size_t i = 0; i < j->p->hosts.count; i++)
+        slots += j->up[i] ? j->p->hosts.slots[i] : 0;
+    return slots;
+}
+
+/* "a, b, c" for the hosts with flag[i] == want (8 named at most). */
+static void host_names(const job_t *j, const unsigned char *flag, int want, bool states,
+                       char *out, size_t bytes)
+{
+    size_t used = 0, named = 0, more = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < j->p->hosts.count; i++) {
+        if ((flag[i] != 0) != (want != 0))
+            continue;
+        if (named == 8) {
+            more++;
+            continue;
+        }
+        int n = snprintf(out + used, bytes - used, "%s%s", named ? ", " : "",
+                         j->p->hosts.hosts[i]);
+        if (n > 0 && (size_t)n < bytes - used)
+            used += (size_t)n;
+        if (states && used < bytes)
+            used += (size_t)snprintf(out + used, bytes - used, " (%s)",
+                                     launch_host_state_text(j->state[i]));
+        named++;
+    }
+    if (more && used < bytes)
+        snprintf(out + used, bytes - used, " and %zu more", more);
+}
+
+/* Waits, probing again and again up to --wait-timeout, until the hosts that
+ * answer hold --min-np slots. 0, or 1 when they never did. */
+static int wait_for_slots(job_t *j)
+{
+    double end = rt_now() + j->c->wait_timeout_s;
+    for (;;) {
+        int rc = j->p->hosts.count ? probe_hosts(j, false, 1.0) : 0;
+        if (rc != 0)
+            return fail(1, "readiness: %s", rt_strerror(rc));
+        if (slots_up(j) >= j->p->min_np)
+            return 0;
+        if (rt_now() >= end)
+            return 1;
+        struct timespec nap = {1, 0};
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* Marks the hosts the run of p->np processes takes: those that answered,
+ * in order, until their slots hold them. */
+static void mark_used(job_t *j)
+{
+    uint64_t slots = 0;
+    for (size_t i = 0; i < j->p->hosts.count; i++) {
+        j->used[i] = j->up[i] && slots < j->p->np;
+        slots += j->used[i] ? j->p->hosts.slots[i] : 0;
+    }
+    j->running = j->p->np;
+}
+
+/* A relaunch writes its own hostfile: an operator's (/etc/mpi/hostfile) is
+ * not ours to change. */
+static int own_hostfile(const cli_t *c, plan_t *p)
+{
+    if (p->have_job || p->have_tf)
+        return 0;
+    output_paths(c, "launcher", "hostfile", p->out_dir, p->hostfile_path, p->discover_path,
+                 sizeof p->out_dir);
+    return ensure_output_dir(p->out_dir);
+}
+
+/* A relaunch's hosts (those that answered, in order, up to --max-np), its
+ * hostfile and discover_hosts.sh, and its mpirun argv. */
+static int prepare_relaunch(cli_t *c, job_t *j)
+{
+    plan_t *p = j->p;
+    if (p->hosts.count == 0)
+        return 0; /* --local: the same -np here */
+    launch_hostlist_t chosen;
+    uint64_t np;
+    if (launch_hosts_choose(&p->hosts, j->up, p->max_np, &chosen, &np) != 0)
+        return fail(1, "out of memory choosing the hosts");
+    char *text = NULL, *discover = NULL;
+    size_t bytes = 0, discover_bytes = 0;
+    int code = launch_hostfile_render(&chosen, &text, &bytes) != 0 ||
+                       launch_discover_hosts_render(&p->hosts, j->up, &discover,
+                                                    &discover_bytes) != 0
+                   ? fail(1, "out of memory rendering the hostfile")
+                   : own_hostfile(c, p);
+    launch_hostlist_free(&chosen);
+    launch_error_t err = {{0}};
+    if (code == 0 && launch_file_write_atomic(p->hostfile_path, text, bytes, 0444, &err) != 0)
+        code = fail(1, "%s", err.text);
+    if (code == 0)
+        code = write_output(p, p->discover_path, discover, discover_bytes, 0555);
+    free(text);
+    free(discover);
+    if (code != 0)
+        return code;
+    p->np = np;
+    mark_used(j);
+    launch_argv_free(p->mpirun_argv);
+    free(p->line);
+    p->mpirun_argv = NULL;
+    p->line = NULL;
+    return build_argv(c, p);
+}
+
+/* The running job has room below --max-np and a host it does not use
+ * answers again: it is asked to stop (with a checkpoint) and relaunched on
+ * the larger set. Called by launch_run_ex every --discovery-interval. */
+static int discovery_tick(void *ctx)
+{
+    job_t *j = ctx;
+    /* A stop request before the ranks train would find them without their
+     * handlers: grow a job once it trains. */
+    if (j->running >= j->p->max_np || !j->progress.trained || probe_hosts(j, true, 1.0) != 0)
+        return 0;
+    uint64_t slots = 0;
+    for (size_t i = 0; i < j->p->hosts.count; i++)
+        slots += j->up[i] || j->used[i] ? j->p->hosts.slots[i] : 0;
+    if ((slots < j->p->max_np ? slots : j->p->max_np) <= j->running)
+        return 0;
+    unsigned char *fresh = calloc(j->p->hosts.count, 1);
+    if (fresh == NULL)
+        return 0;
+    for (size_t i = 0; i < j->p->hosts.count; i++)
+        fresh[i] = j->up[i] && !j->used[i];
+    host_names(j, fresh, 1, false, j->grown, sizeof j->grown);
+    free(fresh);
+    note("%s answer%s again: asking the job to stop with a checkpoint, to relaunch it on "
+         "more processes (up to --max-np %llu)", j->grown, strchr(j->grown, ',') ? "" : "s",
+         (unsigned long long)j->p->max_np);
+    return 1;
+}
+
+/* The relaunch line, once the new run said where it resumed (or when it
+ * ended without saying). */
+static void say_relaunch(job_t *j)
+{
+    if (!j->relaunch[0])
+        return;
+    char resume[256];
+    launch_progress_describe(&j->progress, resume, sizeof resume);
+    fprintf(stderr, "%s; %s\n", j->relaunch, resume);
+    fflush(stderr);
+    j->relaunch[0] = '\0';
+}
+
+static void job_line(void *ctx, const char *line, size_t bytes)
+{
+    job_t *j = ctx;
+    launch_progress_line(&j->progress, line, bytes);
+    if (j->progress.started)
+        say_relaunch(j);
+}
+
+/* Why mpirun ended, in words. */
+static void run_ended(const launch_run_result_t *r, char *out, size_t bytes)
+{
+    if (r->signal)
+        snprintf(out, bytes, "mpirun was killed by signal %d (%s); exit status %d", r->signal,
+                 strsignal(r->signal), r->exit_code);
+    else
+        snprintf(out, bytes, "mpirun exited with status %d", r->exit_code);
+}
+
+/* The relaunch line but where it resumes: why, which hosts. */
+static void plan_relaunch_line(job_t *j, const char *what, const char *why)
+{
+    char hosts[2048] = "", left[2048] = "";
+    if (j->p->hosts.count) {
+        host_names(j, j->used, 1, false, hosts, sizeof hosts);
+        host_names(j, j->used, 0, true, left, sizeof left);
+    }
+    snprintf(j->relaunch, sizeof j->relaunch, PROG ": %s: %s; relaunched with -np %llu%s%s%s%s%s",
+             what, why, (unsigned long long)j->running, hosts[0] ? " on " : " on this machine",
+             hosts, left[0] ? " (left out: " : "", left, left[0] ? ")" : "");
+}
+
+/* Runs mpirun once, its stdout relayed and parsed when the job may be
+ * relaunched, and discovery ticking while it may grow. */
+static int run_mpirun(job_t *j, launch_run_result_t *r)
+{
+    const cli_t *c = j->c;
+    const plan_t *p = j->p;
     fprintf(stderr, PROG ": running: %s\n", p->line);
     fflush(stdout);
     fflush(stderr);
-    launch_run_result_t r;
-    if (launch_run(p->mpirun_argv, p->env.vars, c->kill_grace_s, &r) != 0)
+    launch_run_opts_t o;
+    launch_run_opts_default(&o);
+    o.kill_grace_s = c->kill_grace_s;
+    o.stop_grace_s = p->mpi == LAUNCH_MPI_OPENMPI ? c->stop_grace_s : 0;
+    o.ctx = j;
+    if (job_relays(c, p))
+        o.on_line = job_line;
+    if (p->hosts.count > 0 && p->max_np > j->running) {
+        o.tick = discovery_tick;
+        o.tick_s = c->discovery_interval_s;
+    }
+    launch_progress_next_run(&j->progress);
+    int rc = launch_run_ex(p->mpirun_argv, p->env.vars, &o, r);
+    int err = errno;
+    say_relaunch(j);
+    errno = err;
+    if (rc != 0)
         return fail(1, "mpirun: cannot start \"%s\": %s; %s", p->mpirun_argv[0],
                     strerror(errno),
                     errno == E2BIG ? "make the job or the environment smaller"
                                    : "install Open MPI (Debian: openmpi-bin) or give its path "
                                      "with --mpirun");
-    /* Above 128 is mpirun's own status (205 after a worker container was
-     * killed) unless a signal really ended it. */
-    if (r.forwarded)
-        fprintf(stderr, PROG ": stopped by signal %d (forwarded to mpirun); exit status %d\n",
-                r.forwarded, r.exit_code);
-    else if (r.signal)
-        fprintf(stderr, PROG ": mpirun was killed by signal %d (%s); exit status %d\n", r.signal,
-                strsignal(r.signal), r.exit_code);
-    else if (r.exit_code != 0)
-        fprintf(stderr, PROG ": mpirun exited with status %d\n", r.exit_code);
-    return r.exit_code;
+    if (r->forwarded)
+        fprintf(stderr, PROG ": stopped by signal %d (%s); exit status %d\n", r->forwarded,
+                o.stop_grace_s > 0 ? "the job was asked to stop: SIGUSR1 to mpirun, for every "
+                                     "rank"
+                                   : "forwarded to mpirun",
+                r->exit_code);
+    else if (r->exit_code != 0 && !(r->resized && r->exit_code == 143)) {
+        char why[160];
+        run_ended(r, why, sizeof why);
+        fprintf(stderr, PROG ": %s\n", why);
+    }
+    return 0;
+}
+
+/* After a run that failed: 0 to relaunch, or the launcher's exit status
+ * (the failure's own when none is left), said on one line. */
+static int may_restart(job_t *j, const launch_run_result_t *r, char *why, size_t bytes)
+{
+    run_ended(r, why, bytes);
+    if (j->c->max_restarts == 0)
+        return r->exit_code;
+    if (r->exit_code == 2) {
+        note("not relaunched: the job reported bad input (exit 2), which a relaunch would "
+             "repeat");
+        return 2;
+    }
+    if (j->restarts >= j->c->max_restarts) {
+        fprintf(stderr, PROG ": error: no restarts left (--max-restarts %llu, all used); exit "
+                "status %d, the last failure's\n", (unsigned long long)j->c->max_restarts,
+                r->exit_code);
+        return r->exit_code;
+    }
+    if (wait_for_slots(j) != 0) {
+        char left[2048];
+        host_names(j, j->up, 0, true, left, sizeof left);
+        fprintf(stderr, PROG ": error: restart: the hosts that answer hold %llu slot(s) after "
+                "%g s, fewer than --min-np %llu (%s); exit status %d, the last failure's\n",
+                (unsigned long long)slots_up(j), j->c->wait_timeout_s,
+                (unsigned long long)j->p->min_np, left, r->exit_code);
+        return r->exit_code;
+    }
+    j->restarts++;
+    return 0;
+}
+
+/* Runs the job until it ends, relaunching it after a failure (up to
+ * --max-restarts) and when it may grow. */
+static int run_job(cli_t *c, plan_t *p)
+{
+    job_t j = {.c = c, .p = p};
+    size_t n = p->hosts.count + 1;
+    j.up = calloc(n, 1);
+    j.used = calloc(n, 1);
+    j.state = calloc(n, sizeof *j.state);
+    int code = j.up && j.used && j.state ? 0 : fail(1, "out of memory");
+    launch_progress_init(&j.progress, (const char *const *)c->program, c->program_count);
+    for (size_t i = 0; i < p->hosts.count; i++)
+        j.up[i] = 1;
+    if (code == 0)
+        mark_used(&j);
+    while (code == 0) {
+        launch_run_result_t r;
+        if ((code = run_mpirun(&j, &r)) != 0)
+            break;
+        if (r.exit_code == 0 || r.forwarded) {
+            code = r.exit_code;
+            break;
+        }
+        char why[600], what[64];
+        if (r.resized && r.exit_code == 143) {
+            snprintf(what, sizeof what, "resize");
+            snprintf(why, sizeof why, "%s answer%s again and the job stopped", j.grown,
+                     strchr(j.grown, ',') ? "" : "s");
+            if (wait_for_slots(&j) != 0)
+                code = r.exit_code;
+        } else {
+            code = may_restart(&j, &r, why, sizeof why);
+            snprintf(what, sizeof what, "restart %llu of %llu", (unsigned long long)j.restarts,
+                     (unsigned long long)c->max_restarts);
+        }
+        if (code == 0 && (code = prepare_relaunch(c, &j)) == 0)
+            plan_relaunch_line(&j, what, why);
+    }
+    free(j.up);
+    free(j.used);
+    free(j.state);
+    return code;
 }
 
 /* From the input to mpirun's exit: build what mpirun gets, then either show
@@ -1015,7 +1432,7 @@ static int launch(cli_t *c, plan_t *p)
         (code = write_output(p, p->discover_path, p->discover_text, p->discover_bytes,
                               0555)) != 0)
         return code;
-    return run_mpirun(c, p);
+    return run_job(c, p);
 }
 
 int main(int argc, char **argv)

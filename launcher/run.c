@@ -3,15 +3,20 @@
  * mpirun (Intel MPI, MPICH), and the spawn itself: fork and execve, never a
  * shell, mpirun in its own process group so a late SIGKILL reaches every
  * local process, with a parent-death signal so it never outlives the
- * launcher, SIGINT/SIGTERM/SIGHUP forwarded, and the exit status passed on
- * (128+signal when a signal ended the job). */
+ * launcher. While it runs: its stdout passed on line by line (and shown to
+ * the caller), SIGINT/SIGTERM/SIGHUP turned into a stop request (SIGUSR1,
+ * which Open MPI's mpirun passes to every rank) and, after a grace, into
+ * the signal itself, a periodic tick that may ask for a stop too, and the
+ * exit status passed on (128+signal when a signal ended the job). */
 #include "launcher.h"
 #include "launcher_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,9 +402,10 @@ static int find_program(const char *name, char *path, size_t bytes)
     }
 }
 
-/* In the child, between fork and execve: async-signal-safe calls only. */
+/* In the child, between fork and execve: async-signal-safe calls only.
+ * out_fd (or -1) becomes its stdout. */
 static void child_exec(const char *path, char *const argv[], char *const envp[], pid_t parent,
-                       bool null_stdin, int report_fd)
+                       bool null_stdin, int out_fd, int report_fd)
 {
     /* A job must not outlive its launcher, however the launcher dies
      * (SIGKILL included): the kernel sends mpirun SIGTERM then, and mpirun
@@ -427,6 +433,8 @@ static void child_exec(const char *path, char *const argv[], char *const envp[],
             goto fail;
         close(fd);
     }
+    if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
+        goto fail;
     execve(path, argv, envp);
 fail:;
     int e = errno;
@@ -438,7 +446,7 @@ fail:;
 /* Starts mpirun: fork, then child_exec (never a shell). The child's failure
  * to start comes back as its errno through a close-on-exec pipe: nothing
  * read means execve succeeded. 0, or RT_ESYS with errno set. */
-static int spawn(char *const argv[], char *const envp[], pid_t *pid_out)
+static int spawn(char *const argv[], char *const envp[], int out_fd, pid_t *pid_out)
 {
     char path[4096];
     int err = find_program(argv[0], path, sizeof path);
@@ -455,7 +463,7 @@ static int spawn(char *const argv[], char *const envp[], pid_t *pid_out)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(path, argv, envp, parent, null_stdin, report[1]);
+        child_exec(path, argv, envp, parent, null_stdin, out_fd, report[1]);
     err = pid < 0 ? errno : 0;
     close(report[1]);
     if (pid > 0) {
@@ -479,14 +487,155 @@ static int spawn(char *const argv[], char *const envp[], pid_t *pid_out)
     return 0;
 }
 
-/* Waits for mpirun, forwarding SIGINT/SIGTERM/SIGHUP (blocked in watched),
- * and SIGKILLs its process group kill_grace_s after the first forwarded
- * one. *status: waitpid's; returns the first forwarded signal, or 0. */
-static int supervise(pid_t pid, const sigset_t *watched, double kill_grace_s, int *status)
+void launch_run_opts_default(launch_run_opts_t *opts)
 {
-    int forwarded = 0;
-    double forwarded_at = 0;
-    bool group_killed = false;
+    memset(opts, 0, sizeof *opts);
+    opts->kill_grace_s = 5;
+    opts->stop_signal = SIGUSR1;
+}
+
+/* mpirun's stdout, passed on as it comes and cut into lines for on_line
+ * (a line longer than the buffer is passed on, not parsed). */
+typedef struct {
+    int fd;                 /* read end, -1 when closed */
+    bool out_broken;        /* our stdout is gone: keep draining, stop writing */
+    char line[4096];
+    size_t used;
+    bool overlong;
+} relay_t;
+
+static void relay_write(relay_t *r, const char *data, size_t bytes)
+{
+    while (bytes > 0 && !r->out_broken) {
+        ssize_t put = write(STDOUT_FILENO, data, bytes);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0) {
+            r->out_broken = true;
+            break;
+        }
+        data += put;
+        bytes -= (size_t)put;
+    }
+}
+
+static void relay_lines(relay_t *r, const char *data, size_t bytes, const launch_run_opts_t *o)
+{
+    for (size_t i = 0; i < bytes; i++) {
+        if (data[i] == '\n') {
+            if (!r->overlong && o->on_line)
+                o->on_line(o->ctx, r->line, r->used);
+            r->used = 0;
+            r->overlong = false;
+        } else if (r->used + 1 < sizeof r->line) {
+            r->line[r->used++] = data[i];
+            r->line[r->used] = '\0';
+        } else {
+            r->overlong = true;
+        }
+    }
+}
+
+/* Reads what is there; closes the pipe at its end. */
+static void relay_read(relay_t *r, const launch_run_opts_t *o)
+{
+    char buf[65536];
+    ssize_t got = read(r->fd, buf, sizeof buf);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (got <= 0) {
+        close(r->fd);
+        r->fd = -1;
+        return;
+    }
+    relay_write(r, buf, (size_t)got);
+    relay_lines(r, buf, (size_t)got, o);
+}
+
+/* Where a stop stands: asked (stop_signal), then the signal itself, then
+ * SIGKILL of the group. */
+typedef struct {
+    int forwarded;          /* the first signal the launcher got */
+    bool stop_asked;        /* stop_signal sent */
+    double stop_at;
+    int hard_signal;        /* sent after the stop grace (or at once) */
+    double hard_at;
+    bool group_killed;
+    bool resize;            /* the stop was tick's, not a signal's */
+} stop_state_t;
+
+static void send_hard(pid_t pid, stop_state_t *st, int sig)
+{
+    if (st->hard_signal)
+        return;
+    kill(pid, sig);
+    st->hard_signal = sig;
+    st->hard_at = rt_now();
+}
+
+/* A signal to the launcher: the first asks the job to stop (or goes to
+ * mpirun as it is without a stop grace); a second one goes on at once. */
+static void on_signal(pid_t pid, const launch_run_opts_t *o, stop_state_t *st, int sig)
+{
+    if (!st->forwarded)
+        st->forwarded = sig;
+    if (o->stop_grace_s > 0 && !st->stop_asked) {
+        kill(pid, o->stop_signal);
+        st->stop_asked = true;
+        st->stop_at = rt_now();
+        return;
+    }
+    if (st->hard_signal && st->hard_signal != sig)
+        kill(pid, sig);
+    send_hard(pid, st, sig);
+}
+
+/* Seconds until the next deadline of a stop in progress (or of the next
+ * tick), acting on those already passed. */
+static double stop_deadlines(pid_t pid, const launch_run_opts_t *o, stop_state_t *st,
+                             double next_tick)
+{
+    double now = rt_now(), wait_s = 0.5;
+    if (st->stop_asked && !st->hard_signal) {
+        double left = st->stop_at + o->stop_grace_s - now;
+        if (left <= 0)
+            send_hard(pid, st, st->forwarded ? st->forwarded : SIGTERM);
+        else if (left < wait_s)
+            wait_s = left;
+    }
+    if (st->hard_signal && !st->group_killed) {
+        double left = st->hard_at + o->kill_grace_s - now;
+        if (left <= 0) {
+            /* mpirun did not finish in time: end everything it started here. */
+            kill(-pid, SIGKILL);
+            st->group_killed = true;
+        } else if (left < wait_s) {
+            wait_s = left;
+        }
+    }
+    if (o->tick && next_tick - now < wait_s)
+        wait_s = next_tick > now ? next_tick - now : 0;
+    return wait_s;
+}
+
+/* The signals a blocked sigfd reports: forward them. */
+static void read_signals(int sigfd, pid_t pid, const launch_run_opts_t *o, stop_state_t *st)
+{
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+            on_signal(pid, o, st, sig);
+    }
+}
+
+/* Waits for mpirun, passing its stdout on, forwarding signals, asking for
+ * a stop when tick says so, and escalating a stop that takes too long.
+ * *status: waitpid's. */
+static void supervise(pid_t pid, int sigfd, relay_t *relay, const launch_run_opts_t *o,
+                      stop_state_t *st, int *status)
+{
+    double next_tick = rt_now() + o->tick_s;
     for (;;) {
         pid_t got = waitpid(pid, status, WNOHANG);
         if (got == pid)
@@ -495,78 +644,101 @@ static int supervise(pid_t pid, const sigset_t *watched, double kill_grace_s, in
             *status = 1 << 8; /* lost the child: report failure */
             break;
         }
-        double wait_s = 0.5;
-        if (forwarded && !group_killed) {
-            double left = forwarded_at + kill_grace_s - rt_now();
-            if (left <= 0) {
-                /* mpirun did not finish in time: end everything it started here. */
-                kill(-pid, SIGKILL);
-                group_killed = true;
-                continue;
+        if (o->tick && !st->stop_asked && !st->hard_signal && rt_now() >= next_tick) {
+            if (o->tick(o->ctx) && !st->forwarded) {
+                kill(pid, o->stop_signal);
+                st->stop_asked = st->resize = true;
+                st->stop_at = rt_now();
             }
-            if (left < wait_s)
-                wait_s = left;
+            next_tick = rt_now() + o->tick_s;
         }
-        struct timespec ts = {.tv_sec = (time_t)wait_s,
-                              .tv_nsec = (long)((wait_s - (double)(time_t)wait_s) * 1e9)};
-        siginfo_t info;
-        int sig = sigtimedwait(watched, &info, &ts);
-        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-            kill(pid, sig);
-            if (!forwarded) {
-                forwarded = sig;
-                forwarded_at = rt_now();
-            }
-        }
+        double wait_s = stop_deadlines(pid, o, st, next_tick);
+        struct pollfd fds[2] = {{.fd = sigfd, .events = POLLIN},
+                                {.fd = relay->fd, .events = POLLIN}};
+        if (poll(fds, relay->fd >= 0 ? 2 : 1, (int)(wait_s * 1000) + 1) <= 0)
+            continue;
+        if (fds[0].revents)
+            read_signals(sigfd, pid, o, st);
+        if (relay->fd >= 0 && fds[1].revents)
+            relay_read(relay, o);
     }
-    return forwarded;
+    /* What mpirun wrote last; ranks it left behind must not hold us up. */
+    double end = rt_now() + 1.0;
+    while (relay->fd >= 0 && rt_now() < end) {
+        struct pollfd fd = {.fd = relay->fd, .events = POLLIN};
+        if (poll(&fd, 1, 100) > 0)
+            relay_read(relay, o);
+    }
 }
 
-int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
-               launch_run_result_t *result)
+int launch_run_ex(char *const argv[], char *const envp[], const launch_run_opts_t *opts,
+                  launch_run_result_t *result)
 {
     memset(result, 0, sizeof *result);
     /* Block the signals we forward (and SIGCHLD) before the spawn, so none is
      * lost between spawn and wait; the child gets them unblocked and at
-     * their default action. */
+     * their default action. They are read from a signalfd. */
     sigset_t watched, old;
     sigemptyset(&watched);
     sigaddset(&watched, SIGINT);
     sigaddset(&watched, SIGTERM);
     sigaddset(&watched, SIGHUP);
     sigaddset(&watched, SIGCHLD);
-    struct sigaction dfl;
+    struct sigaction dfl, ign, old_chld, old_pipe;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    struct sigaction old_chld;
+    ign = dfl;
+    ign.sa_handler = SIG_IGN;
     sigaction(SIGCHLD, &dfl, &old_chld); /* an inherited SIG_IGN would auto-reap */
+    sigaction(SIGPIPE, &ign, &old_pipe); /* a closed stdout must not kill the relay */
     sigprocmask(SIG_BLOCK, &watched, &old);
-
+    int sigfd = signalfd(-1, &watched, SFD_NONBLOCK | SFD_CLOEXEC);
+    int out[2] = {-1, -1};
     pid_t pid = -1;
-    if (spawn(argv, envp, &pid) != 0) {
-        int err = errno;
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        sigaction(SIGCHLD, &old_chld, NULL);
+    int rc = sigfd < 0 || (opts->on_line && pipe2(out, O_CLOEXEC) != 0) ? RT_ESYS : 0;
+    if (rc == 0)
+        rc = spawn(argv, envp, out[1], &pid);
+    int err = errno;
+    if (out[1] >= 0)
+        close(out[1]);
+    relay_t relay = {.fd = out[0]};
+    stop_state_t st = {0};
+    int status = 0;
+    if (rc == 0) {
+        supervise(pid, sigfd, &relay, opts, &st, &status);
+        /* After a stop nothing of the job may outlive us. */
+        if (st.forwarded || st.hard_signal)
+            kill(-pid, SIGKILL);
+        /* A signal that arrived as mpirun exited still means the job was
+         * stopped; take it now, so unblocking does not kill us first. */
+        struct signalfd_siginfo si;
+        while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            if (!st.forwarded && si.ssi_signo != SIGCHLD)
+                st.forwarded = (int)si.ssi_signo;
+    }
+    if (relay.fd >= 0)
+        close(relay.fd);
+    if (sigfd >= 0)
+        close(sigfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    if (rc != 0) {
         errno = err;
         return RT_ESYS;
     }
-    int status = 0;
-    int forwarded = supervise(pid, &watched, kill_grace_s, &status);
-    /* After a forwarded signal nothing of the job may outlive us. */
-    if (forwarded)
-        kill(-pid, SIGKILL);
-    /* A signal that arrived as mpirun exited still means the job was stopped;
-     * take it now, so unblocking does not kill us before we report. */
-    struct timespec zero = {0, 0};
-    siginfo_t info;
-    int sig;
-    while ((sig = sigtimedwait(&watched, &info, &zero)) > 0)
-        if (!forwarded && sig != SIGCHLD)
-            forwarded = sig;
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    sigaction(SIGCHLD, &old_chld, NULL);
-    result->exit_code = forwarded ? 128 + forwarded : rt_exit_code_of_status(status);
+    result->exit_code = st.forwarded ? 128 + st.forwarded : rt_exit_code_of_status(status);
     result->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    result->forwarded = forwarded;
+    result->forwarded = st.forwarded;
+    result->resized = st.resize && !st.forwarded;
     return 0;
+}
+
+int launch_run(char *const argv[], char *const envp[], double kill_grace_s,
+               launch_run_result_t *result)
+{
+    launch_run_opts_t opts;
+    launch_run_opts_default(&opts);
+    opts.kill_grace_s = kill_grace_s;
+    return launch_run_ex(argv, envp, &opts, result);
 }

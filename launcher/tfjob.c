@@ -385,28 +385,6 @@ int launch_tf_map_ps_ranks(const launch_tf_map_t *map, char **text)
 
 int launch_args_ps_mode(const char *const *args, size_t count)
 {
-    int ps_mode = 0;
-    for (size_t i = 0; i < count; i++) {
-        const char *a = args[i];
-        if (a == NULL)
-            break;
-        /* absl flags take one dash or two. */
-        if (strncmp(a, "--", 2) == 0)
-            a += 2;
-        else if (a[0] == '-')
-            a += 1;
-        else
-            continue;
-        static const char flag[] = "variable_update";
-        if (strncmp(a, flag, sizeof flag - 1) != 0)
-            continue;
-        const char *value = NULL;
-        if (a[sizeof flag - 1] == '=')
-            value = a + sizeof flag;
-        else if (a[sizeof flag - 1] == '\0' && i + 1 < count && args[i + 1] != NULL)
-            value = args[++i];
-        if (value != NULL)
-            ps_mode = strcmp(value, "parameter_server") == 0;
-    }
-    return ps_mode;
+    const char *value = launch_args_flag(args, count, "variable_update");
+    return value != NULL && strcmp(value, "parameter_server") == 0;
 }

@@ -22,7 +22,16 @@
 #                                     that get no sshd ("later": start it with
 #                                     pods_start_sshd)
 #   pods_start_sshd INDEX             start sshd in worker INDEX
+#   pods_job WORKERS SLOTS            pods_up for a new job (its name in $job,
+#                                     namespace e2e) and its MPIJob in
+#                                     $POD_DIR/job.yaml
 #   ( pods_launcher ARGS... )         run ringtrain-launcher in the launcher pod
+#   pods_kill_worker INDEX            the pod dies: its sshd and every process
+#                                     in it (orted, ranks) get SIGKILL
+#   pods_wait_for FILE REGEX SECONDS  wait until a line of FILE matches (ERE)
+#   pods_rc_wrapper                   $POD_DIR/record-rc: run a rank as
+#                                     "record-rc DIR PROGRAM ARGS" and its exit
+#                                     status lands in DIR/rc.<rank>.<pid>
 #   pods_cleanup                      (runs on exit)
 #
 # Real links (tc), for the collectives' cross-host tests and bench/links.sh:
@@ -194,11 +203,53 @@ pods_up() {
     done
 }
 
+pods_job() {
+    job=$(e2e_job_name)
+    pods_up "$job" e2e "$1"
+    pods_mpijob "$job" e2e "$1" "$2" >"$POD_DIR/job.yaml"
+}
+
 pods_start_sshd() {
     local name=${POD_NAMES[$((1 + $1))]}
     nsenter -t "${POD_PID[$name]}" -n -u -m timeout $E2E_MAX_SECONDS \
         /usr/sbin/sshd -D -e -f "$POD_DIR/sshd_config" >>"$POD_DIR/sshd-$name.log" 2>&1 &
     SSHD_PID[$name]=$!
+}
+
+pods_kill_worker() {
+    local name=${POD_NAMES[$((1 + $1))]} holder p
+    holder=${POD_PID[$name]}
+    # Everything in the pod's network namespace but the namespace holder,
+    # at once (walking /proc is seconds on a loaded machine).
+    for p in $(pgrep --ns "$holder" --nslist net); do
+        [ "$p" = "$holder" ] || kill -9 "$p" 2>/dev/null
+    done
+    return 0
+}
+
+pods_wait_for() {
+    local file=$1 re=$2 end=$((SECONDS + $3))
+    while [ $SECONDS -lt $end ]; do
+        grep -Eq -- "$re" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+pods_rc_wrapper() {
+    # The trap keeps bash alive when mpirun signals the rank's process
+    # group; the rank itself decides what a signal means.
+    cat >"$POD_DIR/record-rc" <<'EOF'
+#!/usr/bin/env bash
+out=$1
+shift
+trap : USR1 TERM
+"$@"
+rc=$?
+echo $rc >"$out/rc.${OMPI_COMM_WORLD_RANK:-x}.$$"
+exit $rc
+EOF
+    chmod 755 "$POD_DIR/record-rc"
 }
 
 # ringtrain-launcher inside the launcher pod, with ssh set up the way the

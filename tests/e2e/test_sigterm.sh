@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: SIGTERM to the launcher mid-run (as Kubernetes stops a pod).
-# The launcher forwards it to mpirun; every rank on every worker pod must be
-# gone within 10 s and the launcher must exit 143 (128 + SIGTERM).
+# The launcher asks mpirun to stop the job (SIGUSR1, which mpirun passes to
+# every rank; this program dies of it); every rank on every worker pod must
+# be gone within 10 s and the launcher must exit 143 (128 + SIGTERM).
 #   test_sigterm.sh PROGRAM [ARGS...]   a program that runs long, printing
 #                                       a line once all ranks are in
 set -euo pipefail
@@ -43,6 +44,7 @@ echo "--- exit $rc after $(ms $t0 $t1) ms; all ranks gone after ${gone:+$(ms $t0
 [ -n "$gone" ] || e2e_fail "ranks still running 10 s after SIGTERM: $(pgrep -af -- "--tag $tag")"
 [ $rc = 143 ] || e2e_fail "launcher exited $rc, not 143"
 # 143 from bash also means "killed by SIGTERM": the launcher must have handled it.
-grep -q "stopped by signal 15 (forwarded to mpirun); exit status 143" "$POD_DIR/stderr" ||
+grep -q "stopped by signal 15 (the job was asked to stop: SIGUSR1 to mpirun, for every rank); exit status 143" \
+    "$POD_DIR/stderr" ||
     e2e_fail "the launcher did not handle the SIGTERM itself"
 echo "PASS"

@@ -158,7 +158,8 @@ static void test_help_documents_every_flag(void **state)
         "--wait-timeout", "--no-wait", "-np", "-n", "--np", "--oversubscribe", "--bind-to", "-x",
         "--export", "--mpirun-arg", "--mpirun", "--allow-run-as-root", "--kill-grace",
         "--dry-run", "--print-hostfile", "--print-discover-hosts", "-h", "--help", "--version",
-        "--tfjob", "--slots-per-worker"};
+        "--tfjob", "--slots-per-worker", "--stop-grace", "--max-restarts", "--min-np",
+        "--max-np", "--discovery-interval"};
     const char *args[] = {"--help", NULL};
     result_t *r = run(args, NULL);
     assert_int_equal(r->code, 0);
@@ -178,6 +179,8 @@ static void test_help_documents_every_flag(void **state)
                       {"--bind-to", "core"}, {"-x", "FOO"}, {"--export", "BAR=1"},
                       {"--mpirun-arg", "--tag-output"}, {"--mpirun", "/usr/bin/mpirun"},
                       {"--kill-grace", "2"}, {"--cluster-domain", "cluster.local"},
+                      {"--stop-grace", "10"}, {"--max-restarts", "3"}, {"--min-np", "4"},
+                      {"--max-np", "16"}, {"--discovery-interval", "2"},
                       {"--no-wait", NULL}, {"--oversubscribe", NULL},
                       {"--allow-run-as-root", NULL}, {"--print-hostfile", NULL},
                       {"--print-discover-hosts", NULL}};
@@ -660,6 +663,25 @@ static void test_bad_input_exits_2(void **state)
           "--", "true", NULL}, "--slots-per-worker: only applies with --tfjob"},
         {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL,
           "--cluster-domain", "Bad_Domain", "--", "true", NULL}, "--cluster-domain: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--min-np", "8",
+          "--max-np", "4", "--", "true", NULL},
+         "--min-np 8 is larger than --max-np 4; give --min-np <= --max-np"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--max-restarts", "-1",
+          "--", "true", NULL}, "--max-restarts: \"-1\" is not 0..1000"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--min-np", "0", "--",
+          "true", NULL}, "--min-np: \"0\" is not a process count"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--min-np", "17", "--",
+          "true", NULL}, "--min-np: 17 processes but the hosts have 16 slots"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "-np", "4", "--min-np",
+          "6", "--", "true", NULL}, "-np: 4 processes is outside --min-np 6 .. --max-np 16"},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--discovery-interval",
+          "0", "--", "true", NULL}, "--discovery-interval: "},
+        {{"--mpijob", JOBS "v2beta1-2x8.yaml", "--output-dir", NULL, "--stop-grace", "x",
+          "--", "true", NULL}, "--stop-grace: "},
+        {{"--local", "--output-dir", NULL, "-np", "2", "--min-np", "1", "--", "true", NULL},
+         "--min-np: --local runs -np processes on this machine"},
+        {{"--tfjob", TFJOBS "v1-master-2workers-ps.yaml", "--output-dir", NULL, "--max-np", "3",
+          "--", "true", NULL}, "--max-np: a TFJob's ranks are fixed by its replicas"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *args[16];
@@ -1005,13 +1027,16 @@ static void test_exit_status_words(void **state)
                                    "exit status 137\n"));
 }
 
-static void signal_case(int sig, int want_code)
+/* A signal to the launcher first asks the job to stop: mpirun gets SIGUSR1
+ * (which Open MPI's mpirun passes to every rank); with --stop-grace 0 it
+ * gets the signal itself at once, as before. */
+static void signal_case(int sig, int want_code, bool graceful)
 {
-    char ready[128], term[140];
-    snprintf(ready, sizeof ready, "%s/trap-%d", test_dir, sig);
-    snprintf(term, sizeof term, "%s.term", ready);
-    const char *args[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "trap",
-                          ready, NULL};
+    char ready[128], got[140];
+    snprintf(ready, sizeof ready, "%s/trap-%d-%d", test_dir, sig, graceful);
+    snprintf(got, sizeof got, "%s.%s", ready, graceful ? "usr1" : "term");
+    const char *args[] = {"--local", "-np", "1", "--stop-grace", graceful ? "20" : "0",
+                          "--mpirun", FAKE, "--", "fake-job", "trap", ready, NULL};
     double t0 = rt_now();
     pid_t pid = start(args, NULL, "sig");
     assert_true(wait_for_file(ready, 10));
@@ -1023,33 +1048,37 @@ static void signal_case(int sig, int want_code)
     finish(pid, "sig", t0, &r);
     print_message("signal %d: exit %d after %.2f s: %s", sig, r.code, r.seconds, r.err);
     assert_int_equal(r.code, want_code);
-    char said[80];
-    snprintf(said, sizeof said, "stopped by signal %d (forwarded to mpirun); exit status %d", sig,
+    char said[160];
+    snprintf(said, sizeof said, "stopped by signal %d (%s); exit status %d", sig,
+             graceful ? "the job was asked to stop: SIGUSR1 to mpirun, for every rank"
+                      : "forwarded to mpirun",
              want_code);
     assert_non_null(strstr(r.err, said));
     assert_true(process_gone(fake));
-    if (sig == SIGTERM)
-        assert_true(wait_for_file(term, 2)); /* mpirun got the SIGTERM itself */
+    if (sig == SIGTERM || graceful)
+        assert_true(wait_for_file(got, 2)); /* what mpirun got */
 }
 
 static void test_signals_forwarded(void **state)
 {
     (void)state;
-    signal_case(SIGTERM, 143);
-    signal_case(SIGINT, 130);
-    signal_case(SIGHUP, 129);
+    signal_case(SIGTERM, 143, true);
+    signal_case(SIGINT, 130, true);
+    signal_case(SIGHUP, 129, true);
+    signal_case(SIGTERM, 143, false);
 }
 
 static void test_kill_grace(void **state)
 {
     (void)state;
-    /* An mpirun that ignores SIGTERM: after --kill-grace its whole process
-     * group is killed. */
+    /* An mpirun that ignores SIGUSR1 and SIGTERM: after --stop-grace it gets
+     * the SIGTERM, after --kill-grace more its whole process group is
+     * killed. */
     char ready[128], child_file[140];
     snprintf(ready, sizeof ready, "%s/stubborn", test_dir);
     snprintf(child_file, sizeof child_file, "%s.child", ready);
-    const char *args[] = {"--local", "-np", "1", "--kill-grace", "0.5", "--mpirun", FAKE, "--",
-                          "fake-job", "stubborn", ready, NULL};
+    const char *args[] = {"--local", "-np", "1", "--stop-grace", "0.3", "--kill-grace", "0.5",
+                          "--mpirun", FAKE, "--", "fake-job", "stubborn", ready, NULL};
     double t0 = rt_now();
     pid_t pid = start(args, NULL, "grace");
     assert_true(wait_for_file(ready, 10));
@@ -1066,10 +1095,71 @@ static void test_kill_grace(void **state)
     double took = rt_now() - t_kill;
     print_message("stubborn mpirun: exit %d %.2f s after SIGTERM\n", r.code, took);
     assert_int_equal(r.code, 143);
-    assert_true(took < 3.0);
+    assert_true(took > 0.7 && took < 3.0);
     usleep(100 * 1000);
     assert_true(process_gone(fake));
     assert_true(process_gone(child));
+}
+
+/* Lines of a file (0 when it is missing). */
+static int count_lines(const char *path)
+{
+    char text[4096];
+    slurp(path, text, sizeof text);
+    int lines = 0;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    return lines;
+}
+
+/* --max-restarts: a failed job is relaunched; when none is left the
+ * launcher exits with the last failure's status, saying so once; bad input
+ * (exit 2) is never relaunched; a relaunch that succeeds is exit 0. */
+static void test_restarts(void **state)
+{
+    (void)state;
+    char runs[128];
+    snprintf(runs, sizeof runs, "%s/runs", test_dir);
+    const char *failing[] = {"--local", "-np", "1", "--max-restarts", "2", "--mpirun", FAKE,
+                             "--", "fake-job", "count", runs, "137", NULL};
+    result_t *r = run(failing, NULL);
+    print_message("always failing: exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 137);
+    assert_int_equal(count_lines(runs), 3);
+    assert_non_null(strstr(r->err, "ringtrain-launcher: restart 1 of 2: mpirun exited with "
+                                   "status 137; relaunched with -np 1 on this machine; resuming "
+                                   "from step 0; steps lost unknown (the job showed no step)\n"));
+    assert_non_null(strstr(r->err, "ringtrain-launcher: restart 2 of 2: "));
+    assert_non_null(strstr(r->err, "ringtrain-launcher: error: no restarts left (--max-restarts "
+                                   "2, all used); exit status 137, the last failure's\n"));
+    assert_null(strstr(r->err, "restart 3"));
+
+    unlink(runs);
+    const char *bad[] = {"--local", "-np", "1", "--max-restarts", "2", "--mpirun", FAKE, "--",
+                         "fake-job", "count", runs, "2", NULL};
+    r = run(bad, NULL);
+    assert_int_equal(r->code, 2);
+    assert_int_equal(count_lines(runs), 1);
+    assert_non_null(strstr(r->err, "not relaunched: the job reported bad input (exit 2)"));
+
+    unlink(runs);
+    const char *once[] = {"--local", "-np", "1", "--max-restarts", "1", "--mpirun", FAKE, "--",
+                          "fake-job", "once", runs, NULL};
+    r = run(once, NULL);
+    print_message("failing once: exit %d: %s", r->code, r->err);
+    assert_int_equal(r->code, 0);
+    assert_non_null(strstr(r->err, "restart 1 of 1: mpirun exited with status 137"));
+    /* The job's stdout is passed on as it is. */
+    assert_non_null(strstr(r->out, "1\timages/sec: 1.0 +/- 0.0 (jitter = 0.0)\t2.300\n"));
+
+    /* Without --max-restarts nothing is relaunched (as before). */
+    unlink(runs);
+    const char *plain[] = {"--local", "-np", "1", "--mpirun", FAKE, "--", "fake-job", "count",
+                           runs, "137", NULL};
+    r = run(plain, NULL);
+    assert_int_equal(r->code, 137);
+    assert_int_equal(count_lines(runs), 1);
+    assert_null(strstr(r->err, "restart"));
 }
 
 /* Whether the launcher, spawned with this environment, finds `name` on
@@ -1134,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_exit_status_words),
         cmocka_unit_test(test_signals_forwarded),
         cmocka_unit_test(test_kill_grace),
+        cmocka_unit_test(test_restarts),
         cmocka_unit_test(test_local_real_mpirun),
     };
     return cmocka_run_group_tests(tests, test_tmpdir_setup, test_tmpdir_teardown);
