@@ -125,7 +125,7 @@ void launch_progress_describe(const launch_progress_t *p, char *out, size_t byte
         return;
     }
     long lost = p->last_step > from ? p->last_step - from : 0;
-    if (p->last_exact || lost == 0)
+    if (p->last_exact)
         snprintf(out, bytes, "%s step %ld, %ld step%s lost", verb, from, lost,
                  lost == 1 ? "" : "s");
     else
