@@ -1,8 +1,11 @@
 #!/bin/sh
 # A rank that behaves as a checkpoint-on-SIGTERM trainer does, for the
-# preemption test: it runs PROGRAM; on SIGTERM it notes the time, passes the
-# signal on, "writes its checkpoint" for SECONDS (sleeps), notes that and
-# exits 143. Notes go to DIR/rank<N> (N: Open MPI's rank), one line each:
+# preemption test: it runs PROGRAM; on SIGTERM (from its container's
+# ringtrain-init) it notes the time, passes the signal on, "writes its
+# checkpoint" for SECONDS (sleeps), notes that and exits 143. SIGUSR1, the
+# launcher's stop request that mpirun passes to every rank, does not stop
+# the probe: what it measures is the SIGTERM. Notes go to DIR/rank<N> (N:
+# Open MPI's rank), one line each:
 # "<epoch seconds> start|TERM|saved|ended <status>".
 #   rank_probe.sh DIR SECONDS PROGRAM [ARGS...]
 dir=$1
@@ -19,10 +22,15 @@ on_term() {
     exit 143
 }
 trap on_term TERM
+trap : USR1
 note start
 "$@" &
 child=$!
-wait "$child"
-status=$?
+# A trapped signal ends a wait early: wait again while the program runs.
+while :; do
+    wait "$child"
+    status=$?
+    kill -0 "$child" 2>/dev/null || break
+done
 note ended "$status"
 exit "$status"

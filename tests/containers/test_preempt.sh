@@ -10,8 +10,9 @@
 #     after the SIGTERM and notes it) before anything kills it;
 #   - every container ends on its own inside the grace period with a clear
 #     status: workers 143 (ringtrain-init: "every process ended ... exit
-#     status 143"), the launcher 143 ("stopped by signal 15 (forwarded to
-#     mpirun); exit status 143"); none is SIGKILLed at the end of it (137);
+#     status 143"), the launcher 143 ("stopped by signal 15 (the job was
+#     asked to stop: SIGUSR1 to mpirun, ...); exit status 143"); none is
+#     SIGKILLed at the end of it (137);
 #   - nothing of the job is left running.
 #   test_preempt.sh MANIFEST CKPT -- PROGRAM...   (a long run)
 set -euo pipefail
@@ -67,8 +68,8 @@ for pod in "${CTR_PODS[@]}"; do
     ctr_logs "$pod" | grep -q '^ringtrain-init: every process ended .* exit status 143$' ||
         fails+=("$pod: ringtrain-init did not report that every process ended")
 done
-ctr_logs "$CTR_LAUNCHER" | grep -q 'stopped by signal 15 (forwarded to mpirun); exit status 143' ||
-    fails+=("the launcher did not report the SIGTERM it forwarded")
+ctr_logs "$CTR_LAUNCHER" | grep -q 'stopped by signal 15 (the job was asked to stop: SIGUSR1 to mpirun, for every rank); exit status 143' ||
+    fails+=("the launcher did not report the SIGTERM it handled")
 awk -v s="$stop_s" -v g=$grace 'BEGIN { exit !(s < g) }' ||
     fails+=("stopping took $stop_s s: the grace period ran out")
 [ -z "$(ctr_running)" ] || fails+=("still running: $(ctr_running)")
