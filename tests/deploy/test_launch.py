@@ -36,6 +36,7 @@ for program in (launcher, check_flags):
 EXPECT = [
     ("mpijob-cpu.yaml", "ringtrain-cpu", 2, 2, 4),
     ("mpijob-cpu-mpiuser.yaml", "ringtrain-cpu-mpiuser", 2, 2, 4),
+    ("mpijob-cpu-elastic.yaml", "ringtrain-cpu-elastic", 3, 1, 3),
     ("mpijob-gpu16-2x8.yaml", "ringtrain-gpu16-2x8", 2, 8, 16),
     ("mpijob-gpu16-16x1.yaml", "ringtrain-gpu16-16x1", 16, 1, 16),
     ("legacy/mpijob-v1alpha1-gpus16.yaml", "tensorflow-benchmarks-16", 2, 8, 16),

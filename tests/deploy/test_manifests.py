@@ -80,11 +80,15 @@ except vm.SchemaError as e:
            str(e))
 
 # --- Every v2beta1 manifest is accepted ---------------------------------------
-manifests = sorted(glob.glob(os.path.join(deploy, "*.yaml")))
+manifests = sorted(glob.glob(os.path.join(deploy, "mpijob-*.yaml")))
 tap.equal([os.path.basename(m) for m in manifests],
-          ["mpijob-cpu-mpiuser.yaml", "mpijob-cpu.yaml", "mpijob-gpu16-16x1.yaml",
-           "mpijob-gpu16-2x8.yaml"],
-          "deploy/*.yaml are the four v2beta1 manifests")
+          ["mpijob-cpu-elastic.yaml", "mpijob-cpu-mpiuser.yaml", "mpijob-cpu.yaml",
+           "mpijob-gpu16-16x1.yaml", "mpijob-gpu16-2x8.yaml"],
+          "deploy/mpijob-*.yaml are the five v2beta1 manifests")
+tap.equal(sorted(os.path.basename(m) for m in glob.glob(os.path.join(deploy, "*.yaml"))),
+          ["mpijob-cpu-elastic.yaml", "mpijob-cpu-mpiuser.yaml", "mpijob-cpu.yaml",
+           "mpijob-gpu16-16x1.yaml", "mpijob-gpu16-2x8.yaml", "pvc-checkpoints.yaml"],
+          "deploy/*.yaml: the manifests and the checkpoints' claim")
 jobs = {}
 for path in manifests:
     doc = load(path)
@@ -190,7 +194,8 @@ try:
 finally:
     os.unlink(bad_file)
 rc, out = run_cli(manifests)
-tap.ok(rc == 0 and out.count(": ok (") == 4, "validate_mpijob.py exits 0 for deploy/*.yaml", f"{rc}: {out}")
+tap.ok(rc == 0 and out.count(": ok (") == 5, "validate_mpijob.py exits 0 for deploy/mpijob-*.yaml",
+       f"{rc}: {out}")
 
 # --- What the CRD does not check: the controller's rules and our conventions ----
 # mpi-operator's controller also validates (pkg/apis/kubeflow/validation):
@@ -321,11 +326,44 @@ for name, doc in sorted(jobs.items()):
                f"{name}: resnet101, batch 64 per GPU, --device=cuda", f"program: {program}")
         tap.equal(wc.get("image"), "ringtrain:cuda", f"{name}: the CUDA image")
     else:
-        tap.equal((nworkers, spec.get("slotsPerWorker")), (2, 2), f"{name}: 2 workers x 2 slots")
+        shape = (3, 1) if "elastic" in name else (2, 2)
+        tap.equal((nworkers, spec.get("slotsPerWorker")), shape,
+                  f"{name}: {shape[0]} workers x {shape[1]} slots")
         tap.ok(any(a in program for a in ("--model=resnet20", "--model=lenet")) and
                "--device=cuda" not in program and "nvidia.com/gpu" not in limits,
                f"{name}: resnet20 or lenet on CPUs", f"program: {program}")
         want = "ringtrain:cpu-mpiuser" if "mpiuser" in name else "ringtrain:cpu"
         tap.equal(wc.get("image"), want, f"{name}: the CPU image ({want})")
+
+# --- The elastic job: checkpoints on the claim every worker mounts ---------
+def elastic_checks(doc, claim):
+    spec = doc["spec"]["mpiReplicaSpecs"]
+    wspec = spec["Worker"]["template"]["spec"]
+    lspec = spec["Launcher"]["template"]["spec"]
+    args = lspec["containers"][0]["args"]
+    launcher_opts, program = args[:args.index("--")], args[args.index("--") + 1:]
+    vols = {v["name"]: v for v in wspec.get("volumes", [])}
+    mounts = {m["name"]: m["mountPath"] for m in wspec["containers"][0].get("volumeMounts", [])}
+    pvc = [n for n, v in vols.items() if "persistentVolumeClaim" in v]
+    tap.ok(len(pvc) == 1 and vols[pvc[0]]["persistentVolumeClaim"]["claimName"] ==
+           claim["metadata"]["name"] and pvc[0] in mounts,
+           "mpijob-cpu-elastic.yaml: every worker mounts deploy/pvc-checkpoints.yaml's claim",
+           f"volumes {vols}, mounts {mounts}")
+    ckpt = [a.split("=", 1)[1] for a in program if a.startswith("--checkpoint_dir=")]
+    tap.ok(len(ckpt) == 1 and pvc and ckpt[0].startswith(mounts.get(pvc[0], "?") + "/"),
+           "mpijob-cpu-elastic.yaml: --checkpoint_dir is on the claim", f"program: {program}")
+    tap.ok({"--max-restarts=3", "--min-np=2"} <= set(launcher_opts),
+           "mpijob-cpu-elastic.yaml: the launcher relaunches (--max-restarts) on 2 pods or more",
+           f"launcher options: {launcher_opts}")
+    tap.ok(wspec.get("terminationGracePeriodSeconds", 30) >= 30 and
+           lspec.get("terminationGracePeriodSeconds", 30) >= 25,
+           "mpijob-cpu-elastic.yaml: grace periods hold a checkpoint (workers) and the "
+           "launcher's --stop-grace 20 + --kill-grace 5")
+    tap.equal(claim["spec"]["accessModes"], ["ReadWriteMany"],
+              "pvc-checkpoints.yaml: ReadWriteMany (any worker may hold rank 0)")
+
+
+with open(os.path.join(deploy, "pvc-checkpoints.yaml"), encoding="utf-8") as f:
+    elastic_checks(jobs["mpijob-cpu-elastic.yaml"], vm.load_documents(f.read())[0])
 
 tap.done()
