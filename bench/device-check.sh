@@ -27,7 +27,8 @@
 #        64 per GPU), each in
 #          strict fp32  ours --allow_tf32=false   PyTorch (default: TF32 off)
 #          TF32         ours --allow_tf32=true    PyTorch --tf32
-#          fp16         ours --use_fp16           PyTorch --amp --channels_last --tf32
+#          fp16         ours --use_fp16 --fp16_enable_auto_loss_scale
+#                                                 PyTorch --amp --channels_last --tf32
 #      A flag the worker's --help does not list makes that case "not
 #      supported by this build" (PyTorch still runs). Round 1 runs every
 #      case; a second round runs only if round 1's time fits in what is left
@@ -520,13 +521,16 @@ TARGET=1.0
 WORKER_HELP=""
 ours_flags()
 {
-    local tf32=0 fp16=0
+    local tf32=0 fp16=0 auto=""
     grep -qE -- '--allow_tf32([= ]|$)' <<<"$WORKER_HELP" && tf32=1
     grep -qE -- '--use_fp16([= ]|$)' <<<"$WORKER_HELP" && fp16=1
+    # Dynamic loss scaling, as PyTorch's GradScaler does.
+    grep -qE -- '--fp16_enable_auto_loss_scale([= ]|$)' <<<"$WORKER_HELP" &&
+        auto=" --fp16_enable_auto_loss_scale"
     case "$1" in
     fp32) [ $tf32 = 1 ] && echo "--allow_tf32=false" || echo "" ;;
     tf32) [ $tf32 = 1 ] && echo "--allow_tf32=true" || echo "n/s" ;;
-    fp16) [ $fp16 = 1 ] && echo "--use_fp16" || echo "n/s" ;;
+    fp16) [ $fp16 = 1 ] && echo "--use_fp16$auto" || echo "n/s" ;;
     esac
 }
 
@@ -704,7 +708,7 @@ case_row() # case precision
     if [ "$NO_GPU" = 1 ]; then
         echo "Training stand-ins (--no-gpu): ours --device=cuda on the CPU emulation, PyTorch on the CPU, lenet b8 for resnet50 b128 and mlp b8 for resnet101 b64; $ROUNDS_RUN round(s)$ROUND_NOTE; no ratios."
     else
-        echo "Training, synthetic data, 1 GPU: images/sec, the median of $ROUNDS_RUN round(s)$ROUND_NOTE, $WARMUP warm-up + $TIMED timed steps a run, ours then PyTorch in each case. Flags: strict fp32 ours --allow_tf32=false, PyTorch TF32 off; TF32 ours --allow_tf32=true, PyTorch --tf32; fp16 ours --use_fp16, PyTorch --amp --channels_last --tf32 (autocast + GradScaler). Memory: peak device memory in use during the run (nvidia-smi), each side's own figure in parentheses."
+        echo "Training, synthetic data, 1 GPU: images/sec, the median of $ROUNDS_RUN round(s)$ROUND_NOTE, $WARMUP warm-up + $TIMED timed steps a run, ours then PyTorch in each case. Flags: strict fp32 ours --allow_tf32=false, PyTorch TF32 off; TF32 ours --allow_tf32=true, PyTorch --tf32; fp16 ours --use_fp16 --fp16_enable_auto_loss_scale, PyTorch --amp --channels_last --tf32 (autocast + GradScaler). Memory: peak device memory in use during the run (nvidia-smi), each side's own figure in parentheses."
     fi
     echo
     echo "| case | ours | PyTorch | ratio | target | ours GPU memory | PyTorch GPU memory | notes |"
