@@ -21,6 +21,8 @@
 #      at 1 rank, ringtrain-worker --device=cuda vs cpu, independent mode,
 #      checkpoints)
 #   4. ringtrain-allreduce-bench --algo nccl (1 rank, device buffers)
+#   4b. LeNet on Fashion-MNIST, 2 epochs, fp32 and --use_fp16: test accuracy
+#      (the target: within 0.5 points); the data travel in .deps/debs
 #   5. training, synthetic data, ours and PyTorch's
 #      (bench/peers/train_torch.py) alternating, each case ours then peer:
 #        resnet50 b128 and resnet101 b64 (the seed's job: ResNet-101, batch
@@ -40,7 +42,8 @@
 # the summary): steps 0-1 ~20 s (the probe's torch import also warms the
 # page cache for PyTorch's runs); build at most 60 s to configure + 150 s to
 # compile (the last device build took 6 s); tests/gpu at most 100 s;
-# allreduce bench at most 20 s; training gets the rest. Each run is WARMUP=5
+# allreduce bench at most 20 s; the accuracy runs at most 2 x 40 s (two
+# LeNet epochs are ~3,750 steps of well under 5 ms); training gets the rest. Each run is WARMUP=5
 # + TIMED=30 steps (a few seconds of steps: start-up, cuDNN autotuning
 # included, dominates), its timeout what is left less RUN_MIN=20 s for each
 # run still to come in the round, at most RUN_CAP=75 s. 12 runs of ~15-20 s
@@ -495,6 +498,69 @@ else
         last=$(awk '$1 ~ /^[0-9]+$/ && NF >= 9 { row = sprintf("%.0f MiB in %s us, algbw %s GB/s, #wrong %s", $1 / 1048576, $6, $7, $9) } END { print row }' "$LOG_DIR/allreduce.log")
         avg=$(grep -m1 'Avg bus bandwidth' "$LOG_DIR/allreduce.log" | sed 's/.*: *//')
         record "$BENCH_NAME" ok "1 rank; largest: ${last:-no rows}; footer avg busbw ${avg:-none}"
+    fi
+fi
+
+# ---- 4b. accuracy: LeNet on Fashion-MNIST, fp32 vs --use_fp16 ----------------
+
+# Two epochs each, one rank; the target is fp16 within 0.5 points of fp32
+# (shown, not a failure). The data travel in .deps/debs/fashion-mnist
+# (fetch-device-debs.sh). --no-gpu: one epoch of the first 320 images on
+# the emulation (flags and parsing only).
+accuracy_of() { sed -n 's/^Accuracy @ 1 = \([0-9.]*\).*/\1/p' "$1" | tail -n1; }
+FMNIST=$DEPS/debs/fashion-mnist
+[ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || FMNIST=/usr/share/datasets/fashion-mnist
+# The first N images and labels of each Fashion-MNIST file, into DIR.
+fmnist_head() # SRC DIR N
+{
+    python3 - "$@" <<'PY'
+import gzip, os, struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(dst, exist_ok=True)
+for name in os.listdir(src):
+    if not name.endswith("-ubyte.gz"):
+        continue
+    data = gzip.open(os.path.join(src, name)).read()
+    dims = data[3]
+    shape = list(struct.unpack(">%dI" % dims, data[4:4 + 4 * dims]))
+    per = 1
+    for d in shape[1:]:
+        per *= d
+    shape[0] = min(n, shape[0])
+    body = data[4 + 4 * dims:4 + 4 * dims + shape[0] * per]
+    with gzip.open(os.path.join(dst, name), "wb") as f:
+        f.write(data[:4] + struct.pack(">%dI" % dims, *shape) + body)
+PY
+}
+if [ "$NO_GPU" = 1 ]; then
+    acc_worker=$BUILD_DIR/tests/gpu/ringtrain-worker-emu ACC_EPOCHS=1
+    if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+        fmnist_head "$FMNIST" "$LOG_DIR/fashion-mnist-320" 320 && FMNIST=$LOG_DIR/fashion-mnist-320
+    fi
+else
+    acc_worker=$BUILD_DIR/worker/ringtrain-worker ACC_EPOCHS=2
+fi
+if [ "$BUILT" = 0 ] || [ ! -x "$acc_worker" ]; then
+    record "LeNet fp16 accuracy" FAIL "not run: no build"
+elif [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+    record "LeNet fp16 accuracy" FAIL "not run: no Fashion-MNIST (run bench/fetch-device-debs.sh where dataset-fashion-mnist is installed, carry .deps/debs)"
+else
+    acc=()
+    for prec in fp32 fp16; do
+        extra=""
+        [ "$prec" = fp16 ] && extra="--use_fp16 --fp16_enable_auto_loss_scale"
+        # shellcheck disable=SC2086 # the flags are words
+        timeout "$(step_limit 40)" "${MPIRUN[@]}" "$acc_worker" --device=cuda --model=lenet \
+            --data_name=fashion_mnist --data_dir="$FMNIST" --batch_size=32 --learning_rate=0.01 \
+            --momentum=0.9 --weight_decay=0 --num_epochs="$ACC_EPOCHS" --num_warmup_batches=0 \
+            --display_every=1000 --eval $extra >"$LOG_DIR/accuracy-$prec.log" 2>&1
+        acc+=("$(accuracy_of "$LOG_DIR/accuracy-$prec.log")")
+    done
+    if [ -z "${acc[0]}" ] || [ -z "${acc[1]}" ]; then
+        record "LeNet fp16 accuracy" FAIL "fp32 ${acc[0]:-no result}, fp16 ${acc[1]:-no result}; see accuracy-fp32.log, accuracy-fp16.log"
+    else
+        record "LeNet fp16 accuracy" ok "$(awk -v a="${acc[0]}" -v b="${acc[1]}" -v e="$ACC_EPOCHS" 'BEGIN {
+            d = (b - a) * 100; printf "%s epoch(s), batch 32: fp32 %.4f, fp16 %.4f: %+.2f points (target: within 0.5, %s)", e, a, b, d, (d <= 0.5 && d >= -0.5) ? "met" : "MISSED" }')"
     fi
 fi
 
