@@ -21,13 +21,16 @@
 #      at 1 rank, ringtrain-worker --device=cuda vs cpu, independent mode,
 #      checkpoints)
 #   4. ringtrain-allreduce-bench --algo nccl (1 rank, device buffers)
+#   4b. LeNet on Fashion-MNIST, 2 epochs, fp32 and --use_fp16: test accuracy
+#      (the target: within 0.5 points); the data travel in .deps/debs
 #   5. training, synthetic data, ours and PyTorch's
 #      (bench/peers/train_torch.py) alternating, each case ours then peer:
 #        resnet50 b128 and resnet101 b64 (the seed's job: ResNet-101, batch
 #        64 per GPU), each in
 #          strict fp32  ours --allow_tf32=false   PyTorch (default: TF32 off)
 #          TF32         ours --allow_tf32=true    PyTorch --tf32
-#          fp16         ours --use_fp16           PyTorch --amp --channels_last --tf32
+#          fp16         ours --use_fp16 --fp16_enable_auto_loss_scale
+#                                                 PyTorch --amp --channels_last --tf32
 #      A flag the worker's --help does not list makes that case "not
 #      supported by this build" (PyTorch still runs). Round 1 runs every
 #      case; a second round runs only if round 1's time fits in what is left
@@ -39,7 +42,8 @@
 # the summary): steps 0-1 ~20 s (the probe's torch import also warms the
 # page cache for PyTorch's runs); build at most 60 s to configure + 150 s to
 # compile (the last device build took 6 s); tests/gpu at most 100 s;
-# allreduce bench at most 20 s; training gets the rest. Each run is WARMUP=5
+# allreduce bench at most 20 s; the accuracy runs at most 2 x 40 s (two
+# LeNet epochs are ~3,750 steps of well under 5 ms); training gets the rest. Each run is WARMUP=5
 # + TIMED=30 steps (a few seconds of steps: start-up, cuDNN autotuning
 # included, dominates), its timeout what is left less RUN_MIN=20 s for each
 # run still to come in the round, at most RUN_CAP=75 s. 12 runs of ~15-20 s
@@ -497,6 +501,69 @@ else
     fi
 fi
 
+# ---- 4b. accuracy: LeNet on Fashion-MNIST, fp32 vs --use_fp16 ----------------
+
+# Two epochs each, one rank; the target is fp16 within 0.5 points of fp32
+# (shown, not a failure). The data travel in .deps/debs/fashion-mnist
+# (fetch-device-debs.sh). --no-gpu: one epoch of the first 320 images on
+# the emulation (flags and parsing only).
+accuracy_of() { sed -n 's/^Accuracy @ 1 = \([0-9.]*\).*/\1/p' "$1" | tail -n1; }
+FMNIST=$DEPS/debs/fashion-mnist
+[ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || FMNIST=/usr/share/datasets/fashion-mnist
+# The first N images and labels of each Fashion-MNIST file, into DIR.
+fmnist_head() # SRC DIR N
+{
+    python3 - "$@" <<'PY'
+import gzip, os, struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(dst, exist_ok=True)
+for name in os.listdir(src):
+    if not name.endswith("-ubyte.gz"):
+        continue
+    data = gzip.open(os.path.join(src, name)).read()
+    dims = data[3]
+    shape = list(struct.unpack(">%dI" % dims, data[4:4 + 4 * dims]))
+    per = 1
+    for d in shape[1:]:
+        per *= d
+    shape[0] = min(n, shape[0])
+    body = data[4 + 4 * dims:4 + 4 * dims + shape[0] * per]
+    with gzip.open(os.path.join(dst, name), "wb") as f:
+        f.write(data[:4] + struct.pack(">%dI" % dims, *shape) + body)
+PY
+}
+if [ "$NO_GPU" = 1 ]; then
+    acc_worker=$BUILD_DIR/tests/gpu/ringtrain-worker-emu ACC_EPOCHS=1
+    if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+        fmnist_head "$FMNIST" "$LOG_DIR/fashion-mnist-320" 320 && FMNIST=$LOG_DIR/fashion-mnist-320
+    fi
+else
+    acc_worker=$BUILD_DIR/worker/ringtrain-worker ACC_EPOCHS=2
+fi
+if [ "$BUILT" = 0 ] || [ ! -x "$acc_worker" ]; then
+    record "LeNet fp16 accuracy" FAIL "not run: no build"
+elif [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+    record "LeNet fp16 accuracy" FAIL "not run: no Fashion-MNIST (run bench/fetch-device-debs.sh where dataset-fashion-mnist is installed, carry .deps/debs)"
+else
+    acc=()
+    for prec in fp32 fp16; do
+        extra=""
+        [ "$prec" = fp16 ] && extra="--use_fp16 --fp16_enable_auto_loss_scale"
+        # shellcheck disable=SC2086 # the flags are words
+        timeout "$(step_limit 40)" "${MPIRUN[@]}" "$acc_worker" --device=cuda --model=lenet \
+            --data_name=fashion_mnist --data_dir="$FMNIST" --batch_size=32 --learning_rate=0.01 \
+            --momentum=0.9 --weight_decay=0 --num_epochs="$ACC_EPOCHS" --num_warmup_batches=0 \
+            --display_every=1000 --eval $extra >"$LOG_DIR/accuracy-$prec.log" 2>&1
+        acc+=("$(accuracy_of "$LOG_DIR/accuracy-$prec.log")")
+    done
+    if [ -z "${acc[0]}" ] || [ -z "${acc[1]}" ]; then
+        record "LeNet fp16 accuracy" FAIL "fp32 ${acc[0]:-no result}, fp16 ${acc[1]:-no result}; see accuracy-fp32.log, accuracy-fp16.log"
+    else
+        record "LeNet fp16 accuracy" ok "$(awk -v a="${acc[0]}" -v b="${acc[1]}" -v e="$ACC_EPOCHS" 'BEGIN {
+            d = (b - a) * 100; printf "%s epoch(s), batch 32: fp32 %.4f, fp16 %.4f: %+.2f points (target: within 0.5, %s)", e, a, b, d, (d <= 0.5 && d >= -0.5) ? "met" : "MISSED" }')"
+    fi
+fi
+
 # ---- 5. training: the cases, ours and PyTorch alternating --------------------
 
 # Models and batches (the seed's job is ResNet-101 at batch 64 per GPU);
@@ -520,13 +587,16 @@ TARGET=1.0
 WORKER_HELP=""
 ours_flags()
 {
-    local tf32=0 fp16=0
+    local tf32=0 fp16=0 auto=""
     grep -qE -- '--allow_tf32([= ]|$)' <<<"$WORKER_HELP" && tf32=1
     grep -qE -- '--use_fp16([= ]|$)' <<<"$WORKER_HELP" && fp16=1
+    # Dynamic loss scaling, as PyTorch's GradScaler does.
+    grep -qE -- '--fp16_enable_auto_loss_scale([= ]|$)' <<<"$WORKER_HELP" &&
+        auto=" --fp16_enable_auto_loss_scale"
     case "$1" in
     fp32) [ $tf32 = 1 ] && echo "--allow_tf32=false" || echo "" ;;
     tf32) [ $tf32 = 1 ] && echo "--allow_tf32=true" || echo "n/s" ;;
-    fp16) [ $fp16 = 1 ] && echo "--use_fp16" || echo "n/s" ;;
+    fp16) [ $fp16 = 1 ] && echo "--use_fp16$auto" || echo "n/s" ;;
     esac
 }
 
@@ -704,7 +774,7 @@ case_row() # case precision
     if [ "$NO_GPU" = 1 ]; then
         echo "Training stand-ins (--no-gpu): ours --device=cuda on the CPU emulation, PyTorch on the CPU, lenet b8 for resnet50 b128 and mlp b8 for resnet101 b64; $ROUNDS_RUN round(s)$ROUND_NOTE; no ratios."
     else
-        echo "Training, synthetic data, 1 GPU: images/sec, the median of $ROUNDS_RUN round(s)$ROUND_NOTE, $WARMUP warm-up + $TIMED timed steps a run, ours then PyTorch in each case. Flags: strict fp32 ours --allow_tf32=false, PyTorch TF32 off; TF32 ours --allow_tf32=true, PyTorch --tf32; fp16 ours --use_fp16, PyTorch --amp --channels_last --tf32 (autocast + GradScaler). Memory: peak device memory in use during the run (nvidia-smi), each side's own figure in parentheses."
+        echo "Training, synthetic data, 1 GPU: images/sec, the median of $ROUNDS_RUN round(s)$ROUND_NOTE, $WARMUP warm-up + $TIMED timed steps a run, ours then PyTorch in each case. Flags: strict fp32 ours --allow_tf32=false, PyTorch TF32 off; TF32 ours --allow_tf32=true, PyTorch --tf32; fp16 ours --use_fp16 --fp16_enable_auto_loss_scale, PyTorch --amp --channels_last --tf32 (autocast + GradScaler). Memory: peak device memory in use during the run (nvidia-smi), each side's own figure in parentheses."
     fi
     echo
     echo "| case | ours | PyTorch | ratio | target | ours GPU memory | PyTorch GPU memory | notes |"

@@ -86,7 +86,19 @@ else
     echo "fetch-device-debs.sh: warning: no cudnn.h and cudnn_version.h in $cudnn_include (set CUDNN_INCLUDE to cuDNN 9's include folder): the device build will have no cuDNN" >&2
 fi
 
-# What travels: everything under .deps/debs (the .debs and cuDNN's headers).
+# Fashion-MNIST (Debian's dataset-fashion-mnist, 30 MB gzipped) for the
+# device's LeNet fp32-vs-fp16 accuracy check.
+fmnist=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+rm -rf .deps/debs/fashion-mnist
+if [ -f "$fmnist/train-images-idx3-ubyte.gz" ]; then
+    mkdir -p .deps/debs/fashion-mnist
+    cp "$fmnist"/*-ubyte.gz .deps/debs/fashion-mnist/
+else
+    echo "fetch-device-debs.sh: warning: no Fashion-MNIST in $fmnist (Debian package dataset-fashion-mnist): the device's accuracy check will not run" >&2
+fi
+
+# What travels: everything under .deps/debs (the .debs, cuDNN's headers and
+# Fashion-MNIST).
 bytes=$(du -sb .deps/debs | cut -f1)
 if [ "$bytes" -gt "$limit_bytes" ]; then
     echo "fetch-device-debs.sh: error: .deps/debs is $((bytes / 1048576)) MiB, over the $((limit_bytes / 1048576)) MiB left for it in the device's 64 MiB carry limit" >&2
@@ -97,5 +109,6 @@ fi
 bench/device-check.sh --unpack-only
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
 headers=""
-[ -n "${cudnn_version:-}" ] && headers=" and the headers of cuDNN $cudnn_version"
+[ -n "${cudnn_version:-}" ] && headers=", the headers of cuDNN $cudnn_version"
+[ -d .deps/debs/fashion-mnist ] && headers="$headers, Fashion-MNIST"
 echo "fetch-device-debs.sh: $(find .deps/debs -maxdepth 1 -name "*.deb" | wc -l) packages$headers: .deps/debs is $mib MiB of the device's 64 MiB (carry: [\".deps/debs\"]), unpacked: $(du -sh .deps/root | cut -f1) in .deps/root"

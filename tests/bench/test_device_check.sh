@@ -46,6 +46,7 @@ has '^\| environment \(system packages\) \| ok \|' "environment"
 has '^\| build \| ok \| --no-build' "build"
 has '^\| tests/gpu \| ok \| [0-9]+ passed, 0 failed' "tests/gpu"
 has '^\| allreduce bench --algo nccl \(emulated\) \| ok \| 1 rank; largest: [0-9]+ MiB in .*#wrong 0' "allreduce bench"
+has '^\| LeNet fp16 accuracy \| ok \| 1 epoch\(s\), batch 32: fp32 0\.[0-9]{4}, fp16 0\.[0-9]{4}: ' "LeNet fp16 accuracy"
 has '^\| case \| ours \| PyTorch \| ratio \| target \| ours GPU memory \| PyTorch GPU memory \| notes \|$' "case table"
 for model in "resnet50 b128" "resnet101 b64"; do
     # Strict fp32 runs on every build: ours has a figure.
