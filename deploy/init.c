@@ -8,10 +8,15 @@
  *   - runs PROGRAM as its child and reaps every process that ends up as its
  *     child (orphans are reparented to PID 1, or to us as child subreaper);
  *   - on SIGTERM, SIGINT or SIGHUP sends that signal to every descendant
- *     (sshd, its sessions, orted and the ranks: ranks live in sessions of
- *     their own, so signalling a process group would miss them), then waits
- *     until all of them have ended and exits 128+signal. The pod's grace
- *     period bounds that wait: the runtime SIGKILLs what is left at its end;
+ *     (ranks live in sessions of their own, so signalling a process group
+ *     would miss them), from the leaves up: first to the processes that have
+ *     no child of their own (the ranks), and to the rest (sshd, its sessions,
+ *     orted, a wrapper script) once those have ended: the ranks' output and
+ *     exit status reach mpirun over sshd, and a rank that writes a
+ *     checkpoint talks to the ranks of other pods while it does. A repeated
+ *     signal goes to every process at once. It then waits until all have
+ *     ended and exits 128+signal. The pod's grace period bounds that wait:
+ *     the runtime SIGKILLs what is left at its end;
  *   - when PROGRAM ends on its own, sends SIGTERM to what is left, SIGKILL
  *     after --grace seconds, and exits with PROGRAM's status.
  * It writes one line to stderr (the container log) when it forwards a stop
@@ -50,24 +55,25 @@ static int usage(const char *problem)
     return 2;
 }
 
-/* The parent pid of pid from /proc/<pid>/stat, or -1 when it is gone. The
- * command name (field 2) may hold spaces and parentheses: read after the
- * last ')'. */
-static pid_t parent_of(pid_t pid)
+/* The state letter and parent pid of pid from /proc/<pid>/stat; false when
+ * it is gone. The command name (field 2) may hold spaces and parentheses:
+ * read after the last ')'. */
+static bool read_stat(pid_t pid, char *state, pid_t *ppid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return -1;
+        return false;
     size_t got = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[got] = '\0';
     const char *end = strrchr(buf, ')');
-    int ppid;
-    if (end == NULL || sscanf(end + 1, " %*c %d", &ppid) != 1)
-        return -1;
-    return (pid_t)ppid;
+    int parent;
+    if (end == NULL || sscanf(end + 1, " %c %d", state, &parent) != 2)
+        return false;
+    *ppid = (pid_t)parent;
+    return true;
 }
 
 /* One process of the /proc scan: its pid, its parent's, and whether it is
@@ -96,8 +102,9 @@ static long list_processes(struct proc_link **out)
         long pid = strtol(e->d_name, &endp, 10);
         if (*endp != '\0' || pid <= 0 || pid == (long)getpid())
             continue;
-        pid_t ppid = parent_of((pid_t)pid);
-        if (ppid < 0)
+        char state;
+        pid_t ppid;
+        if (!read_stat((pid_t)pid, &state, &ppid))
             continue;
         if (count == cap) {
             struct proc_link *more = realloc(procs, 2 * cap * sizeof *procs);
@@ -113,15 +120,11 @@ static long list_processes(struct proc_link **out)
     return (long)count;
 }
 
-/* Sends sig to every descendant of this process; returns how many were
- * signalled. Descendants are found by following parent links from us until
- * no new one turns up (the list comes in any order). */
-static int signal_descendants(int sig)
+/* Marks the processes that descend from this one. Descendants are found by
+ * following parent links from us until no new one turns up (the list comes
+ * in any order). */
+static void mark_descendants(struct proc_link *procs, long count)
 {
-    struct proc_link *procs;
-    long count = list_processes(&procs);
-    if (count < 0)
-        return 0;
     pid_t self = getpid();
     bool grew = true;
     while (grew) {
@@ -138,12 +141,99 @@ static int signal_descendants(int sig)
             }
         }
     }
-    int signalled = 0;
+}
+
+static bool has_child(const struct proc_link *procs, long count, pid_t pid)
+{
     for (long i = 0; i < count; i++)
-        if (procs[i].ours && kill(procs[i].pid, sig) == 0)
-            signalled++;
+        if (procs[i].ppid == pid)
+            return true;
+    return false;
+}
+
+/* The first wave of a stop: the pids it was sent to, until they have ended. */
+#define WAVE_MAX 4096
+struct wave {
+    pid_t pid[WAVE_MAX];
+    int count;
+};
+
+/* Sends sig to every descendant of this process, or with leaves set only to
+ * those that have no child of their own, noting them in leaves; returns how
+ * many were signalled. */
+static int signal_descendants(int sig, struct wave *leaves)
+{
+    struct proc_link *procs;
+    long count = list_processes(&procs);
+    if (count < 0)
+        return 0;
+    mark_descendants(procs, count);
+    int signalled = 0;
+    for (long i = 0; i < count; i++) {
+        if (!procs[i].ours || (leaves != NULL && has_child(procs, count, procs[i].pid)))
+            continue;
+        if (kill(procs[i].pid, sig) != 0)
+            continue;
+        signalled++;
+        if (leaves != NULL && leaves->count < WAVE_MAX)
+            leaves->pid[leaves->count++] = procs[i].pid;
+    }
     free(procs);
     return signalled;
+}
+
+/* Drops the pids of w that have ended (a zombie has: its parent, orted for
+ * a rank, may be busy before it reaps); true while any is left. */
+static bool wave_running(struct wave *w)
+{
+    int kept = 0;
+    for (int i = 0; i < w->count; i++) {
+        char state;
+        pid_t ppid;
+        if (read_stat(w->pid[i], &state, &ppid) && state != 'Z')
+            w->pid[kept++] = w->pid[i];
+    }
+    w->count = kept;
+    return kept > 0;
+}
+
+/* A stop in progress: its signal, when it came, and the leaves it went to
+ * first while the rest wait for them. */
+struct stop {
+    int sig;
+    double at;
+    bool rest_pending;
+    struct wave leaves;
+};
+
+static void stop_begin(struct stop *st, int sig)
+{
+    if (st->sig != 0) {
+        /* Repeated: every process at once, also one started since. */
+        signal_descendants(sig, NULL);
+        st->rest_pending = false;
+        return;
+    }
+    st->sig = sig;
+    st->at = rt_now();
+    st->rest_pending = true;
+    int count = signal_descendants(sig, &st->leaves);
+    fprintf(stderr,
+            PROG ": SIG%s: forwarded to %d processes without children of their own (the rest "
+            "get it when those have ended); waiting for them to end\n",
+            sigabbrev_np(sig), count);
+}
+
+/* Once the first wave has ended, the signal goes to everything left. */
+static void stop_progress(struct stop *st)
+{
+    if (!st->rest_pending || wave_running(&st->leaves))
+        return;
+    st->rest_pending = false;
+    int count = signal_descendants(st->sig, NULL);
+    if (count > 0)
+        fprintf(stderr, PROG ": SIG%s: forwarded to the %d processes left, %.1f s after it came\n",
+                sigabbrev_np(st->sig), count, rt_now() - st->at);
 }
 
 /* Reaps every child that has ended; true when none is left. Records the
@@ -213,37 +303,32 @@ int main(int argc, char **argv)
     if (main_pid < 0)
         return 1;
 
+    static struct stop stop;
     bool main_done = false, all_done = false;
-    int main_status = 0, stop_sig = 0;
-    double deadline = 0, stopped_at = 0;
+    int main_status = 0;
+    double deadline = 0;
     while (!all_done) {
         struct timespec tick = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&watched, NULL, &tick);
-        if (sig > 0 && sig != SIGCHLD) {
-            /* Again on a repeated signal: a process started since gets it too. */
-            int count = signal_descendants(sig);
-            if (stop_sig == 0) {
-                stop_sig = sig;
-                stopped_at = rt_now();
-                fprintf(stderr, PROG ": SIG%s: forwarded to %d processes; waiting for them to end\n",
-                        sigabbrev_np(sig), count);
-            }
-        }
+        if (sig > 0 && sig != SIGCHLD)
+            stop_begin(&stop, sig);
         bool had_main = main_done;
         all_done = reap(main_pid, &main_done, &main_status);
-        if (main_done && !had_main && stop_sig == 0 && !all_done) {
+        if (!all_done)
+            stop_progress(&stop);
+        if (main_done && !had_main && stop.sig == 0 && !all_done) {
             /* PROGRAM ended by itself: what it leaves gets the grace period. */
-            signal_descendants(SIGTERM);
+            signal_descendants(SIGTERM, NULL);
             deadline = rt_now() + grace_s;
         }
         if (deadline > 0 && rt_now() >= deadline && !all_done) {
-            signal_descendants(SIGKILL);
+            signal_descendants(SIGKILL, NULL);
             deadline = 0;
         }
     }
-    int code = stop_sig ? 128 + stop_sig : rt_exit_code_of_status(main_status);
-    if (stop_sig)
+    int code = stop.sig ? 128 + stop.sig : rt_exit_code_of_status(main_status);
+    if (stop.sig)
         fprintf(stderr, PROG ": every process ended %.1f s after SIG%s; exit status %d\n",
-                rt_now() - stopped_at, sigabbrev_np(stop_sig), code);
+                rt_now() - stop.at, sigabbrev_np(stop.sig), code);
     return code;
 }

@@ -6,32 +6,38 @@
 #     PID 1 of its worker container, not a SIGKILL from the kernel when sshd
 #     exits (as when sshd was PID 1);
 #   - every rank then has the time to save a checkpoint (here each rank is
-#     deploy's program under rank_probe.sh, which "saves" for CKPT seconds
-#     after the SIGTERM and notes it) before anything kills it;
+#     rank_probe.bash, which "saves" for CKPT seconds after the SIGTERM and
+#     notes it) before anything kills it: sshd and orted, which carry the
+#     ranks' output and status, are stopped only after the ranks;
 #   - every container ends on its own inside the grace period with a clear
 #     status: workers 143 (ringtrain-init: "every process ended ... exit
 #     status 143"), the launcher 143 ("stopped by signal 15 (the job was
 #     asked to stop: SIGUSR1 to mpirun, ...); exit status 143"); none is
 #     SIGKILLed at the end of it (137);
 #   - nothing of the job is left running.
-#   test_preempt.sh MANIFEST CKPT -- PROGRAM...   (a long run)
+# (containers_preempt_resume stops the real trainer and resumes it.)
+#   test_preempt.sh MANIFEST CKPT
 set -euo pipefail
 source "$(dirname "$0")/pods.sh"
 
-ctr_args "$0 MANIFEST CKPT -- PROGRAM..." "$@"
-ckpt=${CTR_NUMBER:-4}
+CTR_MANIFEST=${1:?usage: $0 MANIFEST CKPT}
+ckpt=${2:?usage: $0 MANIFEST CKPT}
 grace=30
 ctr_prepare
 ctr_job_dir
 probe=$CTR_DIR/probe
 mkdir -p "$probe/marks"
-install -m 0755 "$(dirname "$0")/rank_probe.sh" "$probe/rank_probe.sh"
+install -m 0755 "$(dirname "$0")/rank_probe.bash" "$probe/rank_probe.bash"
 chmod 755 "$probe"
 chmod 1777 "$probe/marks" # the ranks may run as mpiuser
 ctr_job_up "$CTR_MANIFEST" --mount "$probe:/ringtrain-probe" --launcher-args \
-    "$(ctr_json -- sh /ringtrain-probe/rank_probe.sh /ringtrain-probe/marks "$ckpt" "${CTR_PROGRAM[@]}")"
-ctr_launcher_log_wait 'images/sec: '
+    "$(ctr_json -- bash /ringtrain-probe/rank_probe.bash /ringtrain-probe/marks "$ckpt")"
 ranks=$((WORKERS * SLOTS))
+for _ in $(seq 600); do
+    [ "$(grep -c '^rank_probe: rank [0-9]* up$' <<<"$(ctr_logs "$CTR_LAUNCHER")")" = $ranks ] && break
+    [ "$(ctr_state "$CTR_LAUNCHER")" = running ] || ctr_fail "the launcher exited before every rank was up: $(ctr_logs "$CTR_LAUNCHER" | tail -n 20)"
+    sleep 0.2
+done
 
 echo "--- stopping all ${#CTR_PODS[@]} containers at once: podman stop -t $grace (each)"
 t0=$(date +%s.%N)

@@ -4,6 +4,8 @@
 #   - SIGTERM reaches every descendant, also those in sessions of their own
 #     (as sshd's sessions, orted and the ranks are), each gets to finish its
 #     own handler, and init exits 143 once the last one is gone;
+#   - from the leaves up: a process with children (sshd, orted: what carries
+#     the ranks' output and exit status) gets it only once they have ended;
 #   - PROGRAM's own exit status is passed on; what it leaves behind gets
 #     SIGTERM, and SIGKILL after --grace when it ignores that;
 #   - usage errors exit 2, a PROGRAM that cannot be run exits 1.
@@ -73,6 +75,39 @@ if unshare --pid --fork --mount-proc true 2>/dev/null; then
 else
     echo "no PID namespace here (unshare --pid): PID 1 not checked"
 fi
+
+# From the leaves up: the carrier (as sshd or orted is for a rank) keeps
+# running after its leaf has ended, and must get the SIGTERM only then. Both
+# are bash without child processes (read -t on a FIFO instead of sleep).
+mkfifo "$tmp/fifo"
+cat >"$tmp/leaf.bash" <<'EOF'
+exec 3<>"$1/fifo"
+trap 'echo "leaf TERM" >>"$1/order"; read -r -t 1 <&3; echo "leaf saved" >>"$1/order"; exit 143' TERM
+echo "leaf up" >>"$1/order"
+read -r -t 60 <&3
+EOF
+cat >"$tmp/carrier.bash" <<'EOF'
+trap 'echo "carrier TERM" >>"$1/order"; exit 143' TERM
+bash "$1/leaf.bash" "$1" &
+wait $!
+read -r -t 60 <>"$1/fifo"
+EOF
+: >"$tmp/order"
+"$init" -- bash "$tmp/carrier.bash" "$tmp" 2>"$tmp/stderr" &
+pids+=($!)
+for _ in $(seq 100); do
+    grep -q '^leaf up$' "$tmp/order" && break
+    sleep 0.05
+done
+rc=0
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}" || rc=$?
+order=$(tr '\n' ';' <"$tmp/order")
+echo "leaves first: exit $rc; $order"
+cat "$tmp/stderr"
+[ $rc = 143 ] || fail "leaves first: exit $rc, not 143"
+[ "$order" = "leaf up;leaf TERM;leaf saved;carrier TERM;" ] ||
+    fail "leaves first: the carrier got SIGTERM before its leaf had ended ($order)"
 
 # PROGRAM's status is init's; what it leaves gets SIGTERM, SIGKILL after --grace.
 rc=0
