@@ -4,7 +4,8 @@
 
   mpijob_pods.py MANIFEST --dir DIR --prefix P --subnet A.B.C
                  [--image NAME=LOCAL]... [--mount SRC:DST[:ro]]...
-                 [--launcher-args JSON] [--pending I]... [--policy AtStartup]
+                 [--claim NAME=DIR]... [--launcher-args JSON]
+                 [--pending I]... [--policy AtStartup]
 
 The manifest is read the way the API server stores it (YAML 1.1, no duplicate
 keys, validated against deploy/crd/ and the CRD's defaults filled in), then
@@ -38,12 +39,15 @@ makes them:
   an image that would run as root, as the kubelet refuses it), an emptyDir of
   medium Memory at /dev/shm (--shm-size = its sizeLimit), other emptyDirs
   (tmpfs for medium Memory, a fresh world-writable directory otherwise), the
-  readiness probe's tcpSocket port.
+  readiness probe's tcpSocket port; a persistentVolumeClaim given with
+  --claim NAME=DIR (a ReadWriteMany claim bound to DIR: every pod that
+  mounts it sees the same files, and they outlive the job).
 
 Not modelled (a test that needs them says so): restart policies and the
 launcher Job's backoffLimit (one attempt of every pod), Services other than
-the workers' names, volumes other than emptyDir, valueFrom env, probes other
-than tcpSocket, hostNetwork, runLauncherAsWorker, Intel MPI and MPICH.
+the workers' names, volumes other than emptyDir and claims given with
+--claim, valueFrom env, probes other than tcpSocket, hostNetwork,
+runLauncherAsWorker, Intel MPI and MPICH.
 
 Test knobs: --pending I leaves worker I without a container or an IP (a pod
 that was never scheduled: its name does not resolve); --policy overrides
@@ -95,6 +99,7 @@ def parse_args(argv):
     p.add_argument("--subnet", required=True)
     p.add_argument("--image", action="append", default=[])
     p.add_argument("--mount", action="append", default=[])
+    p.add_argument("--claim", action="append", default=[])
     p.add_argument("--launcher-args")
     p.add_argument("--pending", action="append", type=int, default=[])
     p.add_argument("--policy", choices=["AtStartup", "WaitForWorkersReady"])
@@ -199,13 +204,17 @@ def run_as(pod_spec, container, image, where):
     return ["--user", f"{uid}:{gid}" if gid is not None else str(uid)]
 
 
-def volume_args(pod_spec, container, pod, vol_dir, where):
+def volume_args(pod_spec, container, pod, vol_dir, claims, where):
     volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
     args = []
     for m in container.get("volumeMounts") or []:
         v = volumes.get(m["name"])
+        if v is not None and "persistentVolumeClaim" in v:
+            args += ["-v", f"{claim_dir(v, claims, where)}:{m['mountPath']}"]
+            continue
         if v is None or set(v) - {"name", "emptyDir"}:
-            raise Refused(f"{where}.volumeMounts: volume {m['name']!r}: only emptyDir is modelled")
+            raise Refused(f"{where}.volumeMounts: volume {m['name']!r}: only emptyDir and "
+                          "persistentVolumeClaim (with --claim) are modelled")
         empty = v.get("emptyDir") or {}
         limit = empty.get("sizeLimit")
         if empty.get("medium") == "Memory" and m["mountPath"] == "/dev/shm":
@@ -219,6 +228,17 @@ def volume_args(pod_spec, container, pod, vol_dir, where):
             os.chmod(host, 0o777)
             args += ["-v", f"{host}:{m['mountPath']}"]
     return args
+
+
+def claim_dir(volume, claims, where):
+    """The directory a claim is bound to (--claim NAME=DIR), which must exist."""
+    name = (volume["persistentVolumeClaim"] or {}).get("claimName")
+    if name not in claims:
+        raise Refused(f"{where}: volume {volume['name']!r}: persistentVolumeClaim {name!r} "
+                      f"is not bound here (pass --claim {name}=DIR)")
+    if not os.path.isdir(claims[name]):
+        raise Refused(f"--claim {name}={claims[name]}: not a directory")
+    return os.path.abspath(claims[name])
 
 
 class Pod:
@@ -277,6 +297,7 @@ def main(argv):
     policy = o.policy or spec["launcherCreationPolicy"]
     workers = spec["mpiReplicaSpecs"]["Worker"].get("replicas", 1)
     image_map = dict(i.split("=", 1) for i in o.image)
+    claims = dict(c.split("=", 1) for c in o.claim)
     hosts = [f"{name}-worker-{i}.{name}.{ns}.svc" for i in range(workers)]
     ips = {i: f"{o.subnet}.{FIRST_WORKER_IP + i}" for i in range(workers) if i not in o.pending}
     for sub in ("secret", "config", "vol", "pods"):
@@ -301,7 +322,7 @@ def main(argv):
         p = Pod(spec["mpiReplicaSpecs"][role.capitalize()]["template"], image_map, where)
         ip = ips[i] if role == "worker" else f"{o.subnet}.{LAUNCHER_IP}"
         run = ["--name", f"{o.prefix}-{pod}", "--hostname", pod, "--ip", ip] + common
-        run += volume_args(p.spec, p.container, pod, os.path.join(o.dir, "vol"), where)
+        run += volume_args(p.spec, p.container, pod, os.path.join(o.dir, "vol"), claims, where)
         run += ["--env", f"K_MPI_JOB_ROLE={role}"]
         if role == "launcher":
             if o.launcher_args is not None:

@@ -64,6 +64,10 @@
 #                                     (running pods are deleted: podman stop
 #                                     -t GRACE, default 30)
 #   ctr_json WORD...                  the words as a JSON list
+#   ctr_job_down                      remove the job's containers, network,
+#                                     Secret, ConfigMap and emptyDirs (a job
+#                                     deleted); the rest of CTR_DIR stays, and
+#                                     the same job can be created again
 #   ctr_cleanup                       runs on exit: containers, network and
 #                                     temporary files of the job, even on failure
 # The podman commands themselves (CTR_PODMAN, CTR_LIMITS, the build and run
@@ -282,14 +286,21 @@ ctr_cleanup() {
     set +e
     trap - EXIT
     trap '' INT TERM
-    if [ -n "$CTR_PREFIX" ]; then
-        "${CTR_PODMAN[@]}" ps -aq --filter "label=ringtrain-test=$CTR_PREFIX" |
-            xargs -r "${CTR_PODMAN[@]}" rm -f -t 0 >/dev/null 2>&1
-        "${CTR_PODMAN[@]}" network rm -f "$CTR_NET" >/dev/null 2>&1
-    fi
+    ctr_job_down
     [ -n "$CTR_DIR" ] && [ -d "$CTR_DIR" ] && rm -rf "$CTR_DIR"
     CTR_DIR=
     return $rc
+}
+
+ctr_job_down() {
+    [ -n "$CTR_PREFIX" ] || return 0
+    "${CTR_PODMAN[@]}" ps -aq --filter "label=ringtrain-test=$CTR_PREFIX" |
+        xargs -r "${CTR_PODMAN[@]}" rm -f -t 0 >/dev/null 2>&1 || true
+    [ -z "$CTR_NET" ] || "${CTR_PODMAN[@]}" network rm -f "$CTR_NET" >/dev/null 2>&1
+    # Its Secret, ConfigMap and emptyDirs go with it; --mount and --claim
+    # directories stay.
+    [ -z "$CTR_DIR" ] || rm -rf "$CTR_DIR"/{secret,config,vol,pods,job.env}
+    return 0
 }
 
 # Containers and networks of earlier runs that were killed before their

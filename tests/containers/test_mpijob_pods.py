@@ -125,6 +125,23 @@ with tempfile.TemporaryDirectory() as tmp:
               "--pending 1: discover_hosts.sh lists the running worker only")
     tap.ok("POLICY=AtStartup" in read(os.path.join(out, "job.env")), "--policy AtStartup")
 
+    # A persistentVolumeClaim: bound to a directory with --claim, the same in every pod that mounts it.
+    elastic = os.path.join(deploy, "mpijob-cpu-elastic.yaml")
+    claim = os.path.join(tmp, "claim")
+    os.makedirs(claim)
+    p, out = make(tmp, elastic, "--claim", f"ringtrain-checkpoints={claim}")
+    mounts = {pod: [m for m in pairs(pod_args(out, pod), "-v") if m.endswith(":/checkpoints")]
+              for pod in [f"ringtrain-cpu-elastic-worker-{i}" for i in range(3)] + ["ringtrain-cpu-elastic-launcher"]}
+    tap.equal((p.returncode, mounts), (0, {**{f"ringtrain-cpu-elastic-worker-{i}": [f"{claim}:/checkpoints"]
+                                             for i in range(3)}, "ringtrain-cpu-elastic-launcher": []}),
+              "mpijob-cpu-elastic.yaml --claim: the claim's directory at /checkpoints in every worker")
+    p, _ = make(tmp, elastic)
+    tap.ok(p.returncode == 2 and "persistentVolumeClaim 'ringtrain-checkpoints' is not bound here "
+           "(pass --claim ringtrain-checkpoints=DIR)" in p.stderr, "refused: a claim without --claim", p.stderr)
+    p, _ = make(tmp, elastic, "--claim", f"ringtrain-checkpoints={claim}/none")
+    tap.ok(p.returncode == 2 and f"--claim ringtrain-checkpoints={claim}/none: not a directory" in p.stderr,
+           "refused: --claim to a directory that does not exist", p.stderr)
+
     # Refused, naming the field: what the model does not cover, what the API server refuses.
     def variant(name, mutate):
         d = copy.deepcopy(doc)
