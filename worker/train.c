@@ -1121,7 +1121,8 @@ static int run_control(run_t *r, long step)
     int arc = coll_allreduce_f64_max(r->comm, ctl, 2);
     if (arc) {
         fprintf(stderr, "ringtrain-worker: error: rank %d: step %ld: could not learn the other "
-                        "ranks' state: %s; aborting the job\n", r->rank, step + 1,
+                        "ranks' state (a rank failed, or this step's gradient exchange failed: "
+                        "%s; see above); aborting the job\n", r->rank, step + 1,
                 rt_strerror(arc));
         coll_abort(r->comm, 1);
         return arc;

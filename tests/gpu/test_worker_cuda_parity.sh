@@ -9,7 +9,8 @@
 #       hwloc sees none
 #   test_worker_cuda_parity.sh WORKER gpu|emu checkpoint
 #       --checkpoint_dir on the GPU: a run killed after its first
-#       checkpoint resumes from it (parameters, momentum and batch-norm
+#       checkpoint (at the start of step 2 x every: the checkpoint, written
+#       in the background, has a whole step to land) resumes from it (parameters, momentum and batch-norm
 #       statistics copied from and back to the device) and ends at the same
 #       final checkpoint, bit for bit, as the run that was never stopped;
 #       the first checkpoint equals the CPU's within float rounding
@@ -89,7 +90,7 @@ topology() { # want [env...]
 
 # Checkpoint files are compared whole: header, parameters, momentum and
 # batch-norm statistics (which the parameters alone would not show).
-checkpoint() { # model batch steps every [env...]: killed at step every+1
+checkpoint() { # model batch steps every [env...]: killed at step 2 x every
     local model=$1 batch=$2 steps=$3 every=$4
     shift 4
     extra_env=("$@")
@@ -106,17 +107,17 @@ checkpoint() { # model batch steps every [env...]: killed at step every+1
         exit 77
     fi
     [ $rc -eq 0 ] || { echo "FAIL: $model: the uninterrupted run failed:"; cat "$tmp/straight.log"; fail=1; return; }
-    extra_env=(RINGTRAIN_FAULT=kill@$((every + 1)):0 "$@")
+    extra_env=(RINGTRAIN_FAULT=kill@$((2 * every)):0 "$@")
     run 1 cuda "$tmp/crash" "${flags[@]}" --checkpoint_dir="$tmp/ck"
     extra_env=("$@")
     [ "$(ls "$tmp/ck")" = "$first" ] ||
-        { echo "FAIL: $model: expected only $first after the kill at step $((every + 1)):"; ls -la "$tmp/ck"; cat "$tmp/crash.log"; fail=1; return; }
+        { echo "FAIL: $model: expected only $first after the kill at step $((2 * every)):"; ls -la "$tmp/ck"; cat "$tmp/crash.log"; fail=1; return; }
     run 1 cuda "$tmp/resumed" "${flags[@]}" --checkpoint_dir="$tmp/ck" ||
         { echo "FAIL: $model: the resumed run failed:"; cat "$tmp/resumed.log"; fail=1; return; }
     grep -q "^Resuming: .*$first (step $every)" "$tmp/resumed.log" ||
         { echo "FAIL: $model: did not resume from step $every:"; cat "$tmp/resumed.log"; fail=1; return; }
     if cmp "$tmp/straight/$last" "$tmp/ck/$last"; then
-        echo "ok: $model: killed at step $((every + 1)), resumed from step $every: its step-$steps checkpoint is bitwise the uninterrupted run's"
+        echo "ok: $model: killed at step $((2 * every)), resumed from step $every: its step-$steps checkpoint is bitwise the uninterrupted run's"
     else
         echo "FAIL: $model: the resumed run's step-$steps checkpoint differs from the uninterrupted run's"
         fail=1
@@ -147,7 +148,7 @@ gpu:independent)
     topology "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')"
     ;;
 emu:checkpoint)
-    checkpoint resnet20 2 2 1
+    checkpoint resnet20 2 4 2
     ;;
 gpu:checkpoint)
     # Bitwise resume needs the same kernels with fixed summation orders:
