@@ -441,9 +441,12 @@ fi
 # ---- 3. tests/gpu -----------------------------------------------------------
 
 if [ "$BUILT" = 1 ]; then
+    # A log of its own: BUILD_DIR may be a build whose own `meson test` is
+    # running (the gpu-emu suite runs this script on its build), and two
+    # writers of one testlog.json corrupt it.
     timeout "$(step_limit 100)" "${MESON_CMD[@]}" test -C "$BUILD_DIR" --suite gpu --no-rebuild --print-errorlogs \
-        >"$LOG_DIR/tests.log" 2>&1
-    counts=$(python3 - "$BUILD_DIR/meson-logs/testlog.json" <<'PY'
+        --logbase device-check-gpu >"$LOG_DIR/tests.log" 2>&1
+    counts=$(python3 - "$BUILD_DIR/meson-logs/device-check-gpu.json" <<'PY'
 import json, sys
 n = {"ok": 0, "fail": 0, "skip": 0}
 try:

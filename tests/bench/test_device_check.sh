@@ -4,7 +4,8 @@
 # stand-in (the CUDA emulation for ours, PyTorch on the CPU where a python3
 # has torch), and summary.md has the steps table and one row per case
 # (resnet50 b128 and resnet101 b64, each in strict fp32, TF32 and fp16).
-# Also its command line: --help, an unknown argument, a bad --rounds.
+# Also its command line: --help, an unknown argument, a bad --rounds; and
+# that it leaves the build's own meson test log alone.
 #
 #   test_device_check.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
@@ -24,9 +25,20 @@ check_exit 2 "device-check.sh: error: unknown argument '--bogus'" $? "$tmp/out" 
 "$check" --rounds 0 >"$tmp/out" 2>&1
 check_exit 2 "device-check.sh: error: --rounds needs a number from 1 to 9" $? "$tmp/out" "--rounds 0"
 
+# The build's own test log is the running `meson test`'s: the check's
+# tests/gpu step must leave it alone (two writers corrupt it).
+log_state() { stat -c '%i %s %Y' "$build/meson-logs/testlog.json" 2>/dev/null || echo none; }
+before=$(log_state)
 BUILD_DIR=$build "$check" --no-gpu --no-build --system-deps --rounds 1 --log-dir "$tmp/log" \
     >"$tmp/out" 2>&1
 rc=$?
+after=$(log_state)
+if [ "$before" = "$after" ]; then
+    echo "ok: the build's testlog.json untouched ($after)"
+else
+    echo "FAIL: device-check.sh wrote the build's testlog.json ($before -> $after)"
+    fails=$((fails + 1))
+fi
 summary=$tmp/log/summary.md
 if [ $rc -ne 0 ] || [ ! -f "$summary" ]; then
     echo "FAIL: device-check.sh --no-gpu exited $rc:"
